@@ -1,0 +1,98 @@
+"""One exception tree; each class carries the exit code the CLI turns it into.
+
+The table in README.md ("Exit codes") is generated from EXIT_CODES below and checked
+by a test, so the two never drift.
+"""
+
+from __future__ import annotations
+
+
+class JwksDeployError(Exception):
+    """Base of every error we expect; its message is one paragraph for a human."""
+
+    exit_code = 1
+    title = "internal error"
+
+
+class InputError(JwksDeployError):
+    """A flag, values file, JWKS file or key file is malformed or out of range."""
+
+    exit_code = 3
+    title = "invalid input"
+
+
+class JwksRejected(JwksDeployError):
+    """The JWKS failed its checks (private material, duplicates, or warnings under --strict)."""
+
+    exit_code = 4
+    title = "JWKS rejected"
+
+
+class OutputError(JwksDeployError):
+    """Writing files failed; nothing was left half-written."""
+
+    exit_code = 5
+    title = "cannot write output"
+
+
+class ClusterUnreachable(JwksDeployError):
+    """No kubeconfig, the API server cannot be reached, or it refused our credentials (401)."""
+
+    exit_code = 6
+    title = "cluster unreachable"
+
+
+class Forbidden(JwksDeployError):
+    """The API server answered 403 for a verb on a resource."""
+
+    exit_code = 7
+    title = "forbidden"
+
+
+class Conflict(JwksDeployError):
+    """Server-side apply conflicted with another field manager (409)."""
+
+    exit_code = 8
+    title = "conflict"
+
+
+class ClusterRejected(JwksDeployError):
+    """The API server refused an object (422/400) or a namespace or object is missing."""
+
+    exit_code = 9
+    title = "rejected by the cluster"
+
+
+class WaitTimeout(JwksDeployError):
+    """Pods did not become ready, objects did not go away, or a request timed out."""
+
+    exit_code = 10
+    title = "timed out"
+
+
+class VerificationFailed(JwksDeployError):
+    """A live endpoint, served JWKS or token did not pass verification."""
+
+    exit_code = 11
+    title = "verification failed"
+
+
+EXIT_CODES: list[tuple[int, str]] = [
+    (0, "success"),
+    (1, "unexpected internal error (please report it; set JWKSDEPLOY_DEBUG=1 for a traceback)"),
+    (2, "usage error: unknown flag, missing argument, bad choice (reported by Click)"),
+    *[
+        (cls.exit_code, (cls.__doc__ or "").strip())
+        for cls in (
+            InputError,
+            JwksRejected,
+            OutputError,
+            ClusterUnreachable,
+            Forbidden,
+            Conflict,
+            ClusterRejected,
+            WaitTimeout,
+            VerificationFailed,
+        )
+    ],
+]

@@ -1,0 +1,303 @@
+"""Read and lint a JWKS: bytes in, a parsed document and findings out. No I/O, no crypto imports.
+
+The rules follow what Envoy's jwt_authn accepts (the gateways we target all embed it) and
+what must never be published: private key members.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import InputError, JwksRejected
+
+Severity = Literal["error", "warning"]
+
+REQUIRED_MEMBERS: dict[str, tuple[str, ...]] = {
+    "oct": ("k",),
+    "RSA": ("n", "e"),
+    "EC": ("crv", "x", "y"),
+    "OKP": ("crv", "x"),
+}
+PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
+    "oct": (),
+    "RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"),
+    "EC": ("d",),
+    "OKP": ("d",),
+}
+BASE64URL_MEMBERS = ("k", "n", "e", "x", "y", "d", "p", "q", "dp", "dq", "qi")
+SECRET_MEMBERS = frozenset({"k", "d", "p", "q", "dp", "dq", "qi", "oth"})
+
+ENVOY_EC_CURVES = ("P-256", "P-384", "P-521")
+ENVOY_OKP_CURVES = ("Ed25519",)
+EC_COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
+HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+ALGS_BY_KTY: dict[str, tuple[str, ...]] = {
+    "oct": ("HS256", "HS384", "HS512"),
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512"),
+    "OKP": ("EdDSA",),
+}
+EC_ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+MIN_RSA_BITS = 2048
+
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a JWKS; `subject` names the key (`key "kid"` or `key #2`)."""
+
+    severity: Severity
+    code: str
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.subject}: {self.message} [{self.code}]"
+
+
+def parse_jwks(data: bytes, source: str = "the JWKS file") -> dict[str, Any]:
+    """Decode UTF-8 JSON into a JWKS object with a non-empty `keys` list, or raise InputError."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise InputError(
+            f"{source} starts with a UTF-8 byte-order mark, which JSON parsers in the JWKS server "
+            "and the gateway reject. Save the file as UTF-8 without a BOM."
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{source} is not UTF-8 (invalid byte at offset {exc.start}). "
+            "A JWKS must be UTF-8 JSON; re-export it from your key tool."
+        ) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+            'A JWKS is a JSON object like {"keys": [...]}; check the file or generate one '
+            "with `jwksdeploy jwks generate`."
+        ) from None
+    if not isinstance(document, dict) or "keys" not in document:
+        raise InputError(
+            f'{source} is JSON but not a JWKS: it must be an object with a "keys" array. '
+            'A single JWK can be wrapped as {"keys": [<the key>]}.'
+        )
+    keys = document["keys"]
+    if not isinstance(keys, list) or not keys:
+        raise InputError(
+            f'{source} has an empty or non-array "keys" member. Add at least one public key, '
+            "for example with `jwksdeploy jwks generate`."
+        )
+    return document
+
+
+def key_subject(key: Any, index: int) -> str:
+    """How findings name a key: by kid when it has a usable one, else by position."""
+    if isinstance(key, dict) and isinstance(key.get("kid"), str) and key["kid"]:
+        return f"key {json.dumps(key['kid'])}"
+    return f"key #{index}"
+
+
+def decode_base64url(value: str) -> bytes:
+    """Decode unpadded base64url (RFC 7515 §2); raise ValueError on anything else."""
+    if not _BASE64URL.match(value) or len(value) % 4 == 1:
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except binascii.Error as exc:  # pragma: no cover - the regex already excludes this
+        raise ValueError(str(exc)) from None
+
+
+def lint_jwks(document: dict[str, Any]) -> list[Finding]:
+    """All findings for a parsed JWKS, errors first, in key order. Never echoes secret values."""
+    findings: list[Finding] = []
+    seen_kids: dict[str, int] = {}
+    for index, key in enumerate(document["keys"]):
+        subject = key_subject(key, index)
+        if not isinstance(key, dict):
+            findings.append(Finding("error", "not-an-object", subject, "is not a JSON object"))
+            continue
+        kid = key.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            findings.append(Finding("error", "bad-kid", subject, '"kid" must be a string'))
+        elif isinstance(kid, str):
+            if kid in seen_kids:
+                findings.append(
+                    Finding(
+                        "error",
+                        "duplicate-kid",
+                        subject,
+                        f"has the same kid as key #{seen_kids[kid]}; a gateway cannot tell "
+                        "them apart. Give each key a unique kid.",
+                    )
+                )
+            else:
+                seen_kids[kid] = index
+        findings.extend(_lint_key(key, subject))
+    return sorted(findings, key=lambda f: f.severity != "error")
+
+
+def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
+    findings: list[Finding] = []
+    kty = key.get("kty")
+    if kty not in REQUIRED_MEMBERS:
+        return [
+            Finding(
+                "error",
+                "bad-kty",
+                subject,
+                f"has kty {json.dumps(kty)}; it must be one of oct, RSA, EC, OKP.",
+            )
+        ]
+    missing = [m for m in REQUIRED_MEMBERS[kty] if m not in key]
+    if missing:
+        findings.append(
+            Finding(
+                "error",
+                "missing-member",
+                subject,
+                f"is a {kty} key without {', '.join(missing)}.",
+            )
+        )
+    private = [m for m in PRIVATE_MEMBERS[kty] if m in key]
+    if private:
+        findings.append(
+            Finding(
+                "error",
+                "private-key",
+                subject,
+                f"contains private key material ({', '.join(private)}). A JWKS endpoint is "
+                "public: publishing these lets anyone sign tokens. Deploy only the public set: "
+                "`jwksdeploy jwks public FILE --out public.json`.",
+            )
+        )
+    decoded: dict[str, bytes] = {}
+    for member in BASE64URL_MEMBERS:
+        if member not in key:
+            continue
+        value = key[member]
+        try:
+            if not isinstance(value, str):
+                raise ValueError("not a string")
+            decoded[member] = decode_base64url(value)
+        except ValueError:
+            findings.append(
+                Finding(
+                    "error",
+                    "bad-base64url",
+                    subject,
+                    f'member "{member}" is not unpadded base64url text.',
+                )
+            )
+    findings.extend(_gateway_findings(key, kty, subject, decoded))
+    return findings
+
+
+def _gateway_findings(
+    key: dict[str, Any], kty: str, subject: str, decoded: dict[str, bytes]
+) -> list[Finding]:
+    """Warnings for keys Envoy's jwt_authn would reject or that weaken the setup."""
+    out: list[Finding] = []
+    alg = key.get("alg")
+    crv = key.get("crv")
+
+    def warn(code: str, message: str) -> None:
+        out.append(Finding("warning", code, subject, message))
+
+    if alg is not None and alg not in ALGS_BY_KTY[kty]:
+        warn(
+            "alg-mismatch",
+            f"has alg {json.dumps(alg)}, which does not fit kty {kty} "
+            f"(expected one of {', '.join(ALGS_BY_KTY[kty])}); the gateway will not match it.",
+        )
+    if kty == "oct":
+        if alg is None:
+            warn(
+                "oct-without-alg",
+                "is an oct key without alg; Envoy needs alg HS256, HS384 or HS512 on oct keys.",
+            )
+        secret = decoded.get("k")
+        if secret is not None and alg in HMAC_MIN_BYTES and len(secret) < HMAC_MIN_BYTES[alg]:
+            warn(
+                "short-hmac-key",
+                f"is a {len(secret) * 8}-bit secret for {alg}; use at least "
+                f"{HMAC_MIN_BYTES[alg] * 8} bits (`jwksdeploy jwks generate --kty oct "
+                f"--size {HMAC_MIN_BYTES[alg] * 8} --alg {alg}`).",
+            )
+        warn(
+            "symmetric-key",
+            "is a shared secret: anyone who can reach the JWKS endpoint (a NodePort is open on "
+            "every node) can read it and sign tokens. RS256 or ES256 keys keep the signing key "
+            "private (`jwksdeploy jwks generate --kty EC`).",
+        )
+    elif kty == "EC":
+        if crv not in ENVOY_EC_CURVES:
+            warn(
+                "unsupported-curve",
+                f"uses curve {json.dumps(crv)}; Envoy accepts only P-256, P-384 and P-521.",
+            )
+        else:
+            size = EC_COORDINATE_BYTES[crv]
+            for member in ("x", "y"):
+                if member in decoded and len(decoded[member]) != size:
+                    out.append(
+                        Finding(
+                            "error",
+                            "bad-coordinate",
+                            subject,
+                            f'member "{member}" is {len(decoded[member])} bytes; {crv} needs '
+                            f"{size}.",
+                        )
+                    )
+            if alg is not None and alg in ALGS_BY_KTY["EC"] and alg != EC_ALG_BY_CURVE[crv]:
+                warn(
+                    "alg-mismatch",
+                    f"has alg {alg} on curve {crv}; {crv} signs {EC_ALG_BY_CURVE[crv]}.",
+                )
+    elif kty == "OKP":
+        if crv not in ENVOY_OKP_CURVES:
+            warn(
+                "unsupported-curve",
+                f"uses curve {json.dumps(crv)}; Envoy accepts only Ed25519 for OKP keys.",
+            )
+    elif kty == "RSA":
+        modulus = decoded.get("n")
+        if modulus is not None:
+            bits = int.from_bytes(modulus, "big").bit_length()
+            if bits < MIN_RSA_BITS:
+                warn(
+                    "weak-rsa",
+                    f"is a {bits}-bit RSA key; use at least {MIN_RSA_BITS} bits.",
+                )
+    use = key.get("use")
+    if use is not None and use != "sig":
+        warn("not-for-signatures", f'has use {json.dumps(use)}; JWT validation needs "sig".')
+    return out
+
+
+def enforce(findings: list[Finding], strict: bool) -> list[Finding]:
+    """Raise JwksRejected on errors (and on warnings when strict); return the warnings."""
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    blocking = errors + (warnings if strict else [])
+    if blocking:
+        lines = "\n".join(f"  - {f}" for f in blocking)
+        why = "warnings are errors under --strict; " if strict and not errors else ""
+        raise JwksRejected(
+            f"the JWKS has {len(blocking)} problem(s) that stop the render:\n{lines}\n"
+            f"Fix the key set and run again ({why}`jwksdeploy jwks check FILE` lists them all)."
+        )
+    return warnings
+
+
+def public_members(key: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a JWK without its private members (oct keys keep `k`: they have no public half)."""
+    kty = key.get("kty")
+    private = set(PRIVATE_MEMBERS.get(str(kty), ()))
+    return {name: value for name, value in key.items() if name not in private}

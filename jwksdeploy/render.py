@@ -1,0 +1,259 @@
+"""Settings + JWKS bytes -> Kubernetes objects, through the Jinja2 templates. Pure: no I/O
+beyond reading the templates shipped with the package.
+
+The rendered text is parsed back and checked, so the objects we hand on are exactly the
+ones the templates describe and no option value can add a key or a document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from . import jwks as jwkslib
+from .errors import InputError, JwksDeployError
+from .settings import Settings
+
+JWKS_KEY = "jwks.json"
+JWKS_PATH = "/app/jwks.json"
+CONTAINER_NAME = "remote-jwks-go"
+APP_NAME = "jwks-server"
+MANAGED_BY = "jwksdeploy"
+CHECKSUM_ANNOTATION = "checksum/jwks"
+MAX_CONFIGMAP_BYTES = 1024 * 1024
+TEMPLATES = (
+    ("ConfigMap", "configmap.yaml.j2"),
+    ("Service", "service.yaml.j2"),
+    ("Deployment", "deployment.yaml.j2"),
+    ("PodDisruptionBudget", "poddisruptionbudget.yaml.j2"),
+)
+
+_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The objects of one render, in apply order, and the JWKS warnings to show."""
+
+    objects: list[dict[str, Any]]
+    warnings: list[jwkslib.Finding]
+
+
+def template_dir() -> Path:
+    """The templates inside an installed wheel, else the checkout's top-level templates/."""
+    packaged = Path(__file__).parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def quote(value: object) -> str:
+    """A JSON rendering of value, ASCII-only, that YAML reads back as the same value.
+
+    JSON escapes astral characters as surrogate pairs, which YAML would read as two broken
+    characters; they become YAML's \\UXXXXXXXX escape instead.
+    """
+    text = json.dumps(value, ensure_ascii=True, sort_keys=True)
+
+    def astral(match: re.Match[str]) -> str:
+        high, low = int(match.group(1), 16), int(match.group(2), 16)
+        return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+    return _SURROGATE_PAIR.sub(astral, text)
+
+
+@cache
+def _environment(directory: str) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    environment.filters["q"] = quote
+    return environment
+
+
+def jwks_checksum(jwks_text: str) -> str:
+    """sha256 over the canonical JSON of the ConfigMap data, as kustomize hashes its data."""
+    canonical = json.dumps({JWKS_KEY: jwks_text}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def selector_labels(settings: Settings) -> dict[str, str]:
+    """The stable pair that selects the pods; it never changes for a given --name."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": settings.name}
+
+
+def object_labels(settings: Settings) -> dict[str, str]:
+    labels = dict(settings.labels)
+    labels["app"] = settings.name  # the source document's label, kept for existing selectors
+    labels.update(selector_labels(settings))
+    labels["app.kubernetes.io/component"] = "jwks"
+    labels["app.kubernetes.io/managed-by"] = MANAGED_BY
+    if settings.version_label:
+        labels["app.kubernetes.io/version"] = settings.version_label
+    return labels
+
+
+def check_jwks(data: bytes, strict: bool, source: str = "the JWKS file") -> tuple[str, list[
+    jwkslib.Finding]]:
+    """Parse and lint the JWKS; return its text (the exact bytes, decoded) and the warnings."""
+    document = jwkslib.parse_jwks(data, source)
+    warnings = jwkslib.enforce(jwkslib.lint_jwks(document), strict)
+    if len(data) + len(JWKS_KEY) > MAX_CONFIGMAP_BYTES:
+        raise InputError(
+            f"{source} is {len(data)} bytes; a ConfigMap holds at most 1 MiB. "
+            "Drop retired keys from the set."
+        )
+    return data.decode("utf-8"), warnings
+
+
+def render_objects(settings: Settings, jwks_bytes: bytes, source: str = "the JWKS file") -> Rendered:
+    """All objects for every namespace in settings, in apply order (ConfigMap first)."""
+    jwks_text, warnings = check_jwks(jwks_bytes, settings.strict, source)
+    environment = _environment(str(template_dir()))
+    labels = object_labels(settings)
+    annotations = dict(settings.annotations)
+    checksum = jwks_checksum(jwks_text)
+    objects: list[dict[str, Any]] = []
+    for namespace in settings.namespaces:
+        context = {
+            "namespace": namespace,
+            "name": settings.name,
+            "configmap_name": settings.configmap_name,
+            "labels": labels,
+            "selector": selector_labels(settings),
+            "annotations": annotations,
+            "pod_annotations": {**annotations, CHECKSUM_ANNOTATION: checksum},
+            "jwks_key": JWKS_KEY,
+            "jwks_path": JWKS_PATH,
+            "jwks_text": jwks_text,
+            "image": settings.image,
+            "image_pull_policy": settings.image_pull_policy,
+            "image_pull_secrets": list(settings.image_pull_secrets),
+            "container_name": CONTAINER_NAME,
+            "container_port": settings.container_port,
+            "replicas": settings.replicas,
+            "port": settings.port,
+            "node_port": settings.node_port,
+            "service_type": settings.service_type,
+            "resources": {
+                "requests": {
+                    "cpu": dict(settings.resources)["cpu-request"],
+                    "memory": dict(settings.resources)["memory-request"],
+                },
+                "limits": {
+                    "cpu": dict(settings.resources)["cpu-limit"],
+                    "memory": dict(settings.resources)["memory-limit"],
+                },
+            },
+        }
+        for kind, template in TEMPLATES:
+            if kind == "PodDisruptionBudget" and settings.replicas < 2:
+                continue
+            text = environment.get_template(template).render(context)
+            objects.append(_parse_back(text, kind, namespace, settings, jwks_text))
+    return Rendered(objects=objects, warnings=warnings)
+
+
+def _parse_back(
+    text: str, kind: str, namespace: str, settings: Settings, jwks_text: str
+) -> dict[str, Any]:
+    """Parse one rendered template and check it is the single object it should be."""
+    documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    expected_name = settings.configmap_name if kind == "ConfigMap" else settings.name
+    problem = None
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        problem = f"produced {len(documents)} documents"
+    else:
+        obj = documents[0]
+        meta = obj.get("metadata", {})
+        if (obj.get("kind"), meta.get("name"), meta.get("namespace")) != (
+            kind,
+            expected_name,
+            namespace,
+        ):
+            problem = "produced the wrong kind, name or namespace"
+        elif kind == "ConfigMap" and obj.get("data") != {JWKS_KEY: jwks_text}:
+            problem = "did not carry the JWKS bytes unchanged"
+        elif meta.get("labels", {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
+            problem = "lost the managed-by label"
+        else:
+            return obj
+    # Only a broken template can get here: values are quoted and validated before rendering.
+    raise JwksDeployError(f"the {kind} template {problem}; this is a bug in jwksdeploy.")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as literal blocks, no anchors, no line folding."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # indent list items under their key, as kubectl does
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(obj: Any) -> str:
+    """One YAML document, keys in template order, deterministic."""
+    return yaml.dump(
+        obj,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=2**31 - 1,
+        indent=2,
+    )
+
+
+def to_yaml_stream(objects: list[dict[str, Any]]) -> str:
+    """Multi-document YAML, each document introduced by `---`."""
+    return "".join(f"---\n{dump_yaml(obj)}" for obj in objects)
+
+
+def to_json_list(objects: list[dict[str, Any]]) -> str:
+    """A `v1` List, as `kubectl get -o json` prints several objects."""
+    document = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": objects}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def file_name(obj: dict[str, Any]) -> str:
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+def output_files(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """Relative path -> content for --output-dir: one file per object and a kustomization.yaml
+    per namespace listing them in apply order."""
+    files: dict[str, str] = {}
+    by_namespace: dict[str, list[str]] = {}
+    for obj in objects:
+        namespace = obj["metadata"]["namespace"]
+        name = file_name(obj)
+        files[f"{namespace}/{name}"] = dump_yaml(obj)
+        by_namespace.setdefault(namespace, []).append(name)
+    for namespace, names in by_namespace.items():
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": names,
+        }
+        files[f"{namespace}/kustomization.yaml"] = dump_yaml(kustomization)
+    return dict(sorted(files.items()))

@@ -1,0 +1,382 @@
+"""Everything a render needs, validated once: names, ports, labels, resources.
+
+Values arrive from three layers: a `--values` YAML file, then flags (which override it),
+then defaults. `build_settings` merges them and checks every value against Kubernetes' rules,
+so the templates only ever see values that are known to be well formed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+
+DEFAULT_NAME = "remote-jwks-go"
+DEFAULT_CONFIGMAP = "jwks-config"
+DEFAULT_IMAGE = "release-ci.daocloud.io/skoala/demo/remote-jwks-go:0.1.0"
+DEFAULT_PORT = 8080
+DEFAULT_NODE_PORT_RANGE = (30000, 32767)
+SERVICE_TYPES = ("NodePort", "ClusterIP", "LoadBalancer")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+DEFAULT_RESOURCES = {
+    "cpu-request": "10m",
+    "memory-request": "16Mi",
+    "cpu-limit": "200m",
+    "memory-limit": "64Mi",
+}
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+_PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
+
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+# Keys a values file may hold: the long flag names (underscores are accepted for dashes).
+VALUE_KEYS = (
+    "jwks",
+    "namespace",
+    "name",
+    "image",
+    "replicas",
+    "port",
+    "container-port",
+    "node-port",
+    "node-port-range",
+    "service-type",
+    "label",
+    "annotation",
+    "image-pull-policy",
+    "image-pull-secret",
+    "cpu-request",
+    "memory-request",
+    "cpu-limit",
+    "memory-limit",
+    "strict",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated inputs of one render, for one or more namespaces."""
+
+    namespaces: tuple[str, ...]
+    name: str = DEFAULT_NAME
+    image: str = DEFAULT_IMAGE
+    replicas: int = 1
+    port: int = DEFAULT_PORT
+    container_port: int = DEFAULT_PORT
+    node_port: int | None = None
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+    service_type: str = "NodePort"
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+    resources: tuple[tuple[str, str], ...] = field(
+        default_factory=lambda: tuple(DEFAULT_RESOURCES.items())
+    )
+    strict: bool = False
+
+    @property
+    def configmap_name(self) -> str:
+        """The source's `jwks-config` for the default name; derived from --name otherwise."""
+        return DEFAULT_CONFIGMAP if self.name == DEFAULT_NAME else f"{self.name}-jwks"
+
+    @property
+    def version_label(self) -> str:
+        """The image tag as a label value (empty when the tag cannot be a label value)."""
+        reference = self.image.split("@", 1)[0]
+        last = reference.rsplit("/", 1)[-1]
+        tag = last.split(":", 1)[1] if ":" in last else "latest"
+        tag = tag[:63].strip("-_.")
+        return tag if _LABEL_VALUE.match(tag) else ""
+
+
+def _fail(what: str, value: object, rule: str, fix: str) -> InputError:
+    return InputError(f"{what} {_show(value)} is invalid: {rule}. {fix}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "...'"
+
+
+def check_text(what: str, value: str) -> str:
+    """Refuse text no Kubernetes object can carry: NUL, lone surrogates (bad UTF-8 in argv)."""
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise _fail(what, value, "it holds a NUL or non-UTF-8 character", "Remove it.")
+    return value
+
+
+def check_dns1123_label(what: str, value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise _fail(
+            what,
+            value,
+            "it must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+            "Choose a name like 'envoy-yang'.",
+        )
+    return value
+
+
+def check_object_name(value: str) -> str:
+    # Services need a DNS-1035 label (must start with a letter); every object derives from it.
+    if len(value) > 63 - len("-jwks") or not _DNS1035_LABEL.match(value):
+        raise _fail(
+            "--name",
+            value,
+            "it must be a DNS-1035 label of at most 58 characters: lowercase letters, digits "
+            "and '-', starting with a letter and ending with a letter or digit",
+            "Choose a name like 'remote-jwks-go' or 'jwks-staging'.",
+        )
+    return value
+
+
+def check_qualified_key(what: str, key: str) -> str:
+    """A label or annotation key: optional DNS-1123 subdomain prefix, '/', a 63-char name."""
+    prefix, _, name = key.rpartition("/")
+    ok = bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+    if prefix:
+        ok = ok and len(prefix) <= 253 and bool(_DNS1123_SUBDOMAIN.match(prefix))
+    if not ok:
+        raise _fail(
+            f"{what} key",
+            key,
+            "keys are an optional DNS subdomain prefix and '/', then at most 63 letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit",
+            "Use a key like 'team' or 'example.com/team'.",
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise _fail(
+            "--label value",
+            value,
+            "label values are empty or at most 63 letters, digits, '-', '_' or '.', starting "
+            "and ending with a letter or digit",
+            "Put free text in an --annotation instead.",
+        )
+    return value
+
+
+def check_port(what: str, value: object) -> int:
+    number = _integer(what, value)
+    if not 1 <= number <= 65535:
+        raise _fail(what, value, "a port is 1-65535", "Pick a port in that range.")
+    return number
+
+
+def check_quantity(what: str, value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise _fail(
+            what,
+            value,
+            "it is not a Kubernetes quantity",
+            "Use a form like 100m or 0.5 for CPU and 64Mi or 1Gi for memory.",
+        )
+    return value
+
+
+def _integer(what: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise _fail(what, value, "it must be a whole number", "Give a number.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise _fail(what, value, "it must be a whole number", "Give a number.")
+
+
+def parse_pairs(what: str, items: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """Turn `k=v` strings from flags into pairs; the value may be empty but '=' is required."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(what, item, "it must look like key=value", f"Write {what} key=value.")
+        pairs.append((key, value))
+    return pairs
+
+
+def _as_pairs(what: str, value: object) -> list[tuple[str, str]]:
+    """Pairs from a values file: a mapping, or a list of `k=v` strings like the flag."""
+    if isinstance(value, Mapping):
+        return [(str(k), _scalar_text(what, v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return parse_pairs(what, [_scalar_text(what, v) for v in value])
+    raise _fail(what, value, "it must be a mapping or a list of key=value", "Fix the values file.")
+
+
+def _scalar_text(what: str, value: object) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        raise _fail(
+            what, value, "it must be a string", "Quote it in the values file, e.g. \"true\"."
+        )
+    return str(value)
+
+
+def _as_list(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def normalize_values(raw: object, source: str) -> dict[str, Any]:
+    """Check a values-file mapping against VALUE_KEYS; underscores count as dashes."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InputError(
+            f"{source} must be a YAML mapping of flag names to values "
+            "(for example `namespace: envoy-yang`)."
+        )
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("_", "-")
+        if name not in VALUE_KEYS:
+            raise InputError(
+                f"{source} has an unknown key {key!r}. Allowed keys are the long flag names: "
+                f"{', '.join(VALUE_KEYS)}."
+            )
+        values[name] = value
+    return values
+
+
+def merge_layers(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags override the values file; labels and annotations merge key by key (flags win)."""
+    merged = dict(file_values)
+    for key in ("label", "annotation"):
+        combined = dict(_as_pairs(f"--{key}", merged.get(key, {})))
+        combined.update(parse_pairs(f"--{key}", list(flags.get(key) or ())))
+        merged[key] = combined
+    for key, value in flags.items():
+        if key in ("label", "annotation"):
+            continue
+        if value is None or value == ():
+            continue
+        merged[key] = list(value) if isinstance(value, tuple) else value
+    return merged
+
+
+def build_settings(values: Mapping[str, Any], default_namespace: str) -> Settings:
+    """Validate merged values into Settings; raises InputError naming the value and the fix."""
+    namespaces = _as_list(values.get("namespace") or [default_namespace])
+    seen: list[str] = []
+    for namespace in namespaces:
+        check_dns1123_label("--namespace", check_text("--namespace", namespace))
+        if namespace not in seen:
+            seen.append(namespace)
+    name = check_object_name(check_text("--name", str(values.get("name", DEFAULT_NAME))))
+    image = check_text("--image", str(values.get("image", DEFAULT_IMAGE)))
+    if not _IMAGE.match(image) or len(image) > 1024:
+        raise _fail(
+            "--image", image, "it is not an image reference", "Use a form like registry/repo:tag."
+        )
+    replicas = _integer("--replicas", values.get("replicas", 1))
+    if not 1 <= replicas <= 100:
+        raise _fail("--replicas", replicas, "it must be 1-100", "Pick a count in that range.")
+    port = check_port("--port", values.get("port", DEFAULT_PORT))
+    container_port = check_port("--container-port", values.get("container-port", DEFAULT_PORT))
+
+    service_type = str(values.get("service-type", "NodePort"))
+    if service_type not in SERVICE_TYPES:
+        raise _fail(
+            "--service-type", service_type, f"it must be one of {', '.join(SERVICE_TYPES)}", ""
+        )
+    node_port_range = _node_port_range(values.get("node-port-range"))
+    node_port = None
+    if values.get("node-port") is not None:
+        node_port = _integer("--node-port", values["node-port"])
+        if service_type == "ClusterIP":
+            raise InputError(
+                "--node-port was given with --service-type ClusterIP, which has no node port. "
+                "Drop --node-port or use --service-type NodePort."
+            )
+        low, high = node_port_range
+        if not low <= node_port <= high:
+            raise InputError(
+                f"--node-port {node_port} is outside the node port range {low}-{high}. Pick a "
+                "port in the range, or pass --node-port-range if your API server's "
+                "--service-node-port-range differs."
+            )
+
+    labels = tuple(
+        (check_qualified_key("--label", check_text("--label", k)), check_label_value(v))
+        for k, v in sorted(_as_pairs("--label", values.get("label", {})))
+    )
+    reserved = [k for k, _ in labels if k.startswith("app.kubernetes.io/") or k == "app"]
+    if reserved:
+        raise InputError(
+            f"--label {reserved[0]} is set by jwksdeploy itself (it selects the pods). "
+            "Use another key."
+        )
+    annotations = tuple(
+        (check_qualified_key("--annotation", check_text("--annotation", k)),
+         check_text("--annotation value", v))
+        for k, v in sorted(_as_pairs("--annotation", values.get("annotation", {})))
+    )
+    if sum(len(k) + len(v.encode()) for k, v in annotations) > MAX_ANNOTATIONS_BYTES:
+        raise InputError("--annotation values exceed Kubernetes' 256 KiB total. Shorten them.")
+
+    pull_policy = str(values.get("image-pull-policy", "IfNotPresent"))
+    if pull_policy not in PULL_POLICIES:
+        raise _fail(
+            "--image-pull-policy", pull_policy, f"it must be one of {', '.join(PULL_POLICIES)}", ""
+        )
+    pull_secrets = tuple(
+        _check_subdomain("--image-pull-secret", check_text("--image-pull-secret", s))
+        for s in _as_list(values.get("image-pull-secret") or [])
+    )
+    resources = tuple(
+        (key, check_quantity(f"--{key}", str(values.get(key, default))))
+        for key, default in DEFAULT_RESOURCES.items()
+    )
+    strict = values.get("strict", False)
+    if not isinstance(strict, bool):
+        raise _fail("strict", strict, "it must be true or false", "Fix the values file.")
+    return Settings(
+        namespaces=tuple(seen),
+        name=name,
+        image=image,
+        replicas=replicas,
+        port=port,
+        container_port=container_port,
+        node_port=node_port,
+        node_port_range=node_port_range,
+        service_type=service_type,
+        labels=labels,
+        annotations=annotations,
+        image_pull_policy=pull_policy,
+        image_pull_secrets=pull_secrets,
+        resources=resources,
+        strict=strict,
+    )
+
+
+def _check_subdomain(what: str, value: str) -> str:
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        raise _fail(what, value, "it must be a DNS-1123 subdomain", "Use the Secret's name.")
+    return value
+
+
+def _node_port_range(value: object) -> tuple[int, int]:
+    if value is None:
+        return DEFAULT_NODE_PORT_RANGE
+    match = _PORT_RANGE.match(str(value).strip())
+    if not match:
+        raise _fail("--node-port-range", value, "it must look like 30000-32767", "")
+    low, high = int(match.group(1)), int(match.group(2))
+    if not 1 <= low <= high <= 65535:
+        raise _fail("--node-port-range", value, "it must be an ascending range of ports", "")
+    return low, high
