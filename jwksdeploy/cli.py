@@ -7,8 +7,6 @@ exactly one place, `_Cli.invoke`.
 from __future__ import annotations
 
 import os
-import sys
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -36,6 +34,8 @@ class _Cli(click.Group):
             ctx.exit(130)
         except Exception as exc:  # the last resort: say what happened, no traceback by default
             if os.environ.get("JWKSDEPLOY_DEBUG"):
+                import traceback
+
                 traceback.print_exc()
             click.echo(
                 f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in jwksdeploy; "
@@ -63,46 +63,95 @@ def print_findings(findings: list[Any]) -> None:
 def render_options(command: F) -> F:
     """The flags shared by render and apply; every one may also come from --values."""
     options = [
-        click.option("--values", "values_file", metavar="FILE",
-                     help="YAML file with any of these flags by long name; flags override it."),
-        click.option("--jwks", metavar="PATH",
-                     help="JWKS file to publish ('-' reads stdin).  [default: ./jwks.json]"),
-        click.option("--namespace", "-n", multiple=True, metavar="NS",
-                     help="Target namespace, repeatable.  [default: $JWKSDEPLOY_NAMESPACE, "
-                          "else the kubeconfig context's namespace, else default]"),
-        click.option("--name", metavar="NAME",
-                     help="Name of the Deployment and Service; other names derive from it.  "
-                          "[default: remote-jwks-go]"),
-        click.option("--image", metavar="IMAGE", help="JWKS server image.  [default: the "
-                     "source's remote-jwks-go:0.1.0]"),
-        click.option("--replicas", type=int, metavar="N",
-                     help="Pod count; 2+ adds a PodDisruptionBudget and spreads pods across "
-                          "nodes.  [default: 1]"),
+        click.option(
+            "--values",
+            "values_file",
+            metavar="FILE",
+            help="YAML file with any of these flags by long name; flags override it.",
+        ),
+        click.option(
+            "--jwks",
+            metavar="PATH",
+            help="JWKS file to publish ('-' reads stdin).  [default: ./jwks.json]",
+        ),
+        click.option(
+            "--namespace",
+            "-n",
+            multiple=True,
+            metavar="NS",
+            help="Target namespace, repeatable.  [default: $JWKSDEPLOY_NAMESPACE, "
+            "else the kubeconfig context's namespace, else default]",
+        ),
+        click.option(
+            "--name",
+            metavar="NAME",
+            help="Name of the Deployment and Service; other names derive from it.  "
+            "[default: remote-jwks-go]",
+        ),
+        click.option(
+            "--image",
+            metavar="IMAGE",
+            help="JWKS server image.  [default: the source's remote-jwks-go:0.1.0]",
+        ),
+        click.option(
+            "--replicas",
+            type=int,
+            metavar="N",
+            help="Pod count; 2+ adds a PodDisruptionBudget and spreads pods across "
+            "nodes.  [default: 1]",
+        ),
         click.option("--port", type=int, metavar="PORT", help="Service port.  [default: 8080]"),
-        click.option("--container-port", type=int, metavar="PORT",
-                     help="Port the server listens on in the container.  [default: 8080]"),
-        click.option("--node-port", type=int, metavar="PORT",
-                     help="Fixed nodePort (else the cluster picks one)."),
-        click.option("--node-port-range", metavar="LOW-HIGH",
-                     help="Your API server's node port range.  [default: 30000-32767]"),
-        click.option("--service-type", type=click.Choice(["NodePort", "ClusterIP",
-                                                          "LoadBalancer"]),
-                     help="Service type.  [default: NodePort]"),
-        click.option("--label", multiple=True, metavar="K=V",
-                     help="Extra label on every object, repeatable."),
-        click.option("--annotation", multiple=True, metavar="K=V",
-                     help="Extra annotation on every object, repeatable."),
-        click.option("--image-pull-policy", type=click.Choice(["IfNotPresent", "Always",
-                                                               "Never"]),
-                     help="[default: IfNotPresent]"),
-        click.option("--image-pull-secret", multiple=True, metavar="SECRET",
-                     help="Secret for pulling the image, repeatable."),
+        click.option(
+            "--container-port",
+            type=int,
+            metavar="PORT",
+            help="Port the server listens on in the container.  [default: 8080]",
+        ),
+        click.option(
+            "--node-port",
+            type=int,
+            metavar="PORT",
+            help="Fixed nodePort (else the cluster picks one).",
+        ),
+        click.option(
+            "--node-port-range",
+            metavar="LOW-HIGH",
+            help="Your API server's node port range.  [default: 30000-32767]",
+        ),
+        click.option(
+            "--service-type",
+            type=click.Choice(["NodePort", "ClusterIP", "LoadBalancer"]),
+            help="Service type.  [default: NodePort]",
+        ),
+        click.option(
+            "--label", multiple=True, metavar="K=V", help="Extra label on every object, repeatable."
+        ),
+        click.option(
+            "--annotation",
+            multiple=True,
+            metavar="K=V",
+            help="Extra annotation on every object, repeatable.",
+        ),
+        click.option(
+            "--image-pull-policy",
+            type=click.Choice(["IfNotPresent", "Always", "Never"]),
+            help="[default: IfNotPresent]",
+        ),
+        click.option(
+            "--image-pull-secret",
+            multiple=True,
+            metavar="SECRET",
+            help="Secret for pulling the image, repeatable.",
+        ),
         click.option("--cpu-request", metavar="Q", help="[default: 10m]"),
         click.option("--memory-request", metavar="Q", help="[default: 16Mi]"),
         click.option("--cpu-limit", metavar="Q", help="[default: 200m]"),
         click.option("--memory-limit", metavar="Q", help="[default: 64Mi]"),
-        click.option("--strict/--no-strict", default=None,
-                     help="Treat JWKS warnings as errors (for CI).  [default: no-strict]"),
+        click.option(
+            "--strict/--no-strict",
+            default=None,
+            help="Treat JWKS warnings as errors (for CI).  [default: no-strict]",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -132,11 +181,20 @@ def load_render_inputs(
 
 @cli.command()
 @render_options
-@click.option("--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True, help="Format on stdout.")
-@click.option("--output-dir", metavar="DIR",
-              help="Write one file per object and a kustomization.yaml per namespace under "
-                   "DIR/<namespace>/, atomically, instead of printing.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Format on stdout.",
+)
+@click.option(
+    "--output-dir",
+    metavar="DIR",
+    help="Write one file per object and a kustomization.yaml per namespace under "
+    "DIR/<namespace>/, atomically, instead of printing.",
+)
 def render(output: str, output_dir: str | None, **params: Any) -> None:
     """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
     that serve a JWKS in one or more namespaces."""
@@ -161,4 +219,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

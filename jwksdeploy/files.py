@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def read_input(path: str, what: str) -> bytes:
@@ -21,7 +21,8 @@ def read_input(path: str, what: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise InputError(
             f"{what} {path!r} does not exist. Pass the right path, or create one with "
@@ -55,14 +56,14 @@ def read_values(path: str) -> Any:
         ) from None
 
 
-def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
+def kubeconfig_paths(explicit: str | None = None) -> list[str]:
     """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG, else ~/.kube."""
     if explicit:
-        return [Path(explicit)]
+        return [explicit]
     env = os.environ.get("KUBECONFIG")
     if env:
-        return [Path(p) for p in env.split(os.pathsep) if p]
-    return [Path.home() / ".kube" / "config"]
+        return [p for p in env.split(os.pathsep) if p]
+    return [os.path.join(os.path.expanduser("~"), ".kube", "config")]
 
 
 def kubeconfig_namespace(explicit: str | None = None, context: str | None = None) -> str | None:
@@ -72,7 +73,8 @@ def kubeconfig_namespace(explicit: str | None = None, context: str | None = None
     contexts: dict[str, Any] = {}
     for path in kubeconfig_paths(explicit):
         try:
-            document = yaml.safe_load(path.read_bytes())
+            with open(path, "rb") as handle:
+                document = yaml.safe_load(handle)
         except (OSError, yaml.YAMLError):
             continue
         if not isinstance(document, dict):
@@ -115,6 +117,10 @@ def write_tree(directory: str, files: Mapping[str, str]) -> None:
     An existing directory is replaced only when it looks like our own earlier output, so a
     mistyped path can never wipe unrelated files.
     """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise OutputError(f"--output-dir {directory!r} is a file. Pass a directory path.")
@@ -146,7 +152,9 @@ def write_tree(directory: str, files: Mapping[str, str]) -> None:
         if retired is not None and not target.exists():
             with contextlib.suppress(OSError):
                 (retired / "tree").rename(target)
-        raise OutputError(f"cannot write {directory!r}: {exc.strerror}. Nothing was changed.")
+        raise OutputError(
+            f"cannot write {directory!r}: {exc.strerror}. Nothing was changed."
+        ) from None
     finally:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
@@ -170,6 +178,8 @@ def write_private(path: str, content: str, force: bool) -> None:
 
 def write_public(path: str, content: str, force: bool) -> None:
     """Write a public file (a JWKS to deploy); refuse to clobber unless forced."""
+    from pathlib import Path
+
     target = Path(path)
     if target.exists() and not force:
         raise OutputError(f"{path!r} already exists. Pass --force to overwrite it.")

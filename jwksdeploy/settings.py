@@ -30,7 +30,9 @@ DEFAULT_RESOURCES = {
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
@@ -220,9 +222,7 @@ def _as_pairs(what: str, value: object) -> list[tuple[str, str]]:
 
 def _scalar_text(what: str, value: object) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-        raise _fail(
-            what, value, "it must be a string", "Quote it in the values file, e.g. \"true\"."
-        )
+        raise _fail(what, value, "it must be a string", 'Quote it in the values file, e.g. "true".')
     return str(value)
 
 
@@ -271,7 +271,8 @@ def merge_layers(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> di
 
 def build_settings(values: Mapping[str, Any], default_namespace: str) -> Settings:
     """Validate merged values into Settings; raises InputError naming the value and the fix."""
-    namespaces = _as_list(values.get("namespace") or [default_namespace])
+    raw_namespaces = values.get("namespace")
+    namespaces = _as_list(default_namespace if raw_namespaces in (None, []) else raw_namespaces)
     seen: list[str] = []
     for namespace in namespaces:
         check_dns1123_label("--namespace", check_text("--namespace", namespace))
@@ -322,8 +323,10 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
             "Use another key."
         )
     annotations = tuple(
-        (check_qualified_key("--annotation", check_text("--annotation", k)),
-         check_text("--annotation value", v))
+        (
+            check_qualified_key("--annotation", check_text("--annotation", k)),
+            check_text("--annotation value", v),
+        )
         for k, v in sorted(_as_pairs("--annotation", values.get("annotation", {})))
     )
     if sum(len(k) + len(v.encode()) for k, v in annotations) > MAX_ANNOTATIONS_BYTES:

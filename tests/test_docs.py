@@ -1,0 +1,36 @@
+"""The README's reference stays true to the code."""
+
+from __future__ import annotations
+
+import re
+
+from jwksdeploy.cli import cli
+from jwksdeploy.errors import EXIT_CODES
+
+from .helpers import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def test_exit_code_table_matches_the_error_tree() -> None:
+    block = README.split("<!-- exit-codes:")[1].split("<!-- /exit-codes -->")[0]
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", block, flags=re.MULTILINE)
+    assert [(int(code), text) for code, text in rows] == EXIT_CODES
+
+
+def test_quick_start_has_exactly_two_commands() -> None:
+    section = README.split("## Quick start")[1].split("##")[0]
+    block = section.split("```sh")[1].split("```")[0]
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert "jwksdeploy render" in commands[0]
+    assert "pytest" in commands[1]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert commands[1].strip() in ci
+
+
+def test_every_render_flag_is_documented() -> None:
+    for param in cli.commands["render"].params:
+        for flag in getattr(param, "opts", []):
+            if flag.startswith("--"):
+                assert f"`{flag}" in README or f"{flag}" in README, flag

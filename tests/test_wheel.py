@@ -1,0 +1,49 @@
+"""The built wheel carries the templates: install it in a fresh venv, render from elsewhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import EXAMPLES, REPO
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+        check=True,
+    )
+    (wheel,) = dist.glob("jwksdeploy-*.whl")
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=True)
+    python = environment / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "jwks.json").write_bytes((EXAMPLES / "jwks.json").read_bytes())
+    result = subprocess.run(
+        [str(environment / "bin" / "jwksdeploy"), "render", "--namespace", "envoy-yang"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (EXAMPLES / "rendered.yaml").read_text()
+    probe = subprocess.run(
+        [str(python), "-c", "import jwksdeploy.render as r; print(r.template_dir())"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "site-packages/jwksdeploy/templates" in probe.stdout
+    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    assert kinds == ["ConfigMap", "Service", "Deployment"]
