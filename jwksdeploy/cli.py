@@ -7,6 +7,7 @@ exactly one place, `_Cli.invoke`.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -212,6 +213,338 @@ def render(output: str, output_dir: str | None, **params: Any) -> None:
         click.echo(to_json_list(rendered.objects), nl=False)
     else:
         click.echo(to_yaml_stream(rendered.objects), nl=False)
+
+
+def cluster_options(command: F) -> F:
+    """How to reach the cluster, shared by apply, url, status and delete."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            metavar="PATH",
+            help="Kubeconfig file.  [default: $KUBECONFIG (merged), ~/.kube/config, "
+            "else in-cluster]",
+        ),
+        click.option("--context", metavar="NAME", help="Kubeconfig context to use."),
+        click.option(
+            "--request-timeout",
+            default="30s",
+            show_default=True,
+            metavar="DURATION",
+            help="Timeout of each API request.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:
+    from .cluster import connect
+    from .settings import parse_duration
+
+    return connect(kubeconfig, context, parse_duration(request_timeout, "--request-timeout"))
+
+
+def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
+    """Live 'ready/total, elapsed' on a TTY; a plain final line otherwise."""
+
+    def show(state: Any, elapsed: float) -> None:
+        if verbose_tty:
+            end = "\n" if state.done else ""
+            click.echo(
+                f"\r  rollout: {state.message} ({elapsed:.0f}s)\033[K{end}", err=True, nl=False
+            )
+        elif state.done:
+            click.echo(f"  rollout: {state.message} after {elapsed:.0f}s", err=True)
+
+    return show
+
+
+@cli.command()
+@render_options
+@cluster_options
+@click.option("--create-namespace", is_flag=True, help="Create the namespace if it is missing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Server-side dry run (dryRun=All): validated by the server, nothing stored.",
+)
+@click.option(
+    "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
+)
+@click.option(
+    "--address",
+    metavar="HOST",
+    help="Address for the URL (e.g. the gateway's); else a node's ExternalIP, else its InternalIP.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Wait for the rollout like `kubectl rollout status`.  [default: wait when "
+    "stdout is a terminal]",
+)
+@click.option(
+    "--timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: the URL on stdout, details on stderr; json: one object for scripts.",
+)
+def apply(
+    kubeconfig: str | None,
+    context: str | None,
+    request_timeout: str,
+    create_namespace: bool,
+    dry_run: bool,
+    force_conflicts: bool,
+    address: str | None,
+    wait: bool | None,
+    timeout: str,
+    output: str,
+    **params: Any,
+) -> None:
+    """Apply the rendered objects with server-side apply and print the JWKS URL."""
+    import json
+
+    from .cluster import apply_objects, endpoint_for, wait_for_rollout
+    from .errors import JwksDeployError
+    from .render import render_objects
+    from .settings import parse_duration
+
+    wait_seconds = parse_duration(timeout, "--timeout")
+    settings, jwks_bytes, jwks_path = load_render_inputs(params, kubeconfig, context)
+    rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
+    print_findings(rendered.warnings)
+    cluster = _connect(kubeconfig, context, request_timeout)
+    landed: list[Any] = []
+
+    def on_applied(obj: Any) -> None:
+        landed.append(obj)
+        if output == "text":
+            suffix = " (dry run)" if dry_run else ""
+            click.echo(f"{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}", err=True)
+
+    try:
+        reports = apply_objects(
+            cluster,
+            rendered.objects,
+            create_namespace=create_namespace,
+            dry_run=dry_run,
+            force=force_conflicts,
+            on_applied=on_applied,
+        )
+    except JwksDeployError as exc:
+        if landed:
+            done = ", ".join(f"{o.kind.lower()}/{o.name}" for o in landed)
+            exc.args = (f"{exc} Already applied: {done}; running the command again converges.",)
+        raise
+    if wait is None:
+        wait = sys.stdout.isatty() and not dry_run
+    for report in reports:
+        if wait and not dry_run:
+            wait_for_rollout(
+                cluster,
+                report.namespace,
+                settings.name,
+                wait_seconds,
+                _progress(sys.stderr.isatty()),
+            )
+        if report.service is not None:
+            report.endpoint = endpoint_for(cluster, report.service, address)
+    for warning in cluster.warnings:
+        click.echo(f"warning: the API server says: {warning}", err=True)
+    if output == "json":
+        click.echo(
+            json.dumps(
+                [_report_json(r) for r in reports]
+                if len(reports) > 1
+                else _report_json(reports[0]),
+                indent=2,
+            )
+        )
+        return
+    for report in reports:
+        _print_endpoint(report.endpoint, report.namespace, dry_run)
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    endpoint = report.endpoint
+    return {
+        "namespace": report.namespace,
+        "url": endpoint.url if endpoint else None,
+        "address": endpoint.address if endpoint else None,
+        "nodePort": endpoint.node_port if endpoint else None,
+        "port": endpoint.port if endpoint else None,
+        "addressSource": endpoint.source if endpoint else None,
+        "dryRun": report.dry_run,
+        "objects": [
+            {"kind": o.kind, "name": o.name, "namespace": o.namespace, "outcome": o.outcome}
+            for o in report.objects
+        ],
+    }
+
+
+def _print_endpoint(endpoint: Any, namespace: str, dry_run: bool) -> None:
+    if endpoint is None or (dry_run and endpoint.url is None):
+        click.echo(f"{namespace}: the URL is known once the Service exists (dry run).", err=True)
+    elif endpoint.url is None:
+        click.echo(f"{namespace}: nodePort {endpoint.node_port}: {endpoint.source}", err=True)
+    else:
+        click.echo(f"{namespace}: JWKS URL via {endpoint.source}", err=True)
+        click.echo(endpoint.url)
+
+
+def _instance_names(name: str) -> dict[str, str]:
+    from .settings import DEFAULT_NAME, Settings, check_object_name
+
+    settings = Settings(namespaces=("unused",), name=check_object_name(name or DEFAULT_NAME))
+    return {
+        "ConfigMap": settings.configmap_name,
+        "Service": settings.name,
+        "Deployment": settings.name,
+        "PodDisruptionBudget": settings.name,
+    }
+
+
+def _namespaces(
+    namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
+) -> list[str]:
+    from .files import default_namespace
+    from .settings import check_dns1123_label
+
+    chosen = list(namespace) or [default_namespace(kubeconfig, context)]
+    return [check_dns1123_label("--namespace", ns) for ns in chosen]
+
+
+@cli.command()
+@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
+@click.option("--name", default="remote-jwks-go", show_default=True)
+@click.option("--address", metavar="HOST", help="Address to use instead of a node's.")
+@cluster_options
+def url(
+    namespace: tuple[str, ...],
+    name: str,
+    address: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    request_timeout: str,
+) -> None:
+    """Print the JWKS URL of what apply deployed."""
+    from .cluster import endpoint_for
+    from .errors import ClusterRejected
+
+    names = _instance_names(name)
+    namespaces = _namespaces(namespace, kubeconfig, context)
+    cluster = _connect(kubeconfig, context, request_timeout)
+    for ns in namespaces:
+        service = cluster.get("Service", ns, names["Service"])
+        if service is None:
+            raise ClusterRejected(
+                f"there is no Service {names['Service']!r} in namespace {ns!r}. Deploy it with "
+                f"`jwksdeploy apply --namespace {ns}`, or pass the --name you used."
+            )
+        _print_endpoint(endpoint_for(cluster, service, address), ns, False)
+
+
+@cli.command()
+@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
+@click.option("--name", default="remote-jwks-go", show_default=True)
+@click.option("--jwks", metavar="PATH", help="Local JWKS to compare with the live ConfigMap.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@cluster_options
+def status(
+    namespace: tuple[str, ...],
+    name: str,
+    jwks: str | None,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+    request_timeout: str,
+) -> None:
+    """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches."""
+    import json
+
+    from .cluster import endpoint_for, managed_objects, rollout_state
+    from .errors import ClusterRejected
+    from .files import read_input
+    from .render import JWKS_KEY, jwks_checksum
+
+    names = _instance_names(name)
+    local = read_input(jwks, "JWKS file").decode("utf-8", "replace") if jwks else None
+    cluster = _connect(kubeconfig, context, request_timeout)
+    results: list[dict[str, Any]] = []
+    for ns in _namespaces(namespace, kubeconfig, context):
+        live = managed_objects(cluster, ns, names)
+        if not live:
+            raise ClusterRejected(
+                f"nothing managed by jwksdeploy named {name!r} in namespace {ns!r}. Deploy it "
+                f"with `jwksdeploy apply --namespace {ns}`, or pass the --name you used."
+            )
+        state = rollout_state(live["Deployment"]) if "Deployment" in live else None
+        endpoint = endpoint_for(cluster, live["Service"]) if "Service" in live else None
+        live_text = (live.get("ConfigMap", {}).get("data") or {}).get(JWKS_KEY)
+        result: dict[str, Any] = {
+            "namespace": ns,
+            "objects": sorted(
+                f"{kind.lower()}/{obj['metadata']['name']}" for kind, obj in live.items()
+            ),
+            "ready": f"{state.ready}/{state.desired}" if state else None,
+            "rolledOut": state.done if state else False,
+            "url": endpoint.url if endpoint else None,
+            "jwksChecksum": jwks_checksum(live_text) if live_text is not None else None,
+            "matchesLocalJwks": (
+                None
+                if local is None or live_text is None
+                else jwks_checksum(local) == jwks_checksum(live_text)
+            ),
+        }
+        results.append(result)
+    if output == "json":
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return
+    for result in results:
+        click.echo(f"namespace: {result['namespace']}")
+        click.echo(f"  objects: {', '.join(result['objects'])}")
+        click.echo(
+            f"  ready:   {result['ready']} ({'rolled out' if result['rolledOut'] else 'rolling'})"
+        )
+        click.echo(f"  url:     {result['url']}")
+        if result["matchesLocalJwks"] is not None:
+            verdict = "matches" if result["matchesLocalJwks"] else "DIFFERS from"
+            click.echo(f"  jwks:    live ConfigMap {verdict} {jwks}")
+
+
+@cli.command()
+@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
+@click.option("--name", default="remote-jwks-go", show_default=True)
+@click.option("--wait/--no-wait", default=False, help="Wait until the objects are gone.")
+@click.option("--timeout", default="2m", show_default=True, metavar="DURATION")
+@cluster_options
+def delete(
+    namespace: tuple[str, ...],
+    name: str,
+    wait: bool,
+    timeout: str,
+    kubeconfig: str | None,
+    context: str | None,
+    request_timeout: str,
+) -> None:
+    """Delete the objects jwksdeploy manages (matched by name and managed-by label)."""
+    from .cluster import delete_objects
+    from .settings import parse_duration
+
+    seconds = parse_duration(timeout, "--timeout")
+    names = _instance_names(name)
+    cluster = _connect(kubeconfig, context, request_timeout)
+    for ns in _namespaces(namespace, kubeconfig, context):
+        for kind, object_name, outcome in delete_objects(cluster, ns, names, wait, seconds):
+            click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
 
 
 def main() -> None:

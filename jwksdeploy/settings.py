@@ -383,3 +383,12 @@ def _node_port_range(value: object) -> tuple[int, int]:
     if not 1 <= low <= high <= 65535:
         raise _fail("--node-port-range", value, "it must be an ascending range of ports", "")
     return low, high
+
+
+def parse_duration(text: str, what: str) -> float:
+    """'2m', '90s', '1h', '500ms' or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise InputError(f"{what} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
+    value = float(match.group(1))
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]

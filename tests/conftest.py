@@ -26,3 +26,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.delenv("JWKSDEPLOY_NAMESPACE", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+pytest_plugins = ["tests.kube"]

@@ -1,0 +1,606 @@
+"""The only module that talks to Kubernetes, through the official `kubernetes` client.
+
+The client is imported lazily (it costs more than everything else together), and we call
+its ApiClient directly with the typed API paths instead of importing the generated
+CoreV1Api/AppsV1Api modules: those take another ~1.3 s to import, and server-side apply is
+just a PATCH with `application/apply-patch+yaml`. Config loading, auth plugins, TLS and the
+connection pool are the client's own. Every ApiException-like answer is translated here into
+our error tree, with one readable paragraph instead of headers and bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import (
+    ClusterRejected,
+    ClusterUnreachable,
+    Conflict,
+    Forbidden,
+    JwksDeployError,
+    WaitTimeout,
+)
+
+FIELD_MANAGER = "jwksdeploy"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+
+# kind -> (API path prefix, plural); namespaced unless the prefix has no {namespace}.
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Namespace": ("/api/v1", "namespaces"),
+    "ConfigMap": ("/api/v1/namespaces/{namespace}", "configmaps"),
+    "Service": ("/api/v1/namespaces/{namespace}", "services"),
+    "Deployment": ("/apis/apps/v1/namespaces/{namespace}", "deployments"),
+    "PodDisruptionBudget": ("/apis/policy/v1/namespaces/{namespace}", "poddisruptionbudgets"),
+    "Node": ("/api/v1", "nodes"),
+    "Pod": ("/api/v1/namespaces/{namespace}", "pods"),
+    "Event": ("/api/v1/namespaces/{namespace}", "events"),
+}
+VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
+
+
+class NotFound(JwksDeployError):
+    """A 404 inside this module; callers decide whether it is an error."""
+
+    exit_code = ClusterRejected.exit_code
+
+
+def resource_path(kind: str, namespace: str | None = None, name: str | None = None) -> str:
+    prefix, plural = RESOURCES[kind]
+    path = f"{prefix.format(namespace=namespace)}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+@dataclass
+class Cluster:
+    """A connection to one API server, plus a count of the requests it made."""
+
+    api_client: Any
+    server: str
+    request_timeout: float = 30.0
+    requests_made: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        what: str = "",
+    ) -> dict[str, Any]:
+        """One HTTP call through the client; returns the parsed JSON or raises our errors."""
+        import urllib3
+
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        query_params = list((query or {}).items())
+        _, url, header_params, serialized, _ = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query_params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        self.requests_made += 1
+        try:
+            response = self.api_client.call_api(
+                method,
+                url,
+                header_params=header_params,
+                body=serialized,
+                _request_timeout=self.request_timeout,
+            )
+            data = response.read()
+        except urllib3.exceptions.TimeoutError:
+            raise WaitTimeout(
+                f"the API server at {self.server} did not answer {method} {path} within "
+                f"{self.request_timeout:g}s. Check the cluster's health or raise --request-timeout."
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ClusterUnreachable(
+                f"cannot reach the API server at {self.server} ({type(reason).__name__}). "
+                "Check that the cluster is running and that --kubeconfig/--context point at it."
+            ) from None
+        except Exception as exc:  # the client wraps TLS failures in ApiException(status=0)
+            raise ClusterUnreachable(
+                f"cannot talk to the API server at {self.server}: "
+                f"{str(getattr(exc, 'reason', exc)).splitlines()[0]}. Check the kubeconfig's "
+                "server address and certificates."
+            ) from None
+        for warning in response.headers.get_all("Warning") or []:
+            self.warnings.append(str(warning))
+        status = int(response.status)
+        try:
+            document = json.loads(data) if data else {}
+        except ValueError:
+            document = {}
+        if 200 <= status < 300:
+            return document if isinstance(document, dict) else {}
+        raise self._translate(status, document, method, path, what)
+
+    def _translate(
+        self, status: int, document: Any, method: str, path: str, what: str
+    ) -> JwksDeployError:
+        message = str(document.get("message", "")) if isinstance(document, dict) else ""
+        target = what or path
+        if status == 401:
+            return ClusterUnreachable(
+                f"the API server at {self.server} refused our credentials (401 Unauthorized). "
+                "Log in again or refresh the kubeconfig's token or certificate."
+            )
+        if status == 403:
+            verb, resource, namespace = describe_request(method, path)
+            where = f" in namespace {namespace!r}" if namespace else " at cluster scope"
+            return Forbidden(
+                f"the API server denied {verb} on {resource}{where} (403 Forbidden): {message} "
+                f"Ask an administrator for RBAC permission to {verb} {resource}, or use a "
+                "context that has it."
+            )
+        if status == 404:
+            return NotFound(message or f"{target} not found")
+        if status == 409:
+            managers = sorted(set(re.findall(r'conflict with "([^"]+)"', message)))
+            owners = ", ".join(managers) or "another client"
+            return Conflict(
+                f"applying {target} conflicts with fields managed by {owners} (409): {message} "
+                "Another tool set these fields; re-run with --force-conflicts to take them over, "
+                "or remove them from the other tool."
+            )
+        if status in (400, 422):
+            return ClusterRejected(
+                f"the API server rejected {target} ({status}): {message} Fix the value it "
+                "names and run again."
+            )
+        if status == 429 or status >= 500:
+            return ClusterUnreachable(
+                f"the API server at {self.server} answered {status} for {target}: {message} "
+                "It is overloaded or failing; try again shortly."
+            )
+        return ClusterRejected(f"the API server answered {status} for {target}: {message}")
+
+    # --- operations -----------------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request(
+                "GET", resource_path(kind, namespace, name), what=f"{kind} {name!r}"
+            )
+        except NotFound:
+            return None
+
+    def list(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        document = self.request("GET", resource_path(kind, namespace), query=query, what=kind)
+        items = document.get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool, force: bool) -> dict[str, Any]:
+        """Server-side apply one object; returns the server's answer."""
+        meta = obj["metadata"]
+        query = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
+        if force:
+            query["force"] = "true"
+        if dry_run:
+            query["dryRun"] = "All"
+        namespace = meta.get("namespace")
+        what = f"{obj['kind']} {meta['name']!r}" + (f" in {namespace!r}" if namespace else "")
+        try:
+            return self.request(
+                "PATCH",
+                resource_path(obj["kind"], namespace, meta["name"]),
+                query=query,
+                body=obj,
+                content_type=APPLY_CONTENT_TYPE,
+                what=what,
+            )
+        except NotFound as exc:
+            raise ClusterRejected(
+                f"namespace {namespace!r} does not exist ({exc}). Create it, or pass "
+                "--create-namespace to let jwksdeploy create it."
+            ) from None
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete one object; False when it was already gone."""
+        try:
+            self.request(
+                "DELETE",
+                resource_path(kind, namespace, name),
+                query={"propagationPolicy": "Background"},
+                what=f"{kind} {name!r}",
+            )
+        except NotFound:
+            return False
+        return True
+
+
+def describe_request(method: str, path: str) -> tuple[str, str, str | None]:
+    """(verb, resource, namespace) of a request path, as RBAC names them."""
+    parts = [p for p in path.split("/") if p]
+    namespace = None
+    if "namespaces" in parts:
+        index = parts.index("namespaces")
+        if index + 2 < len(parts):
+            namespace = parts[index + 1]
+            parts = parts[index + 2 :]
+        else:
+            parts = parts[index:]
+    else:
+        parts = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    resource = parts[0] if parts else path
+    verb = VERBS.get(method, method.lower())
+    if method == "GET" and len(parts) < 2:
+        verb = "list"
+    return verb, resource, namespace
+
+
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0
+) -> Cluster:
+    """An ApiClient from --kubeconfig, $KUBECONFIG (merged like kubectl) or ~/.kube/config, or
+    the in-cluster service account when none of those exist and we run in a pod."""
+    from kubernetes import client, config
+
+    paths = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    present = [p for p in paths.split(os.pathsep) if p and os.path.exists(os.path.expanduser(p))]
+    configuration = client.Configuration()
+    try:
+        if present:
+            config.load_kube_config(
+                config_file=os.pathsep.join(present),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise ClusterUnreachable(
+                f"no kubeconfig found (looked at {paths}). Pass --kubeconfig, set KUBECONFIG, "
+                "or run inside a pod with a service account."
+            )
+    except config.ConfigException as exc:
+        raise ClusterUnreachable(
+            f"cannot use the kubeconfig: {exc}. Check --kubeconfig and --context "
+            "(`kubectl config get-contexts` lists them)."
+        ) from None
+    # One quick retry on a refused connection, not urllib3's default three with backoff.
+    configuration.retries = 1
+    return Cluster(
+        api_client=client.ApiClient(configuration),
+        server=configuration.host,
+        request_timeout=request_timeout,
+    )
+
+
+# --- apply and what it prints ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    kind: str
+    name: str
+    namespace: str | None
+    outcome: str  # created, configured, unchanged (with "(dry run)" when nothing was stored)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the JWKS can be fetched, and how we found out."""
+
+    url: str | None
+    address: str | None
+    node_port: int | None
+    port: int | None
+    source: str  # one human sentence: which node / which address kind / why unknown
+
+
+@dataclass
+class ApplyReport:
+    namespace: str
+    objects: list[AppliedObject]
+    service: dict[str, Any] | None = None  # the server's answer for the Service
+    endpoint: Endpoint | None = None
+    dry_run: bool = False
+
+
+_VOLATILE_METADATA = (
+    "resourceVersion",
+    "managedFields",
+    "generation",
+    "uid",
+    "creationTimestamp",
+)
+
+
+def _comparable(obj: dict[str, Any]) -> Any:
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in _VOLATILE_METADATA}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def outcome_of(before: dict[str, Any] | None, after: dict[str, Any], dry_run: bool) -> str:
+    """created / configured / unchanged, from the object before and the server's answer.
+
+    A real apply compares resourceVersion (the server bumps it only when it stores a change);
+    a dry run stores nothing, so it compares the content instead.
+    """
+    if before is None:
+        return "created"
+    if dry_run:
+        return "unchanged" if _comparable(before) == _comparable(after) else "configured"
+    old = before.get("metadata", {}).get("resourceVersion")
+    new = after.get("metadata", {}).get("resourceVersion")
+    return "unchanged" if old == new else "configured"
+
+
+def apply_objects(
+    cluster: Cluster,
+    objects: list[dict[str, Any]],
+    *,
+    create_namespace: bool,
+    dry_run: bool,
+    force: bool,
+    on_applied: Callable[[AppliedObject], None],
+) -> list[ApplyReport]:
+    """Apply the rendered objects namespace by namespace in render order (ConfigMap first, so a
+    new pod never starts without its JWKS). Each object is read first so the report can say
+    created / configured / unchanged. `on_applied` hears of each object as it lands, so a
+    failure part-way can say what was applied."""
+    reports: dict[str, ApplyReport] = {}
+    for obj in objects:
+        namespace = obj["metadata"]["namespace"]
+        report = reports.get(namespace)
+        if report is None:
+            report = reports[namespace] = ApplyReport(namespace, [], dry_run=dry_run)
+            if create_namespace:
+                namespace_obj = {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": namespace},
+                }
+                applied, _ = _apply_one(cluster, namespace_obj, dry_run, force)
+                on_applied(applied)
+                report.objects.append(applied)
+        applied, answer = _apply_one(cluster, obj, dry_run, force)
+        on_applied(applied)
+        report.objects.append(applied)
+        if obj["kind"] == "Service":
+            report.service = answer
+    return list(reports.values())
+
+
+def _apply_one(
+    cluster: Cluster, obj: dict[str, Any], dry_run: bool, force: bool
+) -> tuple[AppliedObject, dict[str, Any]]:
+    meta = obj["metadata"]
+    before = cluster.get(obj["kind"], meta.get("namespace"), meta["name"])
+    after = cluster.apply(obj, dry_run=dry_run, force=force)
+    applied = AppliedObject(
+        obj["kind"], meta["name"], meta.get("namespace"), outcome_of(before, after, dry_run)
+    )
+    return applied, after
+
+
+# --- the URL ----------------------------------------------------------------------------------
+
+
+def node_address(nodes: list[dict[str, Any]]) -> tuple[str, str, str] | None:
+    """(address, kind, node name): a Ready node's ExternalIP, else its InternalIP; nodes in
+    name order so the answer is stable."""
+
+    def ready(node: dict[str, Any]) -> bool:
+        conditions = node.get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    ordered = sorted(nodes, key=lambda n: (not ready(n), n.get("metadata", {}).get("name", "")))
+    for kind in ("ExternalIP", "InternalIP"):
+        for node in ordered:
+            for address in node.get("status", {}).get("addresses") or []:
+                if address.get("type") == kind and address.get("address"):
+                    return address["address"], kind, node["metadata"]["name"]
+    return None
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None = None) -> Endpoint:
+    """The JWKS URL of a Service: NodePort on a node (or --address), a LoadBalancer's ingress,
+    or the in-cluster name for ClusterIP."""
+    spec = service.get("spec", {})
+    meta = service.get("metadata", {})
+    port_spec: dict[str, Any] = next(iter(spec.get("ports") or []), {})
+    port = port_spec.get("port")
+    node_port = port_spec.get("nodePort")
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ClusterIP":
+        host = f"{meta.get('name')}.{meta.get('namespace')}.svc.cluster.local"
+        return Endpoint(
+            f"http://{host}:{port}/jwks", host, None, port, "in-cluster DNS name (ClusterIP)"
+        )
+    if kind == "LoadBalancer" and not address:
+        status = service.get("status", {}).get("loadBalancer", {})
+        ingress: dict[str, Any] = next(iter(status.get("ingress") or []), {})
+        lb = ingress.get("ip") or ingress.get("hostname")
+        if lb:
+            return Endpoint(
+                f"http://{_host(lb)}:{port}/jwks", lb, node_port, port, "load balancer ingress"
+            )
+    if node_port is None:
+        return Endpoint(None, None, None, port, "the Service has no nodePort yet")
+    if address:
+        return Endpoint(
+            f"http://{_host(address)}:{node_port}/jwks", address, node_port, port, "--address"
+        )
+    try:
+        nodes = cluster.list("Node")
+    except Forbidden:
+        return Endpoint(
+            None,
+            None,
+            node_port,
+            port,
+            f"nodes cannot be listed (RBAC); the URL is http://<any node or gateway "
+            f"address>:{node_port}/jwks, or pass --address",
+        )
+    found = node_address(nodes)
+    if found is None:
+        return Endpoint(None, None, node_port, port, "no node reports an address; pass --address")
+    host, address_kind, node = found
+    waiting = " (load balancer pending; NodePort used)" if kind == "LoadBalancer" else ""
+    return Endpoint(
+        f"http://{_host(host)}:{node_port}/jwks",
+        host,
+        node_port,
+        port,
+        f"{address_kind} of node {node}{waiting}",
+    )
+
+
+# --- waiting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rollout:
+    ready: int
+    desired: int
+    done: bool
+    message: str
+
+
+def rollout_state(deployment: dict[str, Any]) -> Rollout:
+    """The same test `kubectl rollout status` makes."""
+    spec = deployment.get("spec", {})
+    status = deployment.get("status", {})
+    desired = int(spec.get("replicas", 1))
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    observed = status.get("observedGeneration", 0)
+    updated = status.get("updatedReplicas", 0)
+    replicas = status.get("replicas", 0)
+    available = status.get("availableReplicas", 0)
+    if observed < generation:
+        return Rollout(available, desired, False, "waiting for the deployment to be observed")
+    if updated < desired:
+        return Rollout(available, desired, False, f"{updated}/{desired} pods updated")
+    if replicas > updated:
+        return Rollout(available, desired, False, f"{replicas - updated} old pods terminating")
+    if available < updated:
+        return Rollout(available, desired, False, f"{available}/{desired} pods available")
+    return Rollout(available, desired, True, f"{available}/{desired} pods available")
+
+
+def wait_for_rollout(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    timeout: float,
+    progress: Callable[[Rollout, float], None],
+    poll: float = 1.0,
+) -> Rollout:
+    """Poll the Deployment until it is rolled out; on timeout raise WaitTimeout with why."""
+    start = time.monotonic()
+    while True:
+        deployment = cluster.get("Deployment", namespace, name)
+        if deployment is None:
+            raise ClusterRejected(
+                f"Deployment {name!r} in {namespace!r} disappeared while waiting."
+            )
+        state = rollout_state(deployment)
+        elapsed = time.monotonic() - start
+        progress(state, elapsed)
+        if state.done:
+            return state
+        if elapsed >= timeout:
+            selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {})
+            reasons = "; ".join(explain_not_ready(cluster, namespace, selector)) or (
+                "no pod reported a reason"
+            )
+            raise WaitTimeout(
+                f"Deployment {name!r} in {namespace!r} was not ready after {timeout:g}s "
+                f"({state.message}): {reasons}. Fix the cause and run apply again, or raise "
+                "--timeout."
+            )
+        time.sleep(min(poll, max(0.05, timeout - elapsed)))
+
+
+def explain_not_ready(cluster: Cluster, namespace: str, selector: dict[str, str]) -> Iterator[str]:
+    """Container waiting reasons of the pods, then the latest warning events."""
+    label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    try:
+        pods = cluster.list("Pod", namespace, label_selector)
+        for pod in pods:
+            for container in pod.get("status", {}).get("containerStatuses") or []:
+                waiting = container.get("state", {}).get("waiting")
+                if waiting and waiting.get("reason"):
+                    detail = f" ({waiting['message']})" if waiting.get("message") else ""
+                    yield f"pod {pod['metadata']['name']}: {waiting['reason']}{detail}"
+        events = [e for e in cluster.list("Event", namespace) if e.get("type") == "Warning"]
+        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        for event in events[-3:]:
+            involved = event.get("involvedObject", {}).get("name", "?")
+            yield f"event on {involved}: {event.get('reason')}: {event.get('message')}"
+    except (Forbidden, NotFound):
+        return
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+MANAGED_KINDS = ("PodDisruptionBudget", "Deployment", "Service", "ConfigMap")
+
+
+def managed_objects(
+    cluster: Cluster, namespace: str, names: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The live objects of one instance that carry our managed-by label, by kind."""
+    found = {}
+    for kind in MANAGED_KINDS:
+        obj = cluster.get(kind, namespace, names[kind])
+        labels = (obj or {}).get("metadata", {}).get("labels") or {}
+        if obj is not None and labels.get("app.kubernetes.io/managed-by") == FIELD_MANAGER:
+            found[kind] = obj
+    return found
+
+
+def delete_objects(
+    cluster: Cluster,
+    namespace: str,
+    names: dict[str, str],
+    wait: bool,
+    timeout: float,
+) -> list[tuple[str, str, str]]:
+    """Delete what jwksdeploy manages (by name and managed-by label); (kind, name, outcome)."""
+    results = []
+    live = managed_objects(cluster, namespace, names)
+    for kind in MANAGED_KINDS:
+        if kind not in live:
+            results.append((kind, names[kind], "not found"))
+            continue
+        gone = cluster.delete(kind, namespace, names[kind])
+        results.append((kind, names[kind], "deleted" if gone else "not found"))
+    if wait:
+        deadline = time.monotonic() + timeout
+        for kind in live:
+            while cluster.get(kind, namespace, names[kind]) is not None:
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(
+                        f"{kind} {names[kind]!r} in {namespace!r} still exists after "
+                        f"{timeout:g}s (a finalizer may hold it). Check `kubectl get {kind} "
+                        f"{names[kind]} -n {namespace} -o yaml`."
+                    )
+                time.sleep(0.5)
+    return results

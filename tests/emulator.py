@@ -1,0 +1,597 @@
+"""A Kubernetes API emulator on 127.0.0.1 for the cluster tests, built on kmock.
+
+kmock's KubernetesScaffold serves the HTTP side (aiohttp on a real port, discovery, Status
+errors). Its stateful emulator merges patches as plain dicts, which is not what a real API
+server does for the calls jwksdeploy makes, so this class handles our resources itself:
+server-side apply with field ownership and conflicts, strict field validation (against the
+Kubernetes 1.32 schemas), namespaces that must exist, NodePort allocation that survives
+re-apply, dryRun=All, resourceVersion/generation bookkeeping, Deployment status, and
+injected faults (any status, or a stall) for the error paths.
+
+It runs in a thread with its own event loop, so tests and the CLI stay synchronous and
+reach it over real HTTP through a generated kubeconfig, exactly as a user's cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import kmock
+import kubernetes_validate
+import yaml
+
+NAMESPACED = {
+    "configmaps": ("v1", "ConfigMap"),
+    "services": ("v1", "Service"),
+    "pods": ("v1", "Pod"),
+    "events": ("v1", "Event"),
+    "deployments": ("apps/v1", "Deployment"),
+    "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudget"),
+}
+CLUSTER_SCOPED = {"namespaces": ("v1", "Namespace"), "nodes": ("v1", "Node")}
+NODE_PORTS = range(30000, 32768)
+_PATHS = [
+    re.compile(
+        r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|services|pods|events)"
+        r"(?:/(?P<name>[^/]+))?$"
+    ),
+    re.compile(
+        r"^/apis/(?:apps|policy)/v1/namespaces/(?P<ns>[^/]+)/"
+        r"(?P<plural>deployments|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"
+    ),
+    re.compile(r"^/api/v1/(?P<plural>namespaces|nodes)(?:/(?P<name>[^/]+))?$"),
+]
+_IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+
+
+@dataclass
+class Fault:
+    method: str
+    plural: str
+    status: int
+    message: str
+    times: int = 1
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    """One request as the emulator received it, for request-contract assertions."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: Any
+
+
+@dataclass
+class _Stored:
+    obj: dict[str, Any]
+    owners: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+
+def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Field paths to values; lists and scalars are atomic (enough for our objects)."""
+    if isinstance(obj, dict) and obj:
+        out: dict[tuple[str, ...], Any] = {}
+        for key, value in obj.items():
+            out.update(_leaves(value, (*prefix, key)))
+        return out
+    return {prefix: obj}
+
+
+def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = copy.deepcopy(value)
+
+
+def _remove(target: dict[str, Any], path: tuple[str, ...]) -> None:
+    parents = []
+    for key in path[:-1]:
+        if not isinstance(target.get(key), dict):
+            return
+        parents.append((target, key))
+        target = target[key]
+    target.pop(path[-1], None)
+    for parent, key in reversed(parents):
+        if parent[key] == {}:
+            del parent[key]
+
+
+def _status(code: int, reason: str, message: str, **details: Any) -> aiohttp.web.Response:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "details": details,
+        "code": code,
+    }
+    return aiohttp.web.json_response(body, status=code)
+
+
+class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
+    """The fake API server's state and behaviour (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.store: dict[tuple[str, str | None, str], _Stored] = {}
+            self.faults: list[Fault] = []
+            self.seen: list[Seen] = []
+            self.token: str | None = "emulator-token"
+            self.auto_ready = True
+            self.revision = itertools.count(1000)
+            for name in ("default", "kube-system"):
+                self.put("namespaces", None, {"metadata": {"name": name}})
+            self.add_node("node-1", InternalIP="127.0.0.1", Hostname="node-1")
+
+    # --- what tests call --------------------------------------------------------------------
+
+    def put(self, plural: str, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store an object directly (pods, events, nodes: things a cluster makes itself)."""
+        api_version, kind = {**NAMESPACED, **CLUSTER_SCOPED}[plural]
+        obj = {"apiVersion": api_version, "kind": kind, **copy.deepcopy(obj)}
+        meta = obj.setdefault("metadata", {})
+        if namespace:
+            meta["namespace"] = namespace
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta["resourceVersion"] = str(next(self.revision))
+        with self.lock:
+            self.store[(plural, namespace, meta["name"])] = _Stored(obj)
+        return obj
+
+    def add_node(self, name: str, ready: bool = True, **addresses: str) -> None:
+        self.put(
+            "nodes",
+            None,
+            {
+                "metadata": {"name": name},
+                "status": {
+                    "addresses": [{"type": k, "address": v} for k, v in addresses.items()],
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                },
+            },
+        )
+
+    def get(self, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            stored = self.store.get((plural, namespace, name))
+            return copy.deepcopy(stored.obj) if stored else None
+
+    def fail(
+        self,
+        method: str,
+        plural: str,
+        status: int,
+        message: str = "",
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next `times` matching requests with `status` (after `delay` seconds)."""
+        with self.lock:
+            self.faults.append(Fault(method.upper(), plural, status, message, times, delay))
+
+    def apply_as(self, manager: str, obj: dict[str, Any]) -> None:
+        """Apply an object as another field manager (to set up conflicts)."""
+        plural = next(
+            p for p, (_, k) in {**NAMESPACED, **CLUSTER_SCOPED}.items() if k == obj["kind"]
+        )
+        code, result = self._apply(
+            plural,
+            obj["metadata"].get("namespace"),
+            obj["metadata"]["name"],
+            obj,
+            manager,
+            False,
+            False,
+        )
+        assert code < 300, result
+
+    def set_deployment_ready(self, namespace: str, name: str) -> None:
+        with self.lock:
+            stored = self.store[("deployments", namespace, name)]
+            self._ready(stored.obj)
+            stored.obj["metadata"]["resourceVersion"] = str(next(self.revision))
+
+    def requests(self, method: str | None = None) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if method is None or s.method == method]
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # Our resources are served here, before kmock parses the request: kmock 0.8's path
+        # parser raises on cluster-scoped lists such as /api/v1/namespaces. Anything else
+        # (discovery, /version) goes to kmock's scaffold.
+        method = raw.method.upper()
+        path = raw.path
+        match = next((m for p in _PATHS if (m := p.match(path))), None)
+        if match is None:
+            return await super().__call__(raw)
+        raw_body = await raw.read()
+        query = dict(raw.query)
+        content_type = raw.headers.get("Content-Type", "")
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = yaml.safe_load(raw_body)
+        with self.lock:
+            self.seen.append(Seen(method, path, query, content_type, body))
+            if self.token and raw.headers.get("Authorization") != f"Bearer {self.token}":
+                return _status(401, "Unauthorized", "Unauthorized")
+            fault = next(
+                (
+                    f
+                    for f in self.faults
+                    if f.method == method and f.plural == match["plural"] and f.times > 0
+                ),
+                None,
+            )
+            if fault:
+                fault.times -= 1
+        if fault:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            reason = {401: "Unauthorized", 403: "Forbidden", 409: "Conflict", 422: "Invalid"}.get(
+                fault.status, "InternalError"
+            )
+            return _status(fault.status, reason, fault.message)
+        plural, namespace, name = match["plural"], match.groupdict().get("ns"), match["name"]
+        with self.lock:
+            return self._serve(method, plural, namespace, name, query, content_type, body)
+
+    def _serve(
+        self,
+        method: str,
+        plural: str,
+        namespace: str | None,
+        name: str | None,
+        query: dict[str, str],
+        content_type: str,
+        body: Any,
+    ) -> aiohttp.web.Response:
+        if namespace and ("namespaces", None, namespace) not in self.store and method != "GET":
+            return _status(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                name=namespace,
+                kind="namespaces",
+            )
+        if method == "POST" and name is None:
+            meta = (body or {}).get("metadata", {})
+            if (plural, namespace, meta.get("name")) in self.store:
+                return _status(
+                    409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists'
+                )
+            return aiohttp.web.json_response(self.put(plural, namespace, body), status=201)
+        if method == "GET" and name is None:
+            selector = dict(
+                p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p
+            )
+            items = [
+                copy.deepcopy(s.obj)
+                for (p, ns, _), s in sorted(self.store.items(), key=lambda kv: kv[0][2])
+                if p == plural
+                and (namespace is None or ns == namespace)
+                and all(
+                    (s.obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items()
+                )
+            ]
+            return aiohttp.web.json_response(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "metadata": {"resourceVersion": str(next(self.revision))},
+                    "items": items,
+                }
+            )
+        assert name is not None
+        key = (plural, namespace, name)
+        if method == "GET":
+            stored = self.store.get(key)
+            if stored is None:
+                return _status(
+                    404, "NotFound", f'{plural} "{name}" not found', name=name, kind=plural
+                )
+            return aiohttp.web.json_response(stored.obj)
+        if method == "DELETE":
+            stored = self.store.pop(key, None)
+            if plural == "namespaces":
+                for other in [k for k in self.store if k[1] == name]:
+                    del self.store[other]
+            if stored is None:
+                return _status(
+                    404, "NotFound", f'{plural} "{name}" not found', name=name, kind=plural
+                )
+            return _status(200, "", "", name=name, kind=plural)
+        if method == "PATCH":
+            if content_type != "application/apply-patch+yaml":
+                return _status(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the emulator only speaks server-side apply, not {content_type}",
+                )
+            manager = query.get("fieldManager")
+            if not manager:
+                return _status(
+                    400,
+                    "BadRequest",
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
+                    "value: is required for apply patch",
+                )
+            code, result = self._apply(
+                plural,
+                namespace,
+                name,
+                body,
+                manager,
+                query.get("force") == "true",
+                query.get("dryRun") == "All",
+                strict=query.get("fieldValidation") == "Strict",
+            )
+            if isinstance(result, aiohttp.web.Response):
+                return result
+            return aiohttp.web.json_response(result, status=code)
+        return _status(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    # --- server-side apply --------------------------------------------------------------------
+
+    def _apply(
+        self,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        manager: str,
+        force: bool,
+        dry_run: bool,
+        strict: bool = True,
+    ) -> tuple[int, Any]:
+        api_version, kind = {**NAMESPACED, **CLUSTER_SCOPED}[plural]
+        if isinstance(body, (str, bytes)):
+            body = yaml.safe_load(body)
+        if (
+            not isinstance(body, dict)
+            or body.get("kind") != kind
+            or body.get("apiVersion") != api_version
+            or body.get("metadata", {}).get("name") != name
+            or body.get("metadata", {}).get("namespace", namespace) != namespace
+        ):
+            return 400, _status(400, "BadRequest", "the body does not match the URL")
+        if strict:
+            try:
+                kubernetes_validate.validate(body, "1.32", strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                return 400, _status(
+                    400,
+                    "BadRequest",
+                    f'{kind} in version "{api_version}" cannot be handled: '
+                    f"strict decoding error: {exc.message}",
+                )
+        key = (plural, namespace, name)
+        existing = self.store.get(key)
+        applied = {p: v for p, v in _leaves(body).items() if p not in _IDENTITY}
+        owners = dict(existing.owners) if existing else {}
+        if existing:
+            live = _leaves(existing.obj)
+            conflicts = sorted(
+                p
+                for p, v in applied.items()
+                if owners.get(p, manager) != manager and live.get(p) != v
+            )
+            if conflicts and not force:
+                text = "\n".join(
+                    f'conflict with "{owners[p]}" using {api_version}: .' + ".".join(p)
+                    for p in conflicts
+                )
+                return 409, _status(
+                    409, "Conflict", f"Apply failed with {len(conflicts)} conflict(s): {text}"
+                )
+        new = (
+            copy.deepcopy(existing.obj)
+            if existing
+            else {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+        )
+        for path, owner in list(owners.items()):
+            if owner == manager and path not in applied:
+                _remove(new, path)
+                del owners[path]
+        for path, value in applied.items():
+            _set(new, path, value)
+            owners[path] = manager
+        meta = new["metadata"]
+        if namespace:
+            meta["namespace"] = namespace
+        problem = self._defaults(plural, new, existing.obj if existing else None)
+        if problem:
+            return 422, _status(
+                422, "Invalid", f'{kind} "{name}" is invalid: {problem}', name=name, kind=plural
+            )
+        changed = existing is None or _strip(existing.obj) != _strip(new)
+        if changed:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", _now())
+            meta["resourceVersion"] = str(next(self.revision))
+            others = (
+                [
+                    m
+                    for m in (existing.obj["metadata"].get("managedFields") or [])
+                    if m["manager"] != manager
+                ]
+                if existing
+                else []
+            )
+            meta["managedFields"] = [
+                *others,
+                {
+                    "manager": manager,
+                    "operation": "Apply",
+                    "apiVersion": api_version,
+                    "time": _now(),
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {},
+                },
+            ]
+            if plural == "deployments":
+                old_spec = existing.obj.get("spec") if existing else None
+                meta["generation"] = meta.get("generation", 0) + (old_spec != new.get("spec"))
+                if self.auto_ready:
+                    self._ready(new)
+                else:
+                    new["status"] = {
+                        "observedGeneration": meta["generation"],
+                        "replicas": new["spec"].get("replicas", 1),
+                        "updatedReplicas": 0,
+                        "availableReplicas": 0,
+                    }
+        if not dry_run and changed:
+            self.store[key] = _Stored(new, owners)
+        return (201 if existing is None else 200), new
+
+    def _ready(self, deployment: dict[str, Any]) -> None:
+        replicas = deployment["spec"].get("replicas", 1)
+        deployment["status"] = {
+            "observedGeneration": deployment["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+
+    def _defaults(self, plural: str, new: dict[str, Any], old: dict[str, Any] | None) -> str:
+        """What the API server fills in or refuses; returns a 422 message or ''."""
+        if plural != "services":
+            return ""
+        spec = new["spec"]
+        spec.setdefault("type", "ClusterIP")
+        spec["clusterIP"] = (old or {}).get("spec", {}).get("clusterIP", "10.96.0.10")
+        if spec["type"] == "ClusterIP":
+            for port in spec.get("ports", []):
+                port.pop("nodePort", None)
+            return ""
+        previous = {
+            p.get("name"): p.get("nodePort") for p in (old or {}).get("spec", {}).get("ports", [])
+        }
+        taken = {
+            p.get("nodePort")
+            for (pl, ns, nm), s in self.store.items()
+            if pl == "services"
+            and (ns, nm) != (new["metadata"].get("namespace"), new["metadata"]["name"])
+            for p in s.obj.get("spec", {}).get("ports", [])
+        }
+        for index, port in enumerate(spec.get("ports", [])):
+            if "nodePort" in port:
+                if port["nodePort"] not in NODE_PORTS:
+                    return (
+                        f"spec.ports[{index}].nodePort: Invalid value: {port['nodePort']}: "
+                        "provided port is not in the valid range. The range of valid ports "
+                        "is 30000-32767"
+                    )
+                if port["nodePort"] in taken:
+                    return (
+                        f"spec.ports[{index}].nodePort: Invalid value: {port['nodePort']}: "
+                        "provided port is already allocated"
+                    )
+            elif previous.get(port.get("name")):
+                port["nodePort"] = previous[port.get("name")]
+            else:
+                port["nodePort"] = next(p for p in NODE_PORTS if p not in taken)
+                taken.add(port["nodePort"])
+        return ""
+
+
+def _strip(obj: dict[str, Any]) -> Any:
+    meta = {
+        k: v
+        for k, v in obj.get("metadata", {}).items()
+        if k not in ("resourceVersion", "managedFields", "generation")
+    }
+    return {**obj, "metadata": meta}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EmulatorServer:
+    """Serves a ClusterEmulator on 127.0.0.1 from a background thread."""
+
+    def __init__(self) -> None:
+        self.emulator = ClusterEmulator()
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="k8s-emulator", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> EmulatorServer:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the emulator did not start")
+        if self._error:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            async with self.emulator, kmock.Server(self.emulator, host="127.0.0.1") as server:
+                self.url = f"http://127.0.0.1:{server.port}"
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced to the test thread
+            self._error = exc
+            self._ready.set()
+
+    def write_kubeconfig(
+        self, path: Path, namespace: str | None = None, token: str | None = "emulator-token"
+    ) -> Path:
+        context: dict[str, Any] = {"cluster": "emulator", "user": "tester"}
+        if namespace:
+            context["namespace"] = namespace
+        user = {"token": token} if token else {}
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": user}],
+                    "contexts": [{"name": "emulator", "context": context}],
+                    "current-context": "emulator",
+                }
+            )
+        )
+        return path

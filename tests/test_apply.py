@@ -1,0 +1,445 @@
+"""`jwksdeploy apply` against a Kubernetes API over real HTTP (the emulator, or a real cluster
+through JWKSDEPLOY_TEST_KUBECONFIG). Nothing of ours or of the client is patched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .helpers import EXAMPLES, ec_key, jwks_bytes, rsa_public
+from .kube import Kube
+
+pytestmark = pytest.mark.cluster
+JWKS = str(EXAMPLES / "jwks-rsa.json")
+
+
+def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[no-untyped-def]
+    return kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "--namespace", kube.namespace, "--no-wait", *args, input=input
+    )
+
+
+def test_apply_creates_objects_and_prints_the_url(kube: Kube) -> None:
+    result = apply(kube)
+    assert result.exit_code == 0, result.stderr
+    configmap = kube.read("ConfigMap", "jwks-config")
+    assert configmap is not None
+    assert configmap["data"]["jwks.json"] == (EXAMPLES / "jwks-rsa.json").read_text()
+    service = kube.read("Service", "remote-jwks-go")
+    assert service is not None
+    node_port = service["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= node_port <= 32767
+    assert kube.read("Deployment", "remote-jwks-go") is not None
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("http://") and lines[0].endswith(f":{node_port}/jwks")
+    for obj in (
+        "configmap/jwks-config created",
+        "service/remote-jwks-go created",
+        "deployment/remote-jwks-go created",
+    ):
+        assert obj in result.stderr
+    assert "JWKS URL via" in result.stderr
+
+
+@pytest.mark.emulator_only
+def test_apply_request_contract(kube: Kube) -> None:
+    assert kube.emulator is not None
+    result = apply(kube)
+    assert result.exit_code == 0, result.stderr
+    patches = kube.emulator.requests("PATCH")
+    assert [p.path.rsplit("/", 2)[-2] for p in patches] == ["configmaps", "services", "deployments"]
+    for patch in patches:
+        assert patch.content_type == "application/apply-patch+yaml"
+        assert patch.query["fieldManager"] == "jwksdeploy"
+        assert patch.query["fieldValidation"] == "Strict"
+        assert "force" not in patch.query and "dryRun" not in patch.query
+    gets = kube.emulator.requests("GET")
+    assert [g.path for g in gets][-1] == "/api/v1/nodes"
+    assert len(kube.emulator.requests()) == 7  # 3 reads, 3 applies, 1 node list
+    assert not any(s.path in ("/api", "/apis") for s in kube.emulator.requests())
+
+
+def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert apply(kube).exit_code == 0
+    before = kube.read("Deployment", "remote-jwks-go")
+    node_port = kube.read("Service", "remote-jwks-go")["spec"]["ports"][0]["nodePort"]  # type: ignore[index]
+    again = apply(kube)
+    assert again.exit_code == 0, again.stderr
+    for line in (
+        "configmap/jwks-config unchanged",
+        "service/remote-jwks-go unchanged",
+        "deployment/remote-jwks-go unchanged",
+    ):
+        assert line in again.stderr
+    assert again.stdout.strip().endswith(f":{node_port}/jwks")
+    rotated = tmp_path / "rotated.json"
+    rotated.write_bytes(jwks_bytes(rsa_public(), ec_key(kid="next")))
+    changed = kube.jwksdeploy("apply", "--jwks", str(rotated), "-n", kube.namespace, "--no-wait")
+    assert changed.exit_code == 0, changed.stderr
+    assert "configmap/jwks-config configured" in changed.stderr
+    assert "deployment/remote-jwks-go configured" in changed.stderr
+    assert "service/remote-jwks-go unchanged" in changed.stderr
+    after = kube.read("Deployment", "remote-jwks-go")
+    assert before and after
+    checksum = "checksum/jwks"
+    assert (
+        before["spec"]["template"]["metadata"]["annotations"][checksum]
+        != after["spec"]["template"]["metadata"]["annotations"][checksum]
+    )
+    assert kube.read("ConfigMap", "jwks-config")["data"]["jwks.json"] == rotated.read_text()  # type: ignore[index]
+    service = kube.read("Service", "remote-jwks-go")
+    assert service is not None and service["spec"]["ports"][0]["nodePort"] == node_port
+
+
+def test_dry_run_stores_nothing(kube: Kube) -> None:
+    result = apply(kube, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "configmap/jwks-config created (dry run)" in result.stderr
+    assert kube.read("ConfigMap", "jwks-config") is None
+    assert kube.read("Deployment", "remote-jwks-go") is None
+    if kube.emulator:
+        assert {p.query.get("dryRun") for p in kube.emulator.requests("PATCH")} == {"All"}
+
+
+def test_missing_namespace_names_the_flag_and_create_namespace_fixes_it(kube: Kube) -> None:
+    namespace = f"{kube.namespace}-new"
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", namespace, "--no-wait")
+    assert result.exit_code == 9
+    assert f"namespace '{namespace}' does not exist" in result.stderr
+    assert "--create-namespace" in result.stderr
+    assert "Traceback" not in result.stderr
+    try:
+        created = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", namespace, "--no-wait", "--create-namespace"
+        )
+        assert created.exit_code == 0, created.stderr
+        assert f"namespace/{namespace} created" in created.stderr
+        assert kube.read("ConfigMap", "jwks-config", namespace) is not None
+    finally:
+        kube.delete_namespace(namespace)
+
+
+def test_json_output_for_scripts(kube: Kube) -> None:
+    result = apply(kube, "-o", "json", "--address", "127.0.0.1")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    node_port = report["nodePort"]
+    assert report["url"] == f"http://127.0.0.1:{node_port}/jwks"
+    assert report["address"] == "127.0.0.1"
+    assert report["addressSource"] == "--address"
+    assert report["namespace"] == kube.namespace
+    assert [(o["kind"], o["outcome"]) for o in report["objects"]] == [
+        ("ConfigMap", "created"),
+        ("Service", "created"),
+        ("Deployment", "created"),
+    ]
+
+
+@pytest.mark.emulator_only
+def test_external_ip_of_a_ready_node_is_preferred(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.add_node("node-0", ready=False, ExternalIP="127.0.0.9")
+    kube.emulator.add_node("node-2", InternalIP="127.0.0.2", ExternalIP="127.0.0.3")
+    result = apply(kube)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("http://127.0.0.3:")
+    assert "ExternalIP of node node-2" in result.stderr
+
+
+@pytest.mark.emulator_only
+def test_nodes_forbidden_prints_the_node_port_and_how_to_form_the_url(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.fail("GET", "nodes", 403, 'nodes is forbidden: User "dev" cannot list')
+    result = apply(kube)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "nodes cannot be listed (RBAC)" in result.stderr
+    assert "--address" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service_type", "expected"),
+    [
+        ("ClusterIP", "http://remote-jwks-go.{ns}.svc.cluster.local:8080/jwks"),
+    ],
+)
+def test_cluster_ip_prints_the_in_cluster_url(kube: Kube, service_type: str, expected: str) -> None:
+    result = apply(kube, "--service-type", service_type)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == expected.format(ns=kube.namespace)
+
+
+@pytest.mark.emulator_only
+@pytest.mark.parametrize(
+    ("status", "message", "code", "fragments"),
+    [
+        (
+            403,
+            'configmaps "jwks-config" is forbidden',
+            7,
+            ["denied patch on configmaps in namespace 'envoy-yang'", "RBAC"],
+        ),
+        (
+            422,
+            'ConfigMap "jwks-config" is invalid: data: Too long',
+            9,
+            ["rejected ConfigMap 'jwks-config'", "data: Too long"],
+        ),
+        (500, "etcdserver: request timed out", 6, ["answered 500", "try again"]),
+    ],
+)
+def test_api_errors_become_one_paragraph_and_an_exit_code(
+    kube: Kube, status: int, message: str, code: int, fragments: list[str]
+) -> None:
+    assert kube.emulator is not None
+    kube.emulator.fail("PATCH", "configmaps", status, message)
+    result = apply(kube)
+    assert result.exit_code == code
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "HTTP response headers" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+@pytest.mark.emulator_only
+def test_failure_part_way_says_what_was_applied_and_rerun_converges(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.fail("PATCH", "deployments", 403, "deployments.apps is forbidden")
+    result = apply(kube)
+    assert result.exit_code == 7
+    assert "denied patch on deployments" in result.stderr
+    assert "Already applied: configmap/jwks-config, service/remote-jwks-go" in result.stderr
+    rerun = apply(kube)
+    assert rerun.exit_code == 0
+    assert "deployment/remote-jwks-go created" in rerun.stderr
+    assert "configmap/jwks-config unchanged" in rerun.stderr
+
+
+@pytest.mark.emulator_only
+def test_conflict_names_the_other_manager_and_force_takes_over(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.apply_as(
+        "kubectl-edit",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "jwks-config", "namespace": kube.namespace},
+            "data": {"jwks.json": "{}"},
+        },
+    )
+    result = apply(kube)
+    assert result.exit_code == 8
+    assert "managed by kubectl-edit" in result.stderr
+    assert "--force-conflicts" in result.stderr
+    forced = apply(kube, "--force-conflicts")
+    assert forced.exit_code == 0, forced.stderr
+    assert kube.emulator.requests("PATCH")[-3].query["force"] == "true"
+    assert kube.read("ConfigMap", "jwks-config")["data"]["jwks.json"] != "{}"  # type: ignore[index]
+
+
+def test_server_rejects_a_node_port_outside_its_range(kube: Kube) -> None:
+    result = apply(kube, "--node-port", "8080", "--node-port-range", "1-9000")
+    assert result.exit_code == 9
+    assert "provided port is not in the valid range" in result.stderr
+    assert kube.read("Service", "remote-jwks-go") is None
+
+
+@pytest.mark.emulator_only
+def test_unauthorized(kube: Kube, emulator_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kubeconfig = emulator_server.write_kubeconfig(tmp_path / "bad", token="expired")
+    from .helpers import run
+
+    result = run(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait", "--kubeconfig", str(kubeconfig)
+    )
+    assert result.exit_code == 6
+    assert "refused our credentials (401" in result.stderr
+    assert "expired" not in result.stderr
+
+
+@pytest.mark.emulator_only
+def test_a_stalled_api_server_times_out(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.fail("PATCH", "configmaps", 200, "", delay=3)
+    result = apply(kube, "--request-timeout", "500ms")
+    assert result.exit_code == 10
+    assert "did not answer PATCH" in result.stderr
+
+
+def test_unreachable_cluster(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
+    from .helpers import run
+
+    result = run("apply", "--jwks", JWKS, "-n", "x", "--no-wait", "--kubeconfig", str(kubeconfig))
+    assert result.exit_code == 6
+    assert f"cannot reach the API server at http://127.0.0.1:{port}" in result.stderr
+    missing = run("apply", "--jwks", JWKS, "-n", "x", "--kubeconfig", str(tmp_path / "none"))
+    assert missing.exit_code == 6
+    assert "no kubeconfig found" in missing.stderr
+
+
+def test_private_keys_never_reach_the_cluster(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    leaked = tmp_path / "leaked.json"
+    leaked.write_bytes(jwks_bytes({**ec_key(), "d": "cHJpdmF0ZQ"}))
+    result = kube.jwksdeploy("apply", "--jwks", str(leaked), "-n", kube.namespace, "--no-wait")
+    assert result.exit_code == 4
+    assert kube.read("ConfigMap", "jwks-config") is None
+    if kube.emulator:
+        assert kube.emulator.requests() == []
+
+
+@pytest.mark.needs_pods
+def test_wait_returns_once_the_rollout_is_done(kube: Kube) -> None:
+    result = kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--wait", "--timeout", "3m"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "rollout: 1/1 pods available" in result.stderr
+    assert result.stdout.startswith("http://")
+
+
+@pytest.mark.emulator_only
+def test_wait_times_out_with_the_reason(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.auto_ready = False
+    kube.emulator.put(
+        "pods",
+        kube.namespace,
+        {
+            "metadata": {
+                "name": "remote-jwks-go-abc",
+                "labels": {
+                    "app.kubernetes.io/name": "jwks-server",
+                    "app.kubernetes.io/instance": "remote-jwks-go",
+                },
+            },
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "remote-jwks-go",
+                        "state": {
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": "Back-off pulling image",
+                            }
+                        },
+                    }
+                ]
+            },
+        },
+    )
+    kube.emulator.put(
+        "events",
+        kube.namespace,
+        {
+            "metadata": {"name": "e1"},
+            "type": "Warning",
+            "reason": "Failed",
+            "message": "Failed to pull image",
+            "involvedObject": {"name": "remote-jwks-go-abc"},
+            "lastTimestamp": "2026-11-28T10:00:00Z",
+        },
+    )
+    result = kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--wait", "--timeout", "1s"
+    )
+    assert result.exit_code == 10
+    assert "was not ready after 1s" in result.stderr
+    assert "pod remote-jwks-go-abc: ImagePullBackOff (Back-off pulling image)" in result.stderr
+    assert "event on remote-jwks-go-abc: Failed: Failed to pull image" in result.stderr
+
+
+@pytest.mark.emulator_only
+def test_wait_finishes_when_the_deployment_becomes_available(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.auto_ready = False
+    import threading
+
+    timer = threading.Timer(
+        1.0, kube.emulator.set_deployment_ready, args=(kube.namespace, "remote-jwks-go")
+    )
+    timer.start()
+    try:
+        result = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", kube.namespace, "--wait", "--timeout", "20s"
+        )
+    finally:
+        timer.cancel()
+    assert result.exit_code == 0, result.stderr
+    assert "rollout: 1/1 pods available after" in result.stderr
+
+
+# --- url, status, delete ---------------------------------------------------------------
+
+
+def test_url_status_and_delete(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    applied = apply(kube, "--replicas", "2")
+    assert applied.exit_code == 0, applied.stderr
+    url = kube.jwksdeploy("url", "-n", kube.namespace)
+    assert url.exit_code == 0, url.stderr
+    assert url.stdout == applied.stdout
+    status = kube.jwksdeploy("status", "-n", kube.namespace, "--jwks", JWKS, "-o", "json")
+    assert status.exit_code == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["objects"] == [
+        "configmap/jwks-config",
+        "deployment/remote-jwks-go",
+        "poddisruptionbudget/remote-jwks-go",
+        "service/remote-jwks-go",
+    ]
+    assert report["matchesLocalJwks"] is True
+    assert report["url"] == applied.stdout.strip()
+    other = tmp_path / "other.json"
+    other.write_bytes(jwks_bytes(ec_key(kid="x")))
+    differs = kube.jwksdeploy("status", "-n", kube.namespace, "--jwks", str(other))
+    assert "live ConfigMap DIFFERS from" in differs.stdout
+    deleted = kube.jwksdeploy("delete", "-n", kube.namespace, "--wait", "--timeout", "1m")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert f"{kube.namespace}: configmap/jwks-config deleted" in deleted.stdout
+    assert kube.read("Deployment", "remote-jwks-go") is None
+    assert kube.read("ConfigMap", "jwks-config") is None
+    again = kube.jwksdeploy("delete", "-n", kube.namespace)
+    assert again.exit_code == 0
+    assert "configmap/jwks-config not found" in again.stdout
+    gone = kube.jwksdeploy("url", "-n", kube.namespace)
+    assert gone.exit_code == 9
+    assert "jwksdeploy apply --namespace" in gone.stderr
+
+
+@pytest.mark.emulator_only
+def test_delete_leaves_objects_it_does_not_manage(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.apply_as(
+        "someone-else",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "jwks-config", "namespace": kube.namespace},
+            "data": {"jwks.json": "{}"},
+        },
+    )
+    result = kube.jwksdeploy("delete", "-n", kube.namespace)
+    assert result.exit_code == 0
+    assert "configmap/jwks-config not found" in result.stdout
+    assert kube.read("ConfigMap", "jwks-config") is not None
