@@ -131,6 +131,26 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.lock = threading.RLock()
+        # Discovery, so kubectl can find our resources (kmock's scaffold serves it).
+        verbs = ["get", "list", "create", "patch", "delete"]
+        for plural, (api_version, kind) in {**NAMESPACED, **CLUSTER_SCOPED}.items():
+            short = {
+                "services": ["svc"],
+                "configmaps": ["cm"],
+                "deployments": ["deploy"],
+                "namespaces": ["ns"],
+                "nodes": ["no"],
+                "poddisruptionbudgets": ["pdb"],
+                "pods": ["po"],
+                "events": ["ev"],
+            }[plural]
+            self.resources[f"{api_version}/{plural}"] = kmock.ResourceInfo(
+                kind=kind,
+                namespaced=plural in NAMESPACED,
+                singular=kind.lower(),
+                verbs=verbs,
+                shortnames=short,
+            )
         self.reset()
 
     def reset(self) -> None:

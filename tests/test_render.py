@@ -440,3 +440,24 @@ def test_many_namespaces_equal_each_namespace_rendered_alone() -> None:
     alone = [obj for ns in ("one", "two", "three") for obj in rendered(namespace=ns, replicas=2)]
     assert together == alone
     assert together[0] is not together[4]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["render", "--jwks", str(EXAMPLES / "jwks.json"), "-n", "a"], ["--help"], ["apply", "--help"]],
+)
+def test_render_and_help_never_import_the_kubernetes_client(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom jwksdeploy.cli import cli\n"
+        f"try:\n    cli({args!r}, standalone_mode=False)\n"
+        "finally:\n    print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('kubernetes', 'urllib3')), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"
