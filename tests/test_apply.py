@@ -20,6 +20,20 @@ def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[n
     )
 
 
+def claim_configmap(kube: Kube, manager: str) -> None:
+    """Another field manager writes jwks-config first (the setup for conflicts)."""
+    assert kube.emulator is not None
+    kube.emulator.apply_as(
+        manager,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "jwks-config", "namespace": kube.namespace},
+            "data": {"jwks.json": "{}"},
+        },
+    )
+
+
 def test_apply_creates_objects_and_prints_the_url(kube: Kube) -> None:
     result = apply(kube)
     assert result.exit_code == 0, result.stderr
@@ -222,15 +236,7 @@ def test_failure_part_way_says_what_was_applied_and_rerun_converges(kube: Kube) 
 @pytest.mark.emulator_only
 def test_conflict_names_the_other_manager_and_force_takes_over(kube: Kube) -> None:
     assert kube.emulator is not None
-    kube.emulator.apply_as(
-        "kubectl-edit",
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "jwks-config", "namespace": kube.namespace},
-            "data": {"jwks.json": "{}"},
-        },
-    )
+    claim_configmap(kube, "kubectl-edit")
     result = apply(kube)
     assert result.exit_code == 8
     assert "managed by kubectl-edit" in result.stderr
@@ -430,15 +436,7 @@ def test_url_status_and_delete(kube: Kube, tmp_path) -> None:  # type: ignore[no
 @pytest.mark.emulator_only
 def test_delete_leaves_objects_it_does_not_manage(kube: Kube) -> None:
     assert kube.emulator is not None
-    kube.emulator.apply_as(
-        "someone-else",
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "jwks-config", "namespace": kube.namespace},
-            "data": {"jwks.json": "{}"},
-        },
-    )
+    claim_configmap(kube, "someone-else")
     result = kube.jwksdeploy("delete", "-n", kube.namespace)
     assert result.exit_code == 0
     assert "configmap/jwks-config not found" in result.stdout
