@@ -30,7 +30,6 @@ PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
     "OKP": ("d",),
 }
 BASE64URL_MEMBERS = ("k", "n", "e", "x", "y", "d", "p", "q", "dp", "dq", "qi")
-SECRET_MEMBERS = frozenset({"k", "d", "p", "q", "dp", "dq", "qi", "oth"})
 
 ENVOY_EC_CURVES = ("P-256", "P-384", "P-521")
 ENVOY_OKP_CURVES = ("Ed25519",)
