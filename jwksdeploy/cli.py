@@ -434,20 +434,13 @@ def url(
     request_timeout: str,
 ) -> None:
     """Print the JWKS URL of what apply deployed."""
-    from .cluster import endpoint_for
-    from .errors import ClusterRejected
+    from .cluster import deployed_endpoint
 
     names = _instance_names(name)
     namespaces = _namespaces(namespace, kubeconfig, context)
     cluster = _connect(kubeconfig, context, request_timeout)
     for ns in namespaces:
-        service = cluster.get("Service", ns, names["Service"])
-        if service is None:
-            raise ClusterRejected(
-                f"there is no Service {names['Service']!r} in namespace {ns!r}. Deploy it with "
-                f"`jwksdeploy apply --namespace {ns}`, or pass the --name you used."
-            )
-        _print_endpoint(endpoint_for(cluster, service, address), ns, False)
+        _print_endpoint(deployed_endpoint(cluster, ns, names["Service"], address), ns, False)
 
 
 @cli.command()
@@ -545,6 +538,16 @@ def delete(
     for ns in _namespaces(namespace, kubeconfig, context):
         for kind, object_name, outcome in delete_objects(cluster, ns, names, wait, seconds):
             click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
+
+
+def _register_commands() -> None:
+    from .cli_keys import jwks_group, serve_command, token_command, verify_command
+
+    for command in (jwks_group, token_command, verify_command, serve_command):
+        cli.add_command(command)
+
+
+_register_commands()
 
 
 def main() -> None:

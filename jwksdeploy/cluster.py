@@ -472,6 +472,19 @@ def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None 
     )
 
 
+def deployed_endpoint(
+    cluster: Cluster, namespace: str, service_name: str, address: str | None = None
+) -> Endpoint:
+    """The endpoint of a Service `apply` created, or ClusterRejected naming the fix."""
+    service = cluster.get("Service", namespace, service_name)
+    if service is None:
+        raise ClusterRejected(
+            f"there is no Service {service_name!r} in namespace {namespace!r}. Deploy it with "
+            f"`jwksdeploy apply --namespace {namespace}`, or pass the --name you used."
+        )
+    return endpoint_for(cluster, service, address)
+
+
 # --- waiting ----------------------------------------------------------------------------------
 
 

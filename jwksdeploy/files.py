@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -160,30 +161,78 @@ def write_tree(directory: str, files: Mapping[str, str]) -> None:
             shutil.rmtree(retired, ignore_errors=True)
 
 
-def write_private(path: str, content: str, force: bool) -> None:
-    """Write a file holding private key material: mode 0600 from the first byte, no clobber."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+@dataclass(frozen=True)
+class OutputFile:
+    """One file to write; `secret` files get mode 0600 from their first byte."""
+
+    path: str
+    content: str
+    secret: bool
+    replaces: bool = False  # an update of this very file (rotation), not a clobber
+
+
+def write_files(outputs: list[OutputFile], force: bool) -> None:
+    """Write several files all-or-nothing: each goes to a temp file beside its target, and
+    only when every temp file is complete are they moved into place.
+
+    Without force an existing target is refused, and the final link is no-clobber (O_EXCL
+    semantics), so a file created meanwhile is never overwritten either.
+    """
+    import tempfile
+
+    for output in outputs:
+        if os.path.isdir(output.path):
+            raise OutputError(f"{output.path!r} is a directory. Pass a file path.")
+        if not force and not output.replaces and os.path.lexists(output.path):
+            raise OutputError(
+                f"{output.path!r} already exists"
+                + (" and may hold a private key" if output.secret else "")
+                + ". Pass --force to overwrite it, or choose another path. Nothing was written."
+            )
+    staged: list[tuple[OutputFile, str]] = []
+    created: list[str] = []
+    current = ""
     try:
-        fd = os.open(path, flags, 0o600)
+        for output in outputs:
+            current = output.path
+            directory = os.path.dirname(os.path.abspath(output.path))
+            fd, temp = tempfile.mkstemp(prefix=".jwksdeploy-", dir=directory)
+            staged.append((output, temp))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                # mkstemp already creates 0600; public files are widened only once complete.
+                handle.write(output.content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if not output.secret:
+                os.chmod(temp, 0o644)
+        for output, temp in staged:
+            current = output.path
+            if force or output.replaces:
+                os.replace(temp, output.path)
+            else:
+                os.link(temp, output.path)
+                created.append(output.path)
+                os.unlink(temp)
     except FileExistsError:
+        _undo(created)
         raise OutputError(
-            f"{path!r} already exists and may hold a private key. Pass --force to overwrite it."
+            f"{current!r} appeared while writing. Pass --force to overwrite "
+            "it, or choose another path."
         ) from None
     except OSError as exc:
-        raise OutputError(f"cannot write {path!r}: {exc.strerror}.") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(content)
+        _undo(created)
+        raise OutputError(
+            f"cannot write {current!r}: {exc.strerror}. Check that its directory exists and is "
+            "writable. Nothing was written."
+        ) from None
+    finally:
+        for _, temp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
 
-def write_public(path: str, content: str, force: bool) -> None:
-    """Write a public file (a JWKS to deploy); refuse to clobber unless forced."""
-    from pathlib import Path
-
-    target = Path(path)
-    if target.exists() and not force:
-        raise OutputError(f"{path!r} already exists. Pass --force to overwrite it.")
-    try:
-        target.write_text(content, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write {path!r}: {exc.strerror}.") from None
+def _undo(created: list[str]) -> None:
+    """Remove files this call created, so a failure leaves nothing half-written."""
+    for path in created:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

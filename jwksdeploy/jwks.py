@@ -289,7 +289,7 @@ def enforce(findings: list[Finding], strict: bool) -> list[Finding]:
         lines = "\n".join(f"  - {f}" for f in blocking)
         why = "warnings are errors under --strict; " if strict and not errors else ""
         raise JwksRejected(
-            f"the JWKS has {len(blocking)} problem(s) that stop the render:\n{lines}\n"
+            f"the JWKS has {len(blocking)} problem(s):\n{lines}\n"
             f"Fix the key set and run again ({why}`jwksdeploy jwks check FILE` lists them all)."
         )
     return warnings

@@ -1,0 +1,556 @@
+"""Commands for keys and tokens: `jwks generate|rotate|public|check`, `token`, `verify`, `serve`.
+
+Like cli.py these only parse, call and print; errors propagate to the one handler in
+`cli._Cli`. joserfc, urllib and http.server are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .jwks import ALGS_BY_KTY
+
+DEFAULT_PUBLIC = "jwks.json"
+DEFAULT_PRIVATE = "jwks.private.json"
+
+
+@click.group("jwks")
+def jwks_group() -> None:
+    """Generate, rotate, publish and check key sets."""
+
+
+def key_type_options(command: Any) -> Any:
+    options = [
+        click.option(
+            "--kty",
+            type=click.Choice(["oct", "RSA", "EC", "OKP"]),
+            help="Key type.  [default: EC, or what --alg implies]",
+        ),
+        click.option(
+            "--size",
+            type=int,
+            metavar="BITS",
+            help="oct: secret bits (default: the hash size); RSA: 2048, 3072 or 4096 "
+            "(default 2048).",
+        ),
+        click.option(
+            "--crv",
+            type=click.Choice(["P-256", "P-384", "P-521", "Ed25519"]),
+            help="EC or OKP curve.  [default: P-256 for EC, Ed25519 for OKP]",
+        ),
+        click.option(
+            "--alg",
+            type=click.Choice([alg for algs in ALGS_BY_KTY.values() for alg in algs]),
+            help="Signing algorithm, written into the key.  [default: from the key]",
+        ),
+        click.option("--kid", metavar="VALUE", help="Key ID.  [default: --kid-from]"),
+        click.option(
+            "--kid-from",
+            type=click.Choice(["thumbprint"]),
+            default="thumbprint",
+            show_default=True,
+            help="Derive the kid: the RFC 7638 SHA-256 thumbprint of the public key.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _describe(key: dict[str, Any]) -> str:
+    detail = key.get("crv") or f"{key.get('kty')}"
+    return f"kid {json.dumps(key.get('kid'))}, {key.get('alg')}, {detail}"
+
+
+def _write_sets(
+    private: dict[str, Any] | None,
+    private_path: str | None,
+    public: dict[str, Any],
+    public_path: str,
+    force: bool,
+    replaces: bool,
+) -> None:
+    """Both files land together or neither does; the public one may go to stdout."""
+    from .files import OutputFile, write_files
+    from .keys import to_json
+
+    symmetric = any(key.get("kty") == "oct" for key in public["keys"])
+    outputs = []
+    if private is not None and private_path is not None:
+        outputs.append(OutputFile(private_path, to_json(private), True, replaces))
+    if public_path != "-":
+        outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
+    write_files(outputs, force)
+    if public_path == "-":
+        click.echo(to_json(public), nl=False)
+
+
+def _oct_notice(public_path: str) -> None:
+    click.echo(
+        f"warning: oct keys are shared secrets: {public_path} holds the same secret as the private "
+        "set and is written with mode 0600. Anyone who can fetch the JWKS endpoint can sign "
+        "tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
+        err=True,
+    )
+
+
+@jwks_group.command("generate")
+@key_type_options
+@click.option(
+    "--use", type=click.Choice(["sig"]), default="sig", show_default=True, help="Key use."
+)
+@click.option(
+    "--out",
+    metavar="PATH",
+    help=f"Public JWKS to deploy ('-' for stdout).  [default: {DEFAULT_PUBLIC}, or the "
+    "--add-to file]",
+)
+@click.option(
+    "--private-out",
+    metavar="PATH",
+    default=DEFAULT_PRIVATE,
+    show_default=True,
+    help="Private key set (mode 0600). With --add-to it must exist and is updated.",
+)
+@click.option(
+    "--add-to",
+    metavar="JWKS",
+    help="Append the new key to this existing public set (rotation), keeping the private "
+    "set in step.",
+)
+@click.option("--keep", type=int, metavar="N", help="With --add-to: keep only the newest N keys.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+def generate(
+    kty: str | None,
+    size: int | None,
+    crv: str | None,
+    alg: str | None,
+    kid: str | None,
+    kid_from: str,
+    use: str,
+    out: str | None,
+    private_out: str,
+    add_to: str | None,
+    keep: int | None,
+    force: bool,
+) -> None:
+    """Generate a signing key: the private set for `token`, the public JWKS for `render`.
+
+    With no options it makes an ES256 (P-256) key. The source's HMAC recipe is
+    `--kty oct --size 256 --alg HS256`.
+    """
+    from .errors import InputError
+    from .keys import generate as generate_key
+    from .keys import key_spec
+
+    spec = key_spec(kty, size, crv, alg)
+    if add_to is not None:
+        _rotate(add_to, private_out, out, spec, kid, keep, force)
+        return
+    if keep is not None:
+        raise InputError("--keep only applies with --add-to (or `jwksdeploy jwks rotate`).")
+    public_path = out or DEFAULT_PUBLIC
+    if public_path == private_out:
+        raise InputError(
+            f"--out and --private-out are both {public_path!r}. Give the private set its own file."
+        )
+    key = generate_key(spec, kid, use)
+    _publish_new_set(key, private_out, public_path, force)
+
+
+def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, force: bool) -> None:
+    from .jwks import public_members
+    from .keys import ordered
+
+    private = {"keys": [key]}
+    public = {"keys": [ordered(public_members(key))]}
+    _write_sets(private, private_path, public, public_path, force, replaces=False)
+    shown = "stdout" if public_path == "-" else public_path
+    click.echo(
+        f"generated {_describe(key)}: private set {private_path} (mode 0600, keep it secret), "
+        f"public JWKS {shown}",
+        err=True,
+    )
+    if key["kty"] == "oct":
+        _oct_notice(shown)
+
+
+def _rotate(
+    public_path: str,
+    private_path: str,
+    out: str | None,
+    spec: Any,
+    kid: str | None,
+    keep: int | None,
+    force: bool,
+) -> None:
+    from .errors import InputError
+    from .files import read_input
+    from .keys import generate as generate_key
+    from .keys import parse_key_file, rotate
+
+    public_in = parse_key_file(read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}")
+    try:
+        private_bytes = read_input(private_path, "private key set")
+    except InputError:
+        raise InputError(
+            f"the private key set {private_path!r} is missing. Rotation keeps the public and "
+            "private sets in step, so it needs both: pass --private-out (or --private for "
+            "`jwks rotate`) with the file `jwks generate` wrote."
+        ) from None
+    private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
+    key = generate_key(spec, kid)
+    private, public = rotate(private_in, public_in, key, keep)
+    target = out or public_path
+    _write_sets(private, private_path, public, target, force, replaces=target == public_path)
+    kept = {k.get("kid") for k in private["keys"]}
+    dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
+    click.echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
+    if dropped:
+        click.echo(f"dropped the oldest: {', '.join(json.dumps(d) for d in dropped)}", err=True)
+    click.echo(
+        f"updated {private_path} and {target}. Deploy the public set (`jwksdeploy apply`) before "
+        "signing with the new key: gateways only trust keys they have fetched.",
+        err=True,
+    )
+    if key["kty"] == "oct":
+        _oct_notice(target)
+
+
+@jwks_group.command("rotate")
+@key_type_options
+@click.option(
+    "--jwks",
+    "public_path",
+    default=DEFAULT_PUBLIC,
+    show_default=True,
+    metavar="PATH",
+    help="Public set to update.",
+)
+@click.option(
+    "--private",
+    "private_path",
+    default=DEFAULT_PRIVATE,
+    show_default=True,
+    metavar="PATH",
+    help="Private set to update (mode 0600).",
+)
+@click.option(
+    "--keep",
+    type=int,
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Keep the newest N keys: the new one plus N-1 still trusted for tokens in flight.",
+)
+def rotate_command(
+    kty: str | None,
+    size: int | None,
+    crv: str | None,
+    alg: str | None,
+    kid: str | None,
+    kid_from: str,
+    public_path: str,
+    private_path: str,
+    keep: int,
+) -> None:
+    """Add a new key to both sets (same kind as the newest unless told) and drop old ones.
+
+    Short for `jwks generate --add-to JWKS --private-out PRIVATE --keep N`.
+    """
+    from .files import read_input
+    from .keys import key_spec, parse_key_file, spec_like
+
+    if kty or size or crv or alg:
+        spec = key_spec(kty, size, crv, alg)
+    else:
+        current = parse_key_file(read_input(public_path, "JWKS file"), f"JWKS {public_path!r}")
+        spec = spec_like(current["keys"][-1])
+    _rotate(public_path, private_path, None, spec, kid, keep, force=False)
+
+
+@jwks_group.command("public")
+@click.argument("path", metavar="FILE")
+@click.option("--out", metavar="PATH", default="-", help="Where to write.  [default: stdout]")
+@click.option(
+    "--include-symmetric",
+    is_flag=True,
+    help="Keep oct keys (their secret is published: there is no public half).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def public_command(path: str, out: str, include_symmetric: bool, force: bool) -> None:
+    """Strip every private member from a key set and print the public JWKS."""
+    from .files import read_input
+    from .keys import parse_key_file, public_set
+
+    document = parse_key_file(read_input(path, "key file"), f"key file {path!r}")
+    _write_sets(None, None, public_set(document, include_symmetric), out, force, replaces=False)
+    if out != "-":
+        click.echo(f"wrote the public JWKS {out} ({len(document['keys'])} key(s))", err=True)
+
+
+@jwks_group.command("check")
+@click.argument("path", metavar="FILE")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def check_command(path: str, strict: bool, output: str) -> None:
+    """Run render's checks on a JWKS and list every finding (exit 4 on errors)."""
+    from .errors import JwksRejected
+    from .files import read_input
+    from .jwks import lint_jwks, parse_jwks
+
+    document = parse_jwks(read_input(path, "JWKS file"), f"JWKS file {path!r}")
+    findings = lint_jwks(document)
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "file": path,
+                    "keys": len(document["keys"]),
+                    "findings": [
+                        {
+                            "severity": f.severity,
+                            "code": f.code,
+                            "key": f.subject,
+                            "message": f.message,
+                        }
+                        for f in findings
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+        click.echo(
+            f"{path}: {len(document['keys'])} key(s), {errors} error(s), {warnings} warning(s)"
+        )
+    if errors or (strict and warnings):
+        what = f"{errors} error(s)" if errors else f"{warnings} warning(s) under --strict"
+        raise JwksRejected(
+            f"{path} has {what}. Fix the keys listed above; `jwksdeploy jwks public` strips "
+            "private members and `jwksdeploy jwks generate` makes a clean key."
+        )
+
+
+@click.command("token")
+@click.option(
+    "--key",
+    "key_path",
+    default=DEFAULT_PRIVATE,
+    show_default=True,
+    metavar="FILE",
+    help="Private JWK or key set.",
+)
+@click.option("--kid", metavar="KID", help="Key to sign with.  [default: the newest (last) key]")
+@click.option("--iss", metavar="ISSUER", help="iss claim.")
+@click.option("--sub", metavar="SUBJECT", help="sub claim.")
+@click.option("--aud", multiple=True, metavar="AUDIENCE", help="aud claim, repeatable.")
+@click.option(
+    "--ttl", default="1h", show_default=True, metavar="DURATION", help="exp = now + DURATION."
+)
+@click.option("--nbf", metavar="TIME", help="nbf claim: now, epoch seconds, or an offset (5m).")
+@click.option("--claim", multiple=True, metavar="K=V", help="Extra claim (JSON if it parses).")
+@click.option(
+    "--header", multiple=True, metavar="K=V", help="Extra JOSE header (JSON if it parses)."
+)
+def token_command(
+    key_path: str,
+    kid: str | None,
+    iss: str | None,
+    sub: str | None,
+    aud: tuple[str, ...],
+    ttl: str,
+    nbf: str | None,
+    claim: tuple[str, ...],
+    header: tuple[str, ...],
+) -> None:
+    """Sign a test JWT with a private key and print it (stdout holds the token and nothing else)."""
+    import time
+
+    from .files import read_input
+    from .keys import parse_key_file
+    from .settings import parse_duration
+    from .tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
+
+    now = int(time.time())
+    lifetime = parse_duration(ttl, "--ttl")
+    not_before = parse_time(nbf, now, "--nbf") if nbf is not None else None
+    claims = build_claims(
+        now, lifetime, iss, sub, aud, not_before, parse_pairs_json(claim, "--claim")
+    )
+    headers = parse_pairs_json(header, "--header")
+    source = f"key file {key_path!r}"
+    key = pick_signing_key(parse_key_file(read_input(key_path, "key file"), source), kid, source)
+    click.echo(sign(key, claims, headers))
+
+
+@click.command("verify")
+@click.option(
+    "--url", metavar="URL", help="The JWKS URL (as apply prints it) or the server's root."
+)
+@click.option(
+    "--namespace",
+    "-n",
+    metavar="NS",
+    help="Instead of --url: the URL of what apply deployed in NS (reads the cluster).",
+)
+@click.option("--name", default="remote-jwks-go", show_default=True, help="With --namespace.")
+@click.option("--address", metavar="HOST", help="With --namespace: the host to use for the URL.")
+@click.option("--kubeconfig", metavar="PATH", help="With --namespace.")
+@click.option("--context", metavar="NAME", help="With --namespace.")
+@click.option("--jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
+@click.option(
+    "--token", metavar="TOKEN", help="A JWT to verify against the served keys ('-': stdin)."
+)
+@click.option("--iss", metavar="ISSUER", help="With --token: the issuer it must carry.")
+@click.option("--aud", multiple=True, metavar="AUDIENCE", help="With --token: allowed audiences.")
+@click.option(
+    "--leeway",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Clock skew allowed on exp/nbf (Envoy's default).",
+)
+@click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per request.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def verify_command(
+    url: str | None,
+    namespace: str | None,
+    name: str,
+    address: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    local_path: str | None,
+    token: str | None,
+    iss: str | None,
+    aud: tuple[str, ...],
+    leeway: str,
+    timeout: str,
+    output: str,
+) -> None:
+    """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
+    to a local file, and optionally that a token verifies against it as Envoy would."""
+    import time
+
+    from .errors import InputError
+    from .files import read_input
+    from .jwks import parse_jwks
+    from .probe import check_jwks, check_root, compare_sets, fetch, server_urls
+    from .settings import parse_duration
+    from .tokens import verify
+
+    seconds = parse_duration(timeout, "--timeout")
+    skew = int(parse_duration(leeway, "--leeway"))
+    if (url is None) == (namespace is None):
+        raise InputError(
+            "pass exactly one of --url (the JWKS URL) or --namespace (to look it up in the "
+            "cluster), e.g. `jwksdeploy verify --url http://192.0.2.10:31234/jwks`."
+        )
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    local = (
+        parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
+        if local_path
+        else None
+    )
+    if url is None:
+        url = _deployed_url(str(namespace), name, address, kubeconfig, context, seconds)
+    urls = server_urls(url)
+    lines = [check_root(fetch(urls.root, seconds))]
+    served, notes = check_jwks(fetch(urls.jwks, seconds))
+    kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]  # type: ignore[attr-defined]
+    lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
+    if local is not None:
+        lines.append(compare_sets(served, local, str(local_path)))
+    result: dict[str, Any] = {"url": urls.jwks, "kids": kids, "matchesLocal": local is not None}
+    verified = None
+    if token:
+        verified = verify(token, served, time.time(), iss, aud, skew)
+        which = json.dumps(verified.kid) if verified.kid else f"#{verified.key_index}"
+        lines.append(f"token verified by key {which} ({verified.alg})")
+        result["token"] = {
+            "kid": verified.kid,
+            "alg": verified.alg,
+            "header": verified.header,
+            "claims": verified.claims,
+        }
+    for note in notes:
+        click.echo(note, err=True)
+    if output == "json":
+        if local is None:
+            result["matchesLocal"] = None
+        click.echo(json.dumps(result, indent=2))
+        return
+    for line in lines:
+        click.echo(f"ok: {line}")
+    if verified is not None:
+        click.echo(json.dumps(verified.claims, indent=2))
+
+
+def _deployed_url(
+    namespace: str,
+    name: str,
+    address: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    timeout: float,
+) -> str:
+    """The URL `apply` printed for NS, looked up through the cluster module."""
+    from .cluster import connect, deployed_endpoint
+    from .errors import ClusterRejected
+    from .settings import check_dns1123_label, check_object_name
+
+    check_dns1123_label("--namespace", namespace)
+    cluster = connect(kubeconfig, context, timeout)
+    endpoint = deployed_endpoint(cluster, namespace, check_object_name(name), address)
+    if endpoint.url is None:
+        raise ClusterRejected(
+            f"the JWKS URL in namespace {namespace!r} is not known: {endpoint.source}. Pass "
+            "--address or --url."
+        )
+    return str(endpoint.url)
+
+
+@click.command("serve")
+@click.option("--jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Listen address (0.0.0.0 in a container).",
+)
+@click.option(
+    "--port", default=8080, show_default=True, type=int, metavar="PORT", help="0 picks a free port."
+)
+def serve_command(path: str, address: str, port: int) -> None:
+    """Serve a JWKS locally like the remote-jwks-go image: /, /jwks and /valid.
+
+    The file is read once at start-up, as the image does. Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from .files import read_input
+    from .jwks import enforce, lint_jwks, parse_jwks
+    from .serve import bind, run_until_signalled
+
+    data = read_input(path, "JWKS file")
+    document = parse_jwks(data, f"JWKS file {path!r}")
+    for warning in enforce(lint_jwks(document), strict=False):
+        click.echo(str(warning), err=True)
+    server = bind(address, port, data, document, sys.stderr)
+    host, bound = str(server.server_address[0]), server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
+    run_until_signalled(server)
+    click.echo("stopped", err=True)

@@ -1,0 +1,222 @@
+"""Key generation, public projection and rotation: JWK dicts in, JWK dicts out. No file I/O.
+
+The cryptography is joserfc's (RFC 7517/7518/7638), imported only when a key is generated,
+so `render` and `--help` never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError, JwksRejected
+from .jwks import (
+    ALGS_BY_KTY,
+    EC_ALG_BY_CURVE,
+    ENVOY_EC_CURVES,
+    ENVOY_OKP_CURVES,
+    HMAC_MIN_BYTES,
+    PRIVATE_MEMBERS,
+    key_subject,
+    public_members,
+)
+
+KTY_BY_ALG = {alg: kty for kty, algs in ALGS_BY_KTY.items() for alg in algs}
+RSA_SIZES = (2048, 3072, 4096)
+MAX_OCT_BITS = 4096
+MEMBER_ORDER = ("kty", "use", "alg", "kid", "crv", "n", "e", "x", "y", "k")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What to generate, complete and consistent (see `key_spec`)."""
+
+    kty: str
+    alg: str
+    size: int | None = None  # bits, for oct and RSA
+    crv: str | None = None  # for EC and OKP
+
+
+def key_spec(
+    kty: str | None = None, size: int | None = None, crv: str | None = None, alg: str | None = None
+) -> KeySpec:
+    """Fill the gaps from what was given; nothing given means ES256 (P-256)."""
+    if alg is not None and alg not in KTY_BY_ALG:
+        raise InputError(
+            f"--alg {alg} is not a JWS algorithm the gateways accept. Use one of "
+            f"{', '.join(KTY_BY_ALG)}."
+        )
+    implied = KTY_BY_ALG[alg] if alg else None
+    if kty is not None and implied is not None and kty != implied:
+        raise InputError(
+            f"--alg {alg} needs a {implied} key, not --kty {kty}. Drop --kty (it follows "
+            f"from --alg) or pick an algorithm from {', '.join(ALGS_BY_KTY[kty])}."
+        )
+    kty = kty or implied or ("EC" if crv in ENVOY_EC_CURVES or crv is None else "OKP")
+    if kty in ("oct", "RSA") and crv is not None:
+        raise InputError(f"--crv applies to EC and OKP keys, not {kty}. Drop --crv or use --size.")
+    if kty in ("EC", "OKP") and size is not None:
+        raise InputError(f"--size applies to oct and RSA keys; a {kty} key's size is its --crv.")
+    if kty == "oct":
+        return _oct_spec(size, alg)
+    if kty == "RSA":
+        size = size or RSA_SIZES[0]
+        if size not in RSA_SIZES:
+            raise InputError(
+                f"--size {size} is not an RSA size we generate. Use 2048, 3072 or 4096."
+            )
+        return KeySpec("RSA", alg or "RS256", size=size)
+    if kty == "EC":
+        by_alg = {a: c for c, a in EC_ALG_BY_CURVE.items()}
+        crv = crv or (by_alg[alg] if alg else "P-256")
+        if crv not in ENVOY_EC_CURVES:
+            raise InputError(
+                f"--crv {crv} is not an EC curve Envoy accepts. Use P-256, P-384 or P-521."
+            )
+        if alg is not None and EC_ALG_BY_CURVE[crv] != alg:
+            raise InputError(
+                f"--alg {alg} does not sign with curve {crv}; {crv} signs "
+                f"{EC_ALG_BY_CURVE[crv]}. Drop one of --alg and --crv."
+            )
+        return KeySpec("EC", EC_ALG_BY_CURVE[crv], crv=crv)
+    crv = crv or "Ed25519"
+    if crv not in ENVOY_OKP_CURVES:
+        raise InputError(f"--crv {crv} is not an OKP curve Envoy accepts. Use Ed25519.")
+    return KeySpec("OKP", "EdDSA", crv=crv)
+
+
+def _oct_spec(size: int | None, alg: str | None) -> KeySpec:
+    alg = alg or "HS256"
+    floor = HMAC_MIN_BYTES[alg] * 8
+    size = size or floor
+    if size % 8 or size < floor or size > MAX_OCT_BITS:
+        raise InputError(
+            f"--size {size} does not fit {alg}: an HMAC secret must be a whole number of bytes, "
+            f"at least {floor} bits (the hash size) and at most {MAX_OCT_BITS}. Use --size {floor}."
+        )
+    return KeySpec("oct", alg, size=size)
+
+
+def spec_like(key: dict[str, Any]) -> KeySpec:
+    """The spec that generates a key of the same kind (what `jwks rotate` adds by default)."""
+    from .jwks import decode_base64url
+
+    kty = key.get("kty")
+    alg = key.get("alg") if key.get("alg") in KTY_BY_ALG else None
+    if kty == "oct":
+        return key_spec("oct", len(decode_base64url(str(key.get("k", "")))) * 8 or None, None, alg)
+    if kty == "RSA":
+        bits = int.from_bytes(decode_base64url(str(key.get("n", ""))), "big").bit_length()
+        size = min((s for s in RSA_SIZES if s >= bits), default=RSA_SIZES[-1])
+        return key_spec("RSA", size, None, alg)
+    if kty in ("EC", "OKP"):
+        return key_spec(str(kty), None, key.get("crv"), alg)
+    return key_spec()
+
+
+def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[str, Any]:
+    """A new private JWK with kty, use, alg and kid; kid defaults to the RFC 7638 thumbprint."""
+    from joserfc import jwk
+
+    size_or_crv: Any = spec.crv if spec.kty in ("EC", "OKP") else spec.size
+    key = jwk.generate_key(spec.kty, size_or_crv, {"use": use, "alg": spec.alg})  # type: ignore[call-overload]
+    members = dict(key.as_dict(private=True))
+    members["kid"] = kid if kid is not None else key.thumbprint()
+    return ordered(members)
+
+
+def ordered(key: dict[str, Any]) -> dict[str, Any]:
+    """Members in a fixed, readable order (kty, use, alg, kid, public, private): stable diffs."""
+    rank = {name: index for index, name in enumerate(MEMBER_ORDER)}
+    private = set(PRIVATE_MEMBERS.get(str(key.get("kty")), ()))
+    return dict(
+        sorted(
+            key.items(),
+            key=lambda item: (item[0] in private, rank.get(item[0], len(rank)), item[0]),
+        )
+    )
+
+
+def public_set(document: dict[str, Any], include_symmetric: bool = False) -> dict[str, Any]:
+    """The JWKS to publish: every private member stripped; oct keys only when allowed."""
+    keys: list[dict[str, Any]] = []
+    for index, key in enumerate(document["keys"]):
+        if not isinstance(key, dict):
+            raise InputError(f"{key_subject(key, index)} is not a JSON object. Fix the key set.")
+        if key.get("kty") == "oct" and not include_symmetric:
+            raise JwksRejected(
+                f"{key_subject(key, index)} is an oct (shared-secret) key: it has no public half, "
+                "so publishing it publishes the secret. Pass --include-symmetric if the gateway "
+                "must fetch it anyway, or switch to an EC/RSA key (`jwksdeploy jwks generate`)."
+            )
+        keys.append(public_members(key))
+    return {"keys": keys}
+
+
+def has_private_half(key: dict[str, Any]) -> bool:
+    """True when the key can sign: `d` for RSA/EC/OKP, `k` for oct."""
+    return "k" in key if key.get("kty") == "oct" else "d" in key
+
+
+def rotate(
+    private: dict[str, Any],
+    public: dict[str, Any] | None,
+    new_key: dict[str, Any],
+    keep: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Append new_key to both sets and drop the oldest beyond `keep`; return (private, public).
+
+    The two sets must be in step first (same keys, same order), so a rotation can never
+    publish a key whose private half was lost, or keep signing with an unpublished one.
+    """
+    keys = [key for key in private["keys"] if isinstance(key, dict)]
+    for index, key in enumerate(keys):
+        if not has_private_half(key):
+            raise InputError(
+                f"the private set's {key_subject(key, index)} has no private half. Pass the "
+                "private key set (the file `jwks generate --private-out` wrote)."
+            )
+    if public is not None:
+        expected = [ordered(public_members(key)) for key in keys]
+        actual = [ordered(key) if isinstance(key, dict) else key for key in public["keys"]]
+        if expected != actual:
+            raise InputError(
+                "the public and private key sets are out of step: they must hold the same keys "
+                f"in the same order (public: {_kids(public['keys'])}; private: {_kids(keys)}). "
+                "Regenerate the public set with `jwksdeploy jwks public PRIVATE --out PUBLIC`."
+            )
+    if new_key.get("kid") in {key.get("kid") for key in keys}:
+        raise InputError(
+            f"kid {json.dumps(new_key.get('kid'))} is already in the set. Pick another --kid."
+        )
+    if keep is not None and keep < 1:
+        raise InputError(f"--keep {keep} would drop every key. Use --keep 1 or more.")
+    keys = [*keys, new_key]
+    if keep is not None:
+        keys = keys[-keep:]
+    private_out = {"keys": [ordered(key) for key in keys]}
+    public_out = {"keys": [ordered(public_members(key)) for key in keys]}
+    return private_out, public_out
+
+
+def _kids(keys: list[Any]) -> str:
+    return ", ".join(key_subject(key, index) for index, key in enumerate(keys)) or "none"
+
+
+def to_json(document: dict[str, Any]) -> str:
+    """The on-disk form: two-space indented JSON with a final newline."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def parse_key_file(data: bytes, source: str) -> dict[str, Any]:
+    """A JWK set, or a single JWK (wrapped into a set), or InputError."""
+    from .jwks import parse_jwks
+
+    try:
+        single = json.loads(data)
+    except ValueError:
+        single = None
+    if isinstance(single, dict) and "kty" in single and "keys" not in single:
+        return {"keys": [single]}
+    return parse_jwks(data, source)

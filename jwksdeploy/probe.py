@@ -1,0 +1,168 @@
+"""The HTTP edge of `verify`: fetch a JWKS server's `/` and `/jwks` and report what came back.
+
+Plain urllib on purpose: two GETs do not justify a dependency. Redirects are not followed,
+because Envoy's remote_jwks fetch does not follow them either.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from .errors import InputError, VerificationFailed, WaitTimeout
+
+MAX_BODY = 1 << 20  # a JWKS larger than 1 MiB is a misconfiguration, not a key set
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ServerUrls:
+    """The two URLs verify probes, derived from the one the user gave."""
+
+    root: str
+    jwks: str
+
+
+def server_urls(url: str) -> ServerUrls:
+    """`http://h:p/jwks` (what apply prints), `http://h:p` and `http://h:p/prefix/` all work."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError(
+            f"--url {url!r} is not an http(s) URL. Pass the URL `jwksdeploy apply` printed, "
+            "like http://192.0.2.10:31234/jwks."
+        )
+    path = parsed.path or "/"
+    if path.endswith("/jwks"):
+        root_path, jwks_path = path[: -len("jwks")], path
+    else:
+        root_path = path if path.endswith("/") else path + "/"
+        jwks_path = root_path + "jwks"
+    base = (parsed.scheme, parsed.netloc)
+    return ServerUrls(
+        root=urllib.parse.urlunsplit((*base, root_path, "", "")),
+        jwks=urllib.parse.urlunsplit((*base, jwks_path, parsed.query, "")),
+    )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def fetch(url: str, timeout: float) -> Response:
+    """GET url; any HTTP status is returned, network failures become our errors."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, headers={"User-Agent": "jwksdeploy-verify"})
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            return Response(
+                url,
+                answer.status,
+                answer.headers.get("Content-Type", ""),
+                answer.read(MAX_BODY + 1),
+            )
+    except urllib.error.HTTPError as exc:
+        body = exc.read(MAX_BODY + 1) if exc.fp else b""
+        return Response(url, exc.code, exc.headers.get("Content-Type", ""), body)
+    except TimeoutError:
+        raise WaitTimeout(
+            f"{url} did not answer within {timeout:g}s. Check the address and port are reachable "
+            "from here (a NodePort needs the node's firewall open), or raise --timeout."
+        ) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise WaitTimeout(
+                f"{url} did not answer within {timeout:g}s. Check the address and port are "
+                "reachable from here, or raise --timeout."
+            ) from None
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise VerificationFailed(
+            f"cannot reach {url}: {text}. Check the URL (`jwksdeploy url` prints it) and that "
+            "the pods are ready (`jwksdeploy status`)."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise VerificationFailed(f"cannot reach {url}: {exc}.") from None
+
+
+def check_root(answer: Response) -> str:
+    """The source image answers `success` on `/`; anything else means something else is there."""
+    text = answer.body[:200].decode("utf-8", "replace").strip()
+    if answer.status != 200 or text != "success":
+        raise VerificationFailed(
+            f"{answer.url} answered HTTP {answer.status} {text[:60]!r}, not 200 'success'. "
+            "Another service is on that port, or the URL's path is wrong."
+        )
+    return f'{answer.url} answers "success"'
+
+
+def check_jwks(answer: Response) -> tuple[dict[str, object], list[str]]:
+    """The served document, parsed and linted; errors (private members!) fail the check."""
+    from .jwks import lint_jwks, parse_jwks
+
+    if answer.status != 200:
+        raise VerificationFailed(
+            f"{answer.url} answered HTTP {answer.status}, not 200. Check the path (the server "
+            "serves /jwks) and that the pods are ready."
+        )
+    if len(answer.body) > MAX_BODY:
+        raise VerificationFailed(f"{answer.url} returned more than 1 MiB; that is not a JWKS.")
+    try:
+        document = parse_jwks(answer.body, f"the JWKS served at {answer.url}")
+    except InputError as exc:
+        raise VerificationFailed(str(exc)) from None
+    findings = lint_jwks(document)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        listed = "; ".join(str(f) for f in errors)
+        raise VerificationFailed(
+            f"the JWKS served at {answer.url} fails its checks: {listed}. Redeploy a clean "
+            "public set (`jwksdeploy jwks public`, then `jwksdeploy apply`)."
+        )
+    notes = [str(f) for f in findings]
+    if answer.content_type.split(";")[0].strip() != "application/json":
+        notes.append(
+            f"note: served with Content-Type {answer.content_type or '(none)'!r}, not "
+            "application/json; Envoy does not mind, some other clients do."
+        )
+    return document, notes
+
+
+def compare_sets(served: dict[str, object], local: dict[str, object], local_name: str) -> str:
+    """Same keys, compared as parsed JWKs (member order and whitespace do not matter)."""
+    from .jwks import key_subject, public_members
+
+    def canonical(document: dict[str, object]) -> dict[str, tuple[str, object]]:
+        keys = document["keys"]
+        assert isinstance(keys, list)
+        out: dict[str, tuple[str, object]] = {}
+        for index, key in enumerate(keys):
+            shown = public_members(key) if isinstance(key, dict) else key
+            out[json.dumps(shown, sort_keys=True)] = (key_subject(key, index), key)
+        return out
+
+    served_keys, local_keys = canonical(served), canonical(local)
+    missing = [subject for text, (subject, _) in local_keys.items() if text not in served_keys]
+    extra = [subject for text, (subject, _) in served_keys.items() if text not in local_keys]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"not served: {', '.join(missing)}")
+        if extra:
+            parts.append(f"served but not in {local_name}: {', '.join(extra)}")
+        raise VerificationFailed(
+            f"the served JWKS differs from {local_name} ({'; '.join(parts)}). Run "
+            "`jwksdeploy apply` with this file; the server reads its file only at start-up, and "
+            "apply rolls the pods when the JWKS changes."
+        )
+    return f"the served set equals {local_name} ({len(local_keys)} key(s))"

@@ -1,0 +1,306 @@
+"""Test tokens: build claims, sign with a private JWK, and verify the way Envoy's jwt_authn does.
+
+Pure: the clock is a parameter and no file or socket is touched. Signatures are joserfc's,
+imported lazily. Messages name keys by kid and claims by name; they never carry key material
+or a token's signature.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InputError, VerificationFailed
+from .jwks import ALGS_BY_KTY, EC_ALG_BY_CURVE, decode_base64url, key_subject
+from .keys import KTY_BY_ALG, has_private_half
+
+ENVOY_CLOCK_SKEW = 60  # seconds; jwt_authn's default clock_skew_seconds
+
+
+def parse_pairs_json(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """`k=v` pairs; a value that parses as JSON is taken as JSON (`n=3`, `ok=true`, `r=["a"]`)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"{flag} {pair!r} is not NAME=VALUE. Write it like {flag} role=admin.")
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
+    return out
+
+
+def build_claims(
+    now: int,
+    ttl: float,
+    issuer: str | None = None,
+    subject: str | None = None,
+    audiences: tuple[str, ...] = (),
+    not_before: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Registered claims (iss, sub, aud, iat, nbf, exp) then `extra`, which may override them."""
+    claims: dict[str, Any] = {}
+    if issuer is not None:
+        claims["iss"] = issuer
+    if subject is not None:
+        claims["sub"] = subject
+    if audiences:
+        claims["aud"] = audiences[0] if len(audiences) == 1 else list(audiences)
+    claims["iat"] = now
+    if not_before is not None:
+        claims["nbf"] = not_before
+    claims["exp"] = now + int(ttl)
+    claims.update(extra or {})
+    return claims
+
+
+def pick_signing_key(document: dict[str, Any], kid: str | None, source: str) -> dict[str, Any]:
+    """The key named by kid, else the newest (last) key, which `jwks rotate` appends."""
+    keys = [key for key in document["keys"] if isinstance(key, dict)]
+    if kid is not None:
+        matches = [key for key in keys if key.get("kid") == kid]
+        if not matches:
+            known = ", ".join(json.dumps(k.get("kid")) for k in keys if "kid" in k) or "none"
+            raise InputError(f"{source} has no key with kid {json.dumps(kid)} (kids: {known}).")
+        key = matches[0]
+    elif keys:
+        key = keys[-1]
+    else:
+        raise InputError(f"{source} holds no key objects.")
+    if not has_private_half(key):
+        raise InputError(
+            f"{key_subject(key, keys.index(key))} in {source} is a public key and cannot sign. "
+            "Pass the private key set (the file `jwksdeploy jwks generate --private-out` wrote)."
+        )
+    return key
+
+
+def signing_alg(key: dict[str, Any], requested: str | None = None) -> str:
+    """The key's alg, or the one its type implies; a requested alg must fit the key."""
+    kty = str(key.get("kty"))
+    default = key.get("alg") or {
+        "oct": "HS256",
+        "RSA": "RS256",
+        "EC": EC_ALG_BY_CURVE.get(str(key.get("crv")), "ES256"),
+        "OKP": "EdDSA",
+    }.get(kty)
+    alg = requested or default
+    if alg not in ALGS_BY_KTY.get(kty, ()):
+        raise InputError(
+            f"alg {alg} cannot be used with a {kty} key. Use one of "
+            f"{', '.join(ALGS_BY_KTY.get(kty, ())) or 'nothing: the key type is unknown'}."
+        )
+    if key.get("alg") and alg != key["alg"]:
+        raise InputError(
+            f"the key is for {key['alg']}, not {alg}: Envoy only picks a key whose alg matches "
+            "the token's. Drop the alg header, or generate a key for that algorithm."
+        )
+    return str(alg)
+
+
+def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -> str:
+    """A compact JWS. The header carries alg and kid so a gateway picks the right key."""
+    from joserfc import jwk, jws
+    from joserfc.errors import JoseError
+
+    header: dict[str, Any] = {"typ": "JWT", "alg": signing_alg(key, headers.get("alg"))}
+    if "kid" in key:
+        header["kid"] = key["kid"]
+    header.update({name: value for name, value in headers.items() if name != "alg"})
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short HMAC keys are the linter's job, not a crash
+            imported = jwk.import_key(key)
+            return jws.serialize_compact(header, payload, imported, algorithms=[header["alg"]])
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InputError(
+            f"cannot sign with {key_subject(key, 0)}: {_jose_reason(exc)}. Check the key file "
+            "(`jwksdeploy jwks check`)."
+        ) from None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A token that passed: which key verified it, and what it says."""
+
+    kid: str | None
+    key_index: int
+    alg: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def verify(
+    token: str,
+    document: dict[str, Any],
+    now: float,
+    issuer: str | None = None,
+    audiences: tuple[str, ...] = (),
+    leeway: int = ENVOY_CLOCK_SKEW,
+) -> Verified:
+    """Check a token as jwt_authn does: shape, issuer, exp/nbf with leeway, audience, then a
+    key whose kid and alg match, then the signature. Raise VerificationFailed with the reason."""
+    header, claims = _decode_parts(token)
+    alg = header.get("alg")
+    if alg not in KTY_BY_ALG:
+        raise VerificationFailed(
+            f"the token's alg is {json.dumps(alg)}; Envoy accepts only "
+            f'{", ".join(KTY_BY_ALG)} (Envoy: "Jwt header [alg] is not supported").'
+        )
+    _check_claims(claims, now, issuer, audiences, leeway)
+    kid = header.get("kid")
+    candidates = [
+        (index, key)
+        for index, key in enumerate(document["keys"])
+        if isinstance(key, dict) and _key_matches(key, str(alg), kid)
+    ]
+    if not candidates:
+        wanted = f"kid {json.dumps(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
+        raise VerificationFailed(
+            f"no key in the JWKS matches the token's {wanted} (Envoy: \"Jwks doesn't have key "
+            'to match kid or alg from Jwt"). Sign with a key from this set, or publish the '
+            "signing key's public half."
+        )
+    for index, key in candidates:
+        if _signature_ok(token, key, str(alg)):
+            return Verified(key.get("kid"), index, str(alg), header, claims)
+    names = ", ".join(key_subject(key, index) for index, key in candidates)
+    raise VerificationFailed(
+        f'the signature does not verify with {names} (Envoy: "Jwt verification fails"). The '
+        "token was altered, or signed by a different key with the same kid."
+    )
+
+
+def _decode_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    parts = token.strip().split(".")
+    if len(parts) == 5:
+        raise VerificationFailed(
+            "the token is an encrypted JWE; gateways verify signed JWS tokens (three parts)."
+        )
+    if len(parts) != 3:
+        raise VerificationFailed(
+            f'the token has {len(parts)} dot-separated part(s), not 3 (Envoy: "Jwt is not in '
+            'the form of Header.Payload.Signature"). Pass the compact token only, without '
+            "'Bearer '."
+        )
+    decoded: list[dict[str, Any]] = []
+    for name, part in zip(("header", "payload"), parts[:2], strict=True):
+        try:
+            value = json.loads(decode_base64url(part))
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise VerificationFailed(
+                f"the token's {name} is not base64url-encoded JSON object text (Envoy: \"Jwt "
+                f'{name} is an invalid JSON").'
+            )
+        decoded.append(value)
+    return decoded[0], decoded[1]
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _number(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise VerificationFailed(
+            f"the token's {name} claim is {json.dumps(value)}, not a number of seconds since "
+            "1970 (NumericDate, RFC 7519 §2)."
+        )
+    return float(value)
+
+
+def _check_claims(
+    claims: dict[str, Any],
+    now: float,
+    issuer: str | None,
+    audiences: tuple[str, ...],
+    leeway: int,
+) -> None:
+    if issuer is not None and claims.get("iss") != issuer:
+        raise VerificationFailed(
+            f"the token's issuer is {json.dumps(claims.get('iss'))}, not {json.dumps(issuer)} "
+            '(Envoy: "Jwt issuer is not configured"). Mint it with --iss '
+            f"{json.dumps(issuer)}, or fix --iss."
+        )
+    expires = _number(claims, "exp")
+    if expires is not None and now > expires + leeway:
+        raise VerificationFailed(
+            f"the token expired at {_when(expires)} ({int(now - expires)}s ago, beyond the "
+            f'{leeway}s leeway) (Envoy: "Jwt is expired"). Mint a new one.'
+        )
+    not_before = _number(claims, "nbf")
+    if not_before is not None and not_before > now + leeway:
+        raise VerificationFailed(
+            f"the token is not valid before {_when(not_before)} ({int(not_before - now)}s from "
+            f'now, beyond the {leeway}s leeway) (Envoy: "Jwt not yet valid").'
+        )
+    if audiences:
+        token_aud = claims.get("aud")
+        listed = token_aud if isinstance(token_aud, list) else [token_aud]
+        if not set(audiences) & {a for a in listed if isinstance(a, str)}:
+            raise VerificationFailed(
+                f"the token's audience {json.dumps(token_aud)} is none of "
+                f'{", ".join(json.dumps(a) for a in audiences)} (Envoy: "Audiences in Jwt are '
+                'not allowed"). Mint it with a matching --aud.'
+            )
+
+
+def _key_matches(key: dict[str, Any], alg: str, kid: Any) -> bool:
+    """jwt_verify_lib's selection: a key's alg (when set) must equal the token's, and when both
+    carry a kid they must be equal; the key type must fit the algorithm."""
+    if key.get("alg") is not None and key.get("alg") != alg:
+        return False
+    if kid is not None and key.get("kid") is not None and key.get("kid") != kid:
+        return False
+    return key.get("kty") == KTY_BY_ALG[alg]
+
+
+def _signature_ok(token: str, key: dict[str, Any], alg: str) -> bool:
+    from joserfc import jwk, jws
+    from joserfc.errors import JoseError
+
+    public = {name: value for name, value in key.items() if name not in ("key_ops",)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imported = jwk.import_key(public)
+            jws.deserialize_compact(token.strip(), imported, algorithms=[alg])
+    except (JoseError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _jose_reason(exc: Exception) -> str:
+    """joserfc's error text, which names the problem but never the key bytes."""
+    text = getattr(exc, "description", None) or str(exc) or type(exc).__name__
+    return str(text).rstrip(".")
+
+
+def parse_time(text: str, now: int, flag: str) -> int:
+    """`now`, seconds since 1970 (`1767225600`), or an offset from now (`5m`, `-30s`)."""
+    from .settings import parse_duration
+
+    text = text.strip()
+    if text == "now":
+        return now
+    if text.isdigit() and len(text) >= 9:
+        return int(text)
+    sign = -1 if text.startswith("-") else 1
+    try:
+        return now + sign * int(parse_duration(text.lstrip("+-"), flag))
+    except InputError:
+        raise InputError(
+            f"{flag} {text!r} is not a time. Use now, seconds since 1970 (1767225600), or an "
+            "offset from now such as 5m or -30s."
+        ) from None
