@@ -117,7 +117,9 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # short HMAC keys are the linter's job, not a crash
             imported = jwk.import_key(key)
-            return jws.serialize_compact(header, payload, imported, algorithms=[header["alg"]])
+            return jws.serialize_compact(
+                header, payload, imported, registry=_registry(header["alg"])
+            )
     except (JoseError, ValueError, TypeError) as exc:
         raise InputError(
             f"cannot sign with {key_subject(key, 0)}: {_jose_reason(exc)}. Check the key file "
@@ -275,10 +277,17 @@ def _signature_ok(token: str, key: dict[str, Any], alg: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             imported = jwk.import_key(public)
-            jws.deserialize_compact(token.strip(), imported, algorithms=[alg])
+            jws.deserialize_compact(token.strip(), imported, registry=_registry(alg))
     except (JoseError, ValueError, TypeError):
         return False
     return True
+
+
+def _registry(alg: str) -> Any:
+    """Exactly one algorithm allowed; extra header members are fine (Envoy ignores them)."""
+    from joserfc.jws import JWSRegistry
+
+    return JWSRegistry(algorithms=[alg], strict_check_header=False)
 
 
 def _jose_reason(exc: Exception) -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +52,27 @@ def jwks_bytes(*keys: dict[str, Any]) -> bytes:
 def run(*args: str, input: bytes | str | None = None) -> Result:
     """Invoke the CLI in-process; stdout and stderr stay separate."""
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@contextlib.contextmanager
+def serving(jwks: bytes, port: int = 0) -> Iterator[str]:
+    """`jwksdeploy serve`'s server on 127.0.0.1 in a thread; yields its /jwks URL."""
+    from jwksdeploy.jwks import parse_jwks
+    from jwksdeploy.serve import bind
+
+    log = io.StringIO()
+    server = bind("127.0.0.1", port, jwks, parse_jwks(jwks), log)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def secrets_of(document: dict[str, Any]) -> list[str]:
+    """Every secret value in a private key set (k, d, and the RSA CRT members)."""
+    members = ("k", "d", "p", "q", "dp", "dq", "qi")
+    return [key[m] for key in document["keys"] for m in members if m in key]

@@ -1,0 +1,237 @@
+"""Tokens: minted by `jwksdeploy token`, checked by `jwksdeploy verify` against a live `serve`,
+and cross-checked both ways with PyJWT, an independent JOSE implementation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+
+from jwksdeploy import keys, tokens
+from jwksdeploy.errors import InputError, VerificationFailed
+from jwksdeploy.jwks import ALGS_BY_KTY
+
+from .helpers import b64, run, secrets_of, serving
+
+ALL_ALGS = [alg for algs in ALGS_BY_KTY.values() for alg in algs]
+
+
+def key_files(tmp_path: Path, *args: str) -> tuple[Path, Path, dict[str, Any]]:
+    public, private = tmp_path / "jwks.json", tmp_path / "private.json"
+    result = run("jwks", "generate", "--out", str(public), "--private-out", str(private), *args)
+    assert result.exit_code == 0, result.stderr
+    return public, private, json.loads(private.read_text())
+
+
+def mint(private: Path, *args: str) -> str:
+    result = run("token", "--key", str(private), *args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"  # the token and nothing else
+    return token
+
+
+def cli_verify(url: str, *args: str) -> Any:
+    return run("verify", "--url", url, *args)
+
+
+@pytest.mark.parametrize("alg", ALL_ALGS)
+def test_every_algorithm_round_trips_with_an_independent_library(tmp_path: Path, alg: str) -> None:
+    public_path, private_path, private = key_files(tmp_path, "--alg", alg)
+    [public_key] = json.loads(public_path.read_text())["keys"]
+    token = mint(private_path, "--iss", "https://issuer.example", "--aud", "api", "--sub", "u1")
+
+    # Ours -> PyJWT: the header names alg and kid, the claims decode, the signature verifies.
+    header = pyjwt.get_unverified_header(token)
+    assert (header["alg"], header["kid"], header["typ"]) == (alg, public_key["kid"], "JWT")
+    claims = pyjwt.decode(
+        token,
+        pyjwt.PyJWK(public_key).key,
+        algorithms=[alg],
+        audience="api",
+        issuer="https://issuer.example",
+    )
+    assert claims["sub"] == "u1" and claims["exp"] - claims["iat"] == 3600
+
+    # PyJWT -> ours, through the CLI against a live `serve`.
+    theirs = pyjwt.encode(
+        {"iss": "them", "aud": ["x", "api"], "exp": int(time.time()) + 60},
+        pyjwt.PyJWK(private["keys"][0]).key,
+        algorithm=alg,
+        headers={"kid": public_key["kid"]},
+    )
+    with serving(public_path.read_bytes()) as url:
+        for candidate, issuer in ((token, "https://issuer.example"), (theirs, "them")):
+            result = cli_verify(
+                url,
+                "--token",
+                candidate,
+                "--iss",
+                issuer,
+                "--aud",
+                "api",
+                "--jwks",
+                str(public_path),
+            )
+            assert result.exit_code == 0, result.stderr
+            assert f'token verified by key "{public_key["kid"]}" ({alg})' in result.stdout
+            output = result.stdout + result.stderr
+            assert candidate.split(".")[2] not in output  # never the signature
+            for secret in secrets_of(private):
+                assert secret not in output
+
+
+@pytest.fixture(scope="module")
+def es256(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    return key_files(tmp_path_factory.mktemp("es256"), "--alg", "ES256", "--kid", "current")
+
+
+@pytest.fixture
+def served(es256: tuple[Path, Path, dict[str, Any]]) -> Any:
+    with serving(es256[0].read_bytes()) as url:
+        yield url
+
+
+def _tamper(token: str) -> str:
+    head, payload, signature = token.split(".")
+    flipped = "A" if signature[5] != "A" else "B"
+    return ".".join((head, payload, signature[:5] + flipped + signature[6:]))
+
+
+def _other_alg_same_kid(es256: tuple[Path, Path, dict[str, Any]]) -> str:
+    other = keys.generate(keys.key_spec(alg="ES384"), kid="current")
+    return pyjwt.encode(
+        {"exp": int(time.time()) + 60}, pyjwt.PyJWK(other).key, "ES384", {"kid": "current"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "verify_args", "reason"),
+    [
+        (lambda p, e: _tamper(mint(p)), (), 'signature does not verify with key "current"'),
+        (lambda p, e: mint(p, "--header", "kid=retired"), (), 'kid "retired" and alg ES256'),
+        (lambda p, e: _other_alg_same_kid(e), (), 'kid "current" and alg ES384'),
+        (lambda p, e: mint(p, "--claim", "exp=1000000000"), (), "expired at 2001-09-09T01:46:40Z"),
+        (lambda p, e: mint(p, "--nbf", "1h"), (), "not valid before"),
+        (lambda p, e: mint(p, "--iss", "a"), ("--iss", "b"), 'issuer is "a", not "b"'),
+        (lambda p, e: mint(p, "--aud", "a"), ("--aud", "b"), 'audience "a" is none of "b"'),
+        (lambda p, e: mint(p), ("--aud", "b"), "audience null is none of"),
+        (lambda p, e: "abc.def", (), "2 dot-separated part(s), not 3"),
+        (lambda p, e: "a.b.c.d.e", (), "encrypted JWE"),
+    ],
+)
+def test_each_failure_has_its_own_reason(
+    es256: tuple[Path, Path, dict[str, Any]],
+    served: str,
+    make: Any,
+    verify_args: tuple[str, ...],
+    reason: str,
+) -> None:
+    token = make(es256[1], es256)
+    result = cli_verify(served, "--token", token, *verify_args)
+    assert result.exit_code == 11, result.stdout
+    assert reason in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    if token.count(".") == 2 and len(token) > 20:
+        assert token.split(".")[2] not in result.stderr
+
+
+def test_leeway_is_envoys_sixty_seconds(es256: tuple[Path, Path, dict[str, Any]]) -> None:
+    document = json.loads(es256[0].read_text())
+    now = int(time.time())
+    just_expired = mint(es256[1], "--claim", f"exp={now - 30}")
+    assert tokens.verify(just_expired, document, now).kid == "current"
+    with pytest.raises(VerificationFailed, match="expired"):
+        tokens.verify(just_expired, document, now, leeway=0)
+    with pytest.raises(VerificationFailed, match="expired"):
+        tokens.verify(just_expired, document, now + 31)
+
+
+def test_alg_none_and_key_confusion_are_refused() -> None:
+    rsa = keys.generate(keys.key_spec(alg="RS256"), kid="r")
+    document = keys.public_set({"keys": [rsa]})
+    header = b64(json.dumps({"alg": "none", "kid": "r"}).encode())
+    payload = b64(b'{"sub":"x"}')
+    with pytest.raises(VerificationFailed, match='alg is "none"'):
+        tokens.verify(f"{header}.{payload}.", document, time.time())
+    # HS256 "signed" with the RSA public modulus as the secret: the classic confusion attack.
+    secret = {"kty": "oct", "k": rsa["n"]}
+    forged = tokens.sign(secret, {"sub": "x"}, {"alg": "HS256", "kid": "r"})
+    with pytest.raises(VerificationFailed, match='kid "r" and alg HS256'):
+        tokens.verify(forged, document, time.time())
+
+
+def test_a_token_without_kid_tries_every_matching_key() -> None:
+    first, second = (keys.generate(keys.key_spec(), kid=k) for k in "ab")
+    document = keys.public_set({"keys": [first, second]})
+    token = pyjwt.encode({"exp": int(time.time()) + 60}, pyjwt.PyJWK(second).key, "ES256")
+    verified = tokens.verify(token, document, time.time())
+    assert (verified.kid, verified.key_index) == ("b", 1)
+
+
+def test_token_claims_headers_and_key_choice(tmp_path: Path) -> None:
+    public, private_path, _ = key_files(tmp_path, "--kid", "old")
+    run("jwks", "rotate", "--jwks", str(public), "--private", str(private_path), "--kid", "new")
+    token = mint(
+        str(private_path),  # type: ignore[arg-type]
+        "--aud",
+        "a",
+        "--aud",
+        "b",
+        "--ttl",
+        "5m",
+        "--nbf",
+        "now",
+        "--claim",
+        'roles=["admin"]',
+        "--claim",
+        "n=3",
+        "--claim",
+        "note=plain text",
+        "--header",
+        "x-test=1",
+    )
+    header = pyjwt.get_unverified_header(token)
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    assert header["kid"] == "new" and header["x-test"] == 1  # the newest key by default
+    assert claims["aud"] == ["a", "b"] and claims["exp"] - claims["iat"] == 300
+    assert claims["nbf"] == claims["iat"]
+    assert (claims["roles"], claims["n"], claims["note"]) == (["admin"], 3, "plain text")
+    older = mint(str(private_path), "--kid", "old")  # type: ignore[arg-type]
+    assert pyjwt.get_unverified_header(older)["kid"] == "old"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (("--kid", "nope"), 3, 'no key with kid "nope"'),
+        (("--claim", "novalue"), 3, "is not NAME=VALUE"),
+        (("--ttl", "soon"), 3, "is not a duration"),
+        (("--nbf", "tomorrow"), 3, "is not a time"),
+        (("--header", "alg=RS256"), 3, "cannot be used with a EC key"),
+    ],
+)
+def test_token_input_errors(
+    es256: tuple[Path, Path, dict[str, Any]], args: tuple[str, ...], code: int, fragment: str
+) -> None:
+    result = run("token", "--key", str(es256[1]), *args)
+    assert result.exit_code == code and fragment in result.stderr and result.stdout == ""
+
+
+def test_token_refuses_a_public_key(es256: tuple[Path, Path, dict[str, Any]]) -> None:
+    result = run("token", "--key", str(es256[0]))
+    assert result.exit_code == 3 and "public key and cannot sign" in result.stderr
+
+
+def test_parse_time_forms() -> None:
+    assert tokens.parse_time("now", 1000, "--nbf") == 1000
+    assert tokens.parse_time("90s", 1000, "--nbf") == 1090
+    assert tokens.parse_time("-1m", 1000, "--nbf") == 940
+    assert tokens.parse_time("1767225600", 1000, "--nbf") == 1767225600
+    with pytest.raises(InputError):
+        tokens.parse_time("1h ago", 1000, "--nbf")
