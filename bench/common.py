@@ -50,18 +50,20 @@ def peak_mib(samples: list[tuple[float, float]]) -> float:
 
 
 def report(
-    results: dict[str, list[tuple[float, float]]], baseline: str, title: str
+    results: dict[str, list[tuple[float, float]]], baseline: str, title: str, rss: bool = True
 ) -> dict[str, float]:
-    """Print medians, ratios against baseline and peak RSS; return the ratios."""
+    """Print medians, ratios against baseline and peak RSS; return the ratios.
+
+    Pass rss=False when this process is large: a child's peak RSS counts the parent's pages
+    between fork and exec, so it would report the parent's size.
+    """
     base = median_seconds(results[baseline])
     print(f"\n{title}")
-    print(f"  {'case':<44} {'median':>9} {'ratio':>7} {'peak RSS':>10}")
+    print(f"  {'case':<44} {'median':>9} {'ratio':>7}" + (f" {'peak RSS':>10}" if rss else ""))
     ratios = {}
     for name, samples in results.items():
         median = median_seconds(samples)
         ratios[name] = median / base
-        print(
-            f"  {name:<44} {median * 1000:>7.1f}ms {ratios[name]:>6.2f}x "
-            f"{peak_mib(samples):>7.1f}MiB"
-        )
+        memory = f" {peak_mib(samples):>7.1f}MiB" if rss else ""
+        print(f"  {name:<44} {median * 1000:>7.1f}ms {ratios[name]:>6.2f}x{memory}")
     return ratios
