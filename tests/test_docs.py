@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from jwksdeploy.cli import cli
 from jwksdeploy.errors import EXIT_CODES
@@ -34,3 +35,22 @@ def test_every_render_flag_is_documented() -> None:
         for flag in getattr(param, "opts", []):
             if flag.startswith("--"):
                 assert f"`{flag}" in README or f"{flag}" in README, flag
+
+
+def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    found = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            found.extend(_commands(command, f"{prefix}{name} "))
+        else:
+            found.append((f"{prefix}{name}", command))
+    return found
+
+
+def test_every_command_and_flag_is_in_the_readme() -> None:
+    for name, command in _commands(cli):
+        assert f"jwksdeploy {name}" in README, name
+        for param in command.params:
+            for flag in getattr(param, "opts", []):
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in README, f"{name} {flag}"

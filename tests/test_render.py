@@ -444,9 +444,15 @@ def test_many_namespaces_equal_each_namespace_rendered_alone() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["render", "--jwks", str(EXAMPLES / "jwks.json"), "-n", "a"], ["--help"], ["apply", "--help"]],
+    [
+        ["render", "--jwks", str(EXAMPLES / "jwks.json"), "-n", "a"],
+        ["--help"],
+        ["apply", "--help"],
+        ["jwks", "check", str(EXAMPLES / "jwks.json")],
+        ["token", "--help"],
+    ],
 )
-def test_render_and_help_never_import_the_kubernetes_client(args: list[str]) -> None:
+def test_render_and_help_never_import_the_client_or_crypto(args: list[str]) -> None:
     import subprocess
     import sys
 
@@ -454,7 +460,7 @@ def test_render_and_help_never_import_the_kubernetes_client(args: list[str]) -> 
         "import sys\nfrom jwksdeploy.cli import cli\n"
         f"try:\n    cli({args!r}, standalone_mode=False)\n"
         "finally:\n    print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('kubernetes', 'urllib3')), file=sys.stderr)\n"
+        "('kubernetes', 'urllib3', 'joserfc', 'cryptography')), file=sys.stderr)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
