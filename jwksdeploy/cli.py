@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_gateway import policy_options, print_gateway
 from .errors import JwksDeployError
+from .gateway import PROVIDERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -294,6 +296,14 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
     show_default=True,
     help="text: the URL on stdout, details on stderr; json: one object for scripts.",
 )
+@click.option(
+    "--gateway",
+    type=click.Choice(PROVIDERS),
+    help="Then print this gateway's JWT provider for the URL (on stdout; the URL goes to "
+    "stderr). Takes the `jwksdeploy gateway` flags below.",
+)
+@click.option("--provider-name", metavar="NAME", help="With --gateway.  [default: the --name]")
+@policy_options("--fetch-timeout")
 def apply(
     kubeconfig: str | None,
     context: str | None,
@@ -305,17 +315,21 @@ def apply(
     wait: bool | None,
     timeout: str,
     output: str,
+    gateway: str | None,
+    provider_name: str | None,
     **params: Any,
 ) -> None:
     """Apply the rendered objects with server-side apply and print the JWKS URL."""
     import json
 
+    from .cli_gateway import POLICY_PARAMS
     from .cluster import apply_objects, endpoint_for, wait_for_rollout
     from .errors import JwksDeployError
     from .render import render_objects
     from .settings import parse_duration
 
     wait_seconds = parse_duration(timeout, "--timeout")
+    policy = {key: params.pop(key) for key in POLICY_PARAMS}
     settings, jwks_bytes, jwks_path = load_render_inputs(params, kubeconfig, context)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
@@ -357,18 +371,45 @@ def apply(
             report.endpoint = endpoint_for(cluster, report.service, address)
     for warning in cluster.warnings:
         click.echo(f"warning: the API server says: {warning}", err=True)
+    gateways = _gateways_for(reports, gateway, provider_name or settings.name, policy)
     if output == "json":
-        click.echo(
-            json.dumps(
-                [_report_json(r) for r in reports]
-                if len(reports) > 1
-                else _report_json(reports[0]),
-                indent=2,
-            )
-        )
+        results = [_report_json(r) for r in reports]
+        for result, config in zip(results, gateways, strict=True):
+            result["gateway"] = config.objects if config is not None else None
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return
+    for report, config in zip(reports, gateways, strict=True):
+        if config is None:
+            _print_endpoint(report.endpoint, report.namespace, dry_run)
+            continue
+        click.echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
+        for warning in config.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        print_gateway(config, str(gateway), "yaml", None)
+
+
+def _gateways_for(
+    reports: list[Any], gateway: str | None, name: str, policy: dict[str, Any]
+) -> list[Any]:
+    """One gateway configuration per applied namespace (None where the URL is not known)."""
+    from .cli_gateway import build_gateway
+
+    configs: list[Any] = []
     for report in reports:
-        _print_endpoint(report.endpoint, report.namespace, dry_run)
+        url = report.endpoint.url if report.endpoint is not None else None
+        if gateway is None:
+            configs.append(None)
+        elif url is None:
+            click.echo(
+                f"warning: {report.namespace}: no gateway configuration: the JWKS URL is not "
+                "known yet (see above); run `jwksdeploy gateway -n NS` once it is.",
+                err=True,
+            )
+            configs.append(None)
+        else:
+            suffix = f"-{report.namespace}" if len(reports) > 1 else ""
+            configs.append(build_gateway(gateway, f"{name}{suffix}", url, policy))
+    return configs
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -541,9 +582,10 @@ def delete(
 
 
 def _register_commands() -> None:
+    from .cli_gateway import gateway_command
     from .cli_keys import jwks_group, serve_command, token_command, verify_command
 
-    for command in (jwks_group, token_command, verify_command, serve_command):
+    for command in (jwks_group, token_command, verify_command, serve_command, gateway_command):
         cli.add_command(command)
 
 

@@ -466,7 +466,9 @@ def verify_command(
         else None
     )
     if url is None:
-        url = _deployed_url(str(namespace), name, address, kubeconfig, context, seconds)
+        from .cluster import deployed_url
+
+        url = deployed_url(str(namespace), name, address, kubeconfig, context, seconds)
     urls = server_urls(url)
     lines = [check_root(fetch(urls.root, seconds))]
     served, notes = check_jwks(fetch(urls.jwks, seconds))
@@ -497,30 +499,6 @@ def verify_command(
         click.echo(f"ok: {line}")
     if verified is not None:
         click.echo(json.dumps(verified.claims, indent=2))
-
-
-def _deployed_url(
-    namespace: str,
-    name: str,
-    address: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    timeout: float,
-) -> str:
-    """The URL `apply` printed for NS, looked up through the cluster module."""
-    from .cluster import connect, deployed_endpoint
-    from .errors import ClusterRejected
-    from .settings import check_dns1123_label, check_object_name
-
-    check_dns1123_label("--namespace", namespace)
-    cluster = connect(kubeconfig, context, timeout)
-    endpoint = deployed_endpoint(cluster, namespace, check_object_name(name), address)
-    if endpoint.url is None:
-        raise ClusterRejected(
-            f"the JWKS URL in namespace {namespace!r} is not known: {endpoint.source}. Pass "
-            "--address or --url."
-        )
-    return str(endpoint.url)
 
 
 @click.command("serve")

@@ -160,10 +160,10 @@ def check_qualified_key(what: str, key: str) -> str:
     return key
 
 
-def check_label_value(value: str) -> str:
+def check_label_value(value: str, what: str = "--label") -> str:
     if len(value) > 63 or not _LABEL_VALUE.match(value):
         raise _fail(
-            "--label value",
+            f"{what} value",
             value,
             "label values are empty or at most 63 letters, digits, '-', '_' or '.', starting "
             "and ending with a letter or digit",

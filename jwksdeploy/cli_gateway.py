@@ -1,0 +1,204 @@
+"""`jwksdeploy gateway`, and the gateway flags `apply --gateway` shares with it.
+
+Parses, calls `gateway.build`, prints; warnings go to stderr, the configuration to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .gateway import PROVIDERS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def policy_options(timeout_flag: str) -> Callable[[F], F]:
+    """The source's JWT-policy fields and what each target needs to be complete.
+
+    `apply` names the fetch timeout `--fetch-timeout`, since its `--timeout` is the wait.
+    """
+
+    def decorate(command: F) -> F:
+        options = [
+            click.option("--issuer", metavar="ISS", help="Required iss claim (else not checked)."),
+            click.option(
+                "--audience",
+                "audiences",
+                multiple=True,
+                metavar="AUD",
+                help="Allowed aud, repeatable (else not checked).",
+            ),
+            click.option(
+                "--forward/--no-forward",
+                default=None,
+                help="Pass the token on to the backend.  [default: the gateway's, no]",
+            ),
+            click.option(
+                "--cache-duration",
+                metavar="DURATION",
+                help="How long the gateway caches the JWKS, e.g. 5m.  [default: the gateway's]",
+            ),
+            click.option(
+                timeout_flag,
+                "fetch_timeout",
+                metavar="DURATION",
+                help="JWKS fetch timeout, e.g. 1s.  [default: the gateway's; 1s for envoy]",
+            ),
+            click.option("--fqdn", metavar="HOST", help="contour: the virtual host's domain."),
+            click.option(
+                "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
+            ),
+            click.option(
+                "--target-route", metavar="ROUTE", help="envoy-gateway: the HTTPRoute to protect."
+            ),
+            click.option(
+                "--selector",
+                multiple=True,
+                metavar="K=V",
+                help="istio: workload label to select, repeatable.",
+            ),
+            click.option(
+                "--cluster",
+                metavar="NAME",
+                help="envoy: the JWKS cluster's name.  [default: <name>-jwks]",
+            ),
+            click.option(
+                "--policy-namespace",
+                metavar="NS",
+                help="Namespace of the generated object.  [default: none; kubectl's current]",
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) -> Any:
+    """Flags -> validated options -> GatewayConfig (objects + warnings)."""
+    from .gateway import build, duration_seconds, gateway_options
+    from .settings import parse_pairs
+
+    options = gateway_options(
+        provider,
+        name,
+        url,
+        issuer=params["issuer"],
+        audiences=tuple(params["audiences"]),
+        forward=params["forward"],
+        cache_duration=duration_seconds(params["cache_duration"], "--cache-duration"),
+        timeout=duration_seconds(params["fetch_timeout"], "--timeout"),
+        fqdn=params["fqdn"],
+        tls_secret=params["tls_secret"],
+        target_route=params["target_route"],
+        selector=tuple(parse_pairs("--selector", params["selector"])),
+        cluster=params["cluster"],
+        namespace=params["policy_namespace"],
+    )
+    return build(options)
+
+
+POLICY_PARAMS = (
+    "issuer",
+    "audiences",
+    "forward",
+    "cache_duration",
+    "fetch_timeout",
+    "fqdn",
+    "tls_secret",
+    "target_route",
+    "selector",
+    "cluster",
+    "policy_namespace",
+)
+
+
+@click.command("gateway")
+@click.option(
+    "--provider", required=True, type=click.Choice(PROVIDERS), help="The gateway to configure."
+)
+@click.option(
+    "--name",
+    "--provider-name",
+    "provider_name",
+    metavar="NAME",
+    help="Provider (and object) name.  [default: the --deployment name]",
+)
+@click.option("--url", metavar="URL", help="The JWKS URL `apply` printed (http or https).")
+@click.option(
+    "--namespace",
+    "-n",
+    metavar="NS",
+    help="Instead of --url: the URL of what apply deployed in NS (reads the cluster).",
+)
+@click.option(
+    "--deployment",
+    default="remote-jwks-go",
+    show_default=True,
+    metavar="NAME",
+    help="With --namespace: the name apply used.",
+)
+@click.option("--address", metavar="HOST", help="With --namespace: the host for the URL.")
+@click.option("--kubeconfig", metavar="PATH", help="With --namespace.")
+@click.option("--context", metavar="NAME", help="With --namespace.")
+@policy_options("--timeout")
+@click.option(
+    "--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@click.option(
+    "--output-dir", metavar="DIR", help="Write one file per object under DIR/<provider>/."
+)
+def gateway_command(
+    provider: str,
+    provider_name: str | None,
+    url: str | None,
+    namespace: str | None,
+    deployment: str,
+    address: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    output: str,
+    output_dir: str | None,
+    **params: Any,
+) -> None:
+    """Print the gateway's JWT provider configuration, pointed at the deployed JWKS.
+
+    Targets: a Contour HTTPProxy, Envoy's jwt_authn filter and its cluster, an Istio
+    RequestAuthentication, or an Envoy Gateway SecurityPolicy.
+    """
+    from .errors import InputError
+
+    if (url is None) == (namespace is None):
+        raise InputError(
+            "pass exactly one of --url (the JWKS URL) or --namespace (to look it up in the "
+            "cluster), e.g. `jwksdeploy gateway --provider contour --url "
+            "https://jwks.example.com/jwks`."
+        )
+    if url is None:
+        from .cluster import deployed_url
+
+        url = deployed_url(str(namespace), deployment, address, kubeconfig, context, 30.0)
+    config = build_gateway(provider, provider_name or deployment, url, params)
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    print_gateway(config, provider, output, output_dir)
+
+
+def print_gateway(config: Any, provider: str, output: str, output_dir: str | None) -> None:
+    from .gateway import output_files, to_yaml
+
+    if output_dir:
+        from .files import write_tree
+
+        files = output_files(config, provider)
+        write_tree(output_dir, files)
+        click.echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
+    elif output == "json":
+        click.echo(json.dumps(config.objects, indent=2))
+    else:
+        click.echo(to_yaml(config), nl=False)
