@@ -54,3 +54,16 @@ def test_every_command_and_flag_is_in_the_readme() -> None:
             for flag in getattr(param, "opts", []):
                 if flag.startswith("--") and flag != "--help":
                     assert flag in README, f"{name} {flag}"
+
+
+def test_the_readme_gateway_examples_run() -> None:
+    import shlex
+
+    from .helpers import run
+
+    lines = [line for line in README.splitlines() if line.startswith("jwksdeploy gateway ")]
+    assert len(lines) == 4
+    for line in lines:
+        args = shlex.split(line.replace("-n envoy-yang", "--url http://10.0.0.12:31456/jwks"))
+        result = run(*args[1:])
+        assert result.exit_code == 0, (line, result.stderr)
