@@ -511,7 +511,12 @@ def verify_command(
     help="Listen address (0.0.0.0 in a container).",
 )
 @click.option(
-    "--port", default=8080, show_default=True, type=int, metavar="PORT", help="0 picks a free port."
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="0 picks a free port.",
 )
 def serve_command(path: str, address: str, port: int) -> None:
     """Serve a JWKS locally like the remote-jwks-go image: /, /jwks and /valid.
