@@ -9,16 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from . import __version__
+from .cli_common import F, stack_options
 from .cli_gateway import policy_options, print_gateway
 from .errors import JwksDeployError
 from .gateway import PROVIDERS
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Cli(click.Group):
@@ -156,9 +155,7 @@ def render_options(command: F) -> F:
             help="Treat JWKS warnings as errors (for CI).  [default: no-strict]",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return stack_options(command, options)
 
 
 def load_render_inputs(
@@ -235,9 +232,7 @@ def cluster_options(command: F) -> F:
             help="Timeout of each API request.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return stack_options(command, options)
 
 
 def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:

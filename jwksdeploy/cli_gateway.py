@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from .cli_common import F, resolve_url, stack_options, url_lookup_options
 from .gateway import PROVIDERS
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def policy_options(timeout_flag: str) -> Callable[[F], F]:
@@ -72,9 +71,7 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
                 help="Namespace of the generated object.  [default: none; kubectl's current]",
             ),
         ]
-        for option in reversed(options):
-            command = option(command)
-        return command
+        return stack_options(command, options)
 
     return decorate
 
@@ -129,23 +126,7 @@ POLICY_PARAMS = (
     metavar="NAME",
     help="Provider (and object) name.  [default: the --deployment name]",
 )
-@click.option("--url", metavar="URL", help="The JWKS URL `apply` printed (http or https).")
-@click.option(
-    "--namespace",
-    "-n",
-    metavar="NS",
-    help="Instead of --url: the URL of what apply deployed in NS (reads the cluster).",
-)
-@click.option(
-    "--deployment",
-    default="remote-jwks-go",
-    show_default=True,
-    metavar="NAME",
-    help="With --namespace: the name apply used.",
-)
-@click.option("--address", metavar="HOST", help="With --namespace: the host for the URL.")
-@click.option("--kubeconfig", metavar="PATH", help="With --namespace.")
-@click.option("--context", metavar="NAME", help="With --namespace.")
+@url_lookup_options("--deployment")
 @policy_options("--timeout")
 @click.option(
     "--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
@@ -158,7 +139,7 @@ def gateway_command(
     provider_name: str | None,
     url: str | None,
     namespace: str | None,
-    deployment: str,
+    instance: str,
     address: str | None,
     kubeconfig: str | None,
     context: str | None,
@@ -171,19 +152,9 @@ def gateway_command(
     Targets: a Contour HTTPProxy, Envoy's jwt_authn filter and its cluster, an Istio
     RequestAuthentication, or an Envoy Gateway SecurityPolicy.
     """
-    from .errors import InputError
-
-    if (url is None) == (namespace is None):
-        raise InputError(
-            "pass exactly one of --url (the JWKS URL) or --namespace (to look it up in the "
-            "cluster), e.g. `jwksdeploy gateway --provider contour --url "
-            "https://jwks.example.com/jwks`."
-        )
-    if url is None:
-        from .cluster import deployed_url
-
-        url = deployed_url(str(namespace), deployment, address, kubeconfig, context, 30.0)
-    config = build_gateway(provider, provider_name or deployment, url, params)
+    example = "jwksdeploy gateway --provider contour --url https://jwks.example.com/jwks"
+    url = resolve_url(url, namespace, instance, address, kubeconfig, context, example)
+    config = build_gateway(provider, provider_name or instance, url, params)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .cli_common import resolve_url, stack_options, url_lookup_options
 from .jwks import ALGS_BY_KTY
 
 DEFAULT_PUBLIC = "jwks.json"
@@ -56,9 +57,7 @@ def key_type_options(command: Any) -> Any:
             help="Derive the kid: the RFC 7638 SHA-256 thumbprint of the public key.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return stack_options(command, options)
 
 
 def _describe(key: dict[str, Any]) -> str:
@@ -395,19 +394,7 @@ def token_command(
 
 
 @click.command("verify")
-@click.option(
-    "--url", metavar="URL", help="The JWKS URL (as apply prints it) or the server's root."
-)
-@click.option(
-    "--namespace",
-    "-n",
-    metavar="NS",
-    help="Instead of --url: the URL of what apply deployed in NS (reads the cluster).",
-)
-@click.option("--name", default="remote-jwks-go", show_default=True, help="With --namespace.")
-@click.option("--address", metavar="HOST", help="With --namespace: the host to use for the URL.")
-@click.option("--kubeconfig", metavar="PATH", help="With --namespace.")
-@click.option("--context", metavar="NAME", help="With --namespace.")
+@url_lookup_options("--name")
 @click.option("--jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
 @click.option(
     "--token", metavar="TOKEN", help="A JWT to verify against the served keys ('-': stdin)."
@@ -428,7 +415,7 @@ def token_command(
 def verify_command(
     url: str | None,
     namespace: str | None,
-    name: str,
+    instance: str,
     address: str | None,
     kubeconfig: str | None,
     context: str | None,
@@ -444,7 +431,6 @@ def verify_command(
     to a local file, and optionally that a token verifies against it as Envoy would."""
     import time
 
-    from .errors import InputError
     from .files import read_input
     from .jwks import parse_jwks
     from .probe import check_jwks, check_root, compare_sets, fetch, server_urls
@@ -453,11 +439,6 @@ def verify_command(
 
     seconds = parse_duration(timeout, "--timeout")
     skew = int(parse_duration(leeway, "--leeway"))
-    if (url is None) == (namespace is None):
-        raise InputError(
-            "pass exactly one of --url (the JWKS URL) or --namespace (to look it up in the "
-            "cluster), e.g. `jwksdeploy verify --url http://192.0.2.10:31234/jwks`."
-        )
     if token == "-":
         token = sys.stdin.readline().strip()
     local = (
@@ -465,10 +446,8 @@ def verify_command(
         if local_path
         else None
     )
-    if url is None:
-        from .cluster import deployed_url
-
-        url = deployed_url(str(namespace), name, address, kubeconfig, context, seconds)
+    example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
+    url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
     urls = server_urls(url)
     lines = [check_root(fetch(urls.root, seconds))]
     served, notes = check_jwks(fetch(urls.jwks, seconds))

@@ -23,6 +23,12 @@ from .settings import (
 
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
+TARGET_FLAGS = {
+    "contour": ("--fqdn", "--tls-secret", "--policy-namespace"),
+    "envoy": ("--cluster",),
+    "istio": ("--selector", "--policy-namespace"),
+    "envoy-gateway": ("--target-route", "--policy-namespace"),
+}
 ENVOY_DEFAULT_TIMEOUT = 1.0  # http_uri.timeout is required by Envoy
 ENVOY_GATEWAY_MAX_AUDIENCES = 8
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -169,6 +175,7 @@ def build(options: GatewayOptions) -> GatewayConfig:
         "istio": _istio,
         "envoy-gateway": _envoy_gateway,
     }[options.provider](options)
+    config.warnings.extend(_unused(options))
     if urllib.parse.urlsplit(options.url).scheme == "http":
         config.warnings.append(
             f"{options.url} is plain HTTP: anyone on the path between the gateway and the JWKS "
@@ -212,7 +219,7 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
         "metadata": _metadata(options),
         "spec": {"virtualhost": virtualhost},
     }
-    warnings = []
+    warnings: list[str] = []
     if not options.fqdn or not options.tls_secret:
         missing = " and ".join(
             flag
@@ -223,8 +230,6 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
             f"the HTTPProxy has no {missing}: Contour verifies JWTs only on a TLS virtual host "
             "(an https domain) and marks this one invalid until both are set."
         )
-    for flag in ("--selector", "--target-route", "--cluster"):
-        warnings.extend(_unused(options, flag, "contour"))
     comment = (
         "Contour: a root HTTPProxy whose default JWT provider applies to every route; add your "
         "routes or includes, and opt a route out with jwtVerificationPolicy: {disabled: true}."
@@ -293,14 +298,11 @@ def _envoy(options: GatewayOptions) -> GatewayConfig:
                 "sni": host,
             },
         }
-    warnings = []
-    for flag in ("--fqdn", "--tls-secret", "--selector", "--target-route", "--policy-namespace"):
-        warnings.extend(_unused(options, flag, "envoy"))
     comments = [
         "Envoy: add to the HTTP connection manager's http_filters, before the router filter.",
         "Envoy: add to static_resources.clusters; http_uri.cluster names it.",
     ]
-    return GatewayConfig(options.url, [jwt_filter, cluster], warnings, comments)
+    return GatewayConfig(options.url, [jwt_filter, cluster], [], comments)
 
 
 def _istio(options: GatewayOptions) -> GatewayConfig:
@@ -327,7 +329,7 @@ def _istio(options: GatewayOptions) -> GatewayConfig:
         "metadata": _metadata(options),
         "spec": spec,
     }
-    warnings = []
+    warnings: list[str] = []
     if options.cache_duration is not None:
         warnings.append(
             "--cache-duration is ignored for istio: RequestAuthentication has no cache field; "
@@ -339,8 +341,6 @@ def _istio(options: GatewayOptions) -> GatewayConfig:
             "no --selector: the RequestAuthentication applies to every workload in its namespace "
             "(or the whole mesh in the root namespace). Pass --selector app=<gateway> to scope it."
         )
-    for flag in ("--fqdn", "--tls-secret", "--target-route", "--cluster"):
-        warnings.extend(_unused(options, flag, "istio"))
     comment = (
         "Istio: rejects requests with an invalid token; requests without one pass unless an "
         "AuthorizationPolicy requires requestPrincipals."
@@ -383,7 +383,7 @@ def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
             "jwt": {"providers": [provider]},
         },
     }
-    warnings = []
+    warnings: list[str] = []
     if options.forward is False:
         warnings.append(
             "--no-forward is ignored for envoy-gateway: a SecurityPolicy JWT provider always "
@@ -394,24 +394,25 @@ def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
             "--timeout is ignored for envoy-gateway: remoteJWKS has no timeout field; set one "
             "with a BackendTrafficPolicy on the JWKS backend if you need it."
         )
-    for flag in ("--fqdn", "--tls-secret", "--selector", "--cluster"):
-        warnings.extend(_unused(options, flag, "envoy-gateway"))
     comment = "Envoy Gateway: requires a valid JWT on every request of the targeted HTTPRoute."
     return GatewayConfig(options.url, [policy], warnings, [comment])
 
 
-def _unused(options: GatewayOptions, flag: str, provider: str) -> list[str]:
-    value = {
+def _unused(options: GatewayOptions) -> list[str]:
+    """A warning for each target-specific flag that was given but means nothing here."""
+    given = {
         "--fqdn": options.fqdn,
         "--tls-secret": options.tls_secret,
-        "--selector": options.selector or None,
         "--target-route": options.target_route,
+        "--selector": options.selector or None,
         "--cluster": options.cluster,
         "--policy-namespace": options.namespace,
-    }[flag]
-    if value is None:
-        return []
-    return [f"{flag} is ignored for {provider}: it has no such setting."]
+    }
+    return [
+        f"{flag} is ignored for {options.provider}: it has no such setting."
+        for flag, value in given.items()
+        if value is not None and flag not in TARGET_FLAGS[options.provider]
+    ]
 
 
 def to_yaml(config: GatewayConfig) -> str:

@@ -55,21 +55,26 @@ def run(*args: str, input: bytes | str | None = None) -> Result:
 
 
 @contextlib.contextmanager
+def running(server: Any) -> Iterator[int]:
+    """Serve a socketserver-style server from a thread; yield its port; shut it down after."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextlib.contextmanager
 def serving(jwks: bytes, port: int = 0) -> Iterator[str]:
     """`jwksdeploy serve`'s server on 127.0.0.1 in a thread; yields its /jwks URL."""
     from jwksdeploy.jwks import parse_jwks
     from jwksdeploy.serve import bind
 
-    log = io.StringIO()
-    server = bind("127.0.0.1", port, jwks, parse_jwks(jwks), log)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with running(bind("127.0.0.1", port, jwks, parse_jwks(jwks), io.StringIO())) as bound:
+        yield f"http://127.0.0.1:{bound}/jwks"
 
 
 def secrets_of(document: dict[str, Any]) -> list[str]:

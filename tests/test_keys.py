@@ -27,16 +27,21 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
-def generate(tmp_path: Path, *args: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    result = run(
+def generate_into(tmp_path: Path, *args: str, private: str = "private.json") -> Any:
+    """`jwks generate` writing tmp_path/jwks.json and tmp_path/<private>; the raw result."""
+    return run(
         "jwks",
         "generate",
         "--out",
         str(tmp_path / "jwks.json"),
         "--private-out",
-        str(tmp_path / "private.json"),
+        str(tmp_path / private),
         *args,
     )
+
+
+def generate(tmp_path: Path, *args: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = generate_into(tmp_path, *args)
     assert result.exit_code == 0, result.stderr
     private = load(tmp_path / "private.json")
     for secret in secrets_of(private):
@@ -132,16 +137,7 @@ def test_the_sources_recipe_and_the_default(tmp_path: Path) -> None:
 
 
 def test_oct_generation_warns_that_both_files_hold_the_secret(tmp_path: Path) -> None:
-    result = run(
-        "jwks",
-        "generate",
-        "--alg",
-        "HS256",
-        "--out",
-        str(tmp_path / "j.json"),
-        "--private-out",
-        str(tmp_path / "p.json"),
-    )
+    result = generate_into(tmp_path, "--alg", "HS256")
     assert "shared secrets" in result.stderr and "mode 0600" in result.stderr
 
 
@@ -152,14 +148,7 @@ def test_an_explicit_kid(tmp_path: Path) -> None:
 
 def test_generate_never_clobbers_and_writes_nothing_on_refusal(tmp_path: Path) -> None:
     (tmp_path / "jwks.json").write_text("keep me")
-    result = run(
-        "jwks",
-        "generate",
-        "--out",
-        str(tmp_path / "jwks.json"),
-        "--private-out",
-        str(tmp_path / "private.json"),
-    )
+    result = generate_into(tmp_path)
     assert result.exit_code == 5
     assert "already exists" in result.stderr and "--force" in result.stderr
     assert "Traceback" not in result.stderr
@@ -167,28 +156,13 @@ def test_generate_never_clobbers_and_writes_nothing_on_refusal(tmp_path: Path) -
     assert not (tmp_path / "private.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["jwks.json"]  # no temp files left
 
-    forced = run(
-        "jwks",
-        "generate",
-        "--force",
-        "--out",
-        str(tmp_path / "jwks.json"),
-        "--private-out",
-        str(tmp_path / "private.json"),
-    )
+    forced = generate_into(tmp_path, "--force")
     assert forced.exit_code == 0, forced.stderr
     assert load(tmp_path / "jwks.json")["keys"][0]["kty"] == "EC"
 
 
 def test_generate_into_a_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
-    result = run(
-        "jwks",
-        "generate",
-        "--out",
-        str(tmp_path / "jwks.json"),
-        "--private-out",
-        str(tmp_path / "nope" / "private.json"),
-    )
+    result = generate_into(tmp_path, private="nope/private.json")
     assert result.exit_code == 5
     assert "nope/private.json" in result.stderr and "Nothing was written" in result.stderr
     assert not (tmp_path / "jwks.json").exists()

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,7 +23,7 @@ from jwksdeploy import keys
 from jwksdeploy.errors import InputError
 from jwksdeploy.probe import server_urls
 
-from .helpers import EXAMPLES, REPO, jwks_bytes, run, serving
+from .helpers import EXAMPLES, REPO, jwks_bytes, run, running, serving
 from .kube import Kube
 
 PUBLIC_EC = keys.public_set({"keys": [keys.generate(keys.key_spec(), kid="k1")]})
@@ -188,15 +187,8 @@ class _Scripted(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def scripted(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator[str]:
     handler = type("Handler", (_Scripted,), {"routes": routes})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with running(HTTPServer(("127.0.0.1", 0), handler)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 GOOD_ROOT = (200, {}, b"success")
