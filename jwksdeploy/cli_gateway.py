@@ -66,6 +66,12 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
                 help="envoy: the JWKS cluster's name.  [default: <name>-jwks]",
             ),
             click.option(
+                "--dns-lookup-family",
+                type=click.Choice(["auto", "v4", "v6", "all"]),
+                help="contour, envoy: how the gateway resolves the JWKS host.  [default: the "
+                "gateway's]",
+            ),
+            click.option(
                 "--policy-namespace",
                 metavar="NS",
                 help="Namespace of the generated object.  [default: none; kubectl's current]",
@@ -96,6 +102,7 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         selector=tuple(parse_pairs("--selector", params["selector"])),
         cluster=params["cluster"],
         namespace=params["policy_namespace"],
+        dns_lookup_family=params["dns_lookup_family"],
     )
     return build(options)
 
@@ -112,6 +119,7 @@ POLICY_PARAMS = (
     "selector",
     "cluster",
     "policy_namespace",
+    "dns_lookup_family",
 )
 
 

@@ -24,11 +24,12 @@ from .settings import (
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {
-    "contour": ("--fqdn", "--tls-secret", "--policy-namespace"),
-    "envoy": ("--cluster",),
+    "contour": ("--fqdn", "--tls-secret", "--policy-namespace", "--dns-lookup-family"),
+    "envoy": ("--cluster", "--dns-lookup-family"),
     "istio": ("--selector", "--policy-namespace"),
     "envoy-gateway": ("--target-route", "--policy-namespace"),
 }
+ENVOY_DNS_FAMILY = {"auto": "AUTO", "v4": "V4_ONLY", "v6": "V6_ONLY", "all": "ALL"}
 ENVOY_DEFAULT_TIMEOUT = 1.0  # http_uri.timeout is required by Envoy
 ENVOY_GATEWAY_MAX_AUDIENCES = 8
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -52,6 +53,7 @@ class GatewayOptions:
     selector: tuple[tuple[str, str], ...] = ()
     cluster: str | None = None
     namespace: str | None = None  # of the generated policy object
+    dns_lookup_family: str | None = None  # auto, v4, v6, all
 
 
 @dataclass
@@ -77,10 +79,16 @@ def gateway_options(
     selector: tuple[tuple[str, str], ...] = (),
     cluster: str | None = None,
     namespace: str | None = None,
+    dns_lookup_family: str | None = None,
 ) -> GatewayOptions:
     """Validate once: names, the URL, durations, selector labels."""
     if provider not in PROVIDERS:
         raise InputError(f"--provider {provider!r} is not one of {', '.join(PROVIDERS)}.")
+    if dns_lookup_family is not None and dns_lookup_family not in ENVOY_DNS_FAMILY:
+        raise InputError(
+            f"--dns-lookup-family {dns_lookup_family!r} is not one of "
+            f"{', '.join(ENVOY_DNS_FAMILY)}."
+        )
     check_url(url)
     for what, value in (("--issuer", issuer), ("--fqdn", fqdn), ("--cluster", cluster)):
         if value is not None:
@@ -117,6 +125,7 @@ def gateway_options(
         tuple(selector),
         cluster,
         namespace,
+        dns_lookup_family,
     )
 
 
@@ -199,6 +208,8 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
         remote["timeout"] = go_duration(options.timeout)
     if options.cache_duration is not None:
         remote["cacheDuration"] = go_duration(options.cache_duration)
+    if options.dns_lookup_family is not None:
+        remote["dnsLookupFamily"] = options.dns_lookup_family
     provider: dict[str, Any] = {"name": options.name, "default": True}
     if options.issuer is not None:
         provider["issuer"] = options.issuer
@@ -289,6 +300,8 @@ def _envoy(options: GatewayOptions) -> GatewayConfig:
             ],
         },
     }
+    if options.dns_lookup_family:
+        cluster["dns_lookup_family"] = ENVOY_DNS_FAMILY[options.dns_lookup_family]
     if https:
         cluster["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
@@ -407,6 +420,7 @@ def _unused(options: GatewayOptions) -> list[str]:
         "--selector": options.selector or None,
         "--cluster": options.cluster,
         "--policy-namespace": options.namespace,
+        "--dns-lookup-family": options.dns_lookup_family,
     }
     return [
         f"{flag} is ignored for {options.provider}: it has no such setting."

@@ -35,8 +35,15 @@ FULL = (
     "1500ms",
 )
 NEEDS = {
-    "contour": ("--fqdn", "api.example.com", "--tls-secret", "api-tls"),
-    "envoy": ("--cluster", "jwks_cluster"),
+    "contour": (
+        "--fqdn",
+        "api.example.com",
+        "--tls-secret",
+        "api-tls",
+        "--dns-lookup-family",
+        "v4",
+    ),
+    "envoy": ("--cluster", "jwks_cluster", "--dns-lookup-family", "v4"),
     "istio": ("--selector", "istio=ingressgateway", "--policy-namespace", "istio-system"),
     "envoy-gateway": ("--target-route", "api", "--policy-namespace", "apps"),
 }
@@ -74,7 +81,12 @@ def test_contour_fields() -> None:
         "default": True,
         "issuer": "https://issuer.example",
         "audiences": ["api", "web"],
-        "remoteJWKS": {"uri": URL, "timeout": "1s500ms", "cacheDuration": "5m"},
+        "remoteJWKS": {
+            "uri": URL,
+            "timeout": "1s500ms",
+            "cacheDuration": "5m",
+            "dnsLookupFamily": "v4",
+        },
         "forwardJWT": True,
     }
 
@@ -100,6 +112,7 @@ def test_envoy_fields() -> None:
         {"match": {"prefix": "/"}, "requires": {"provider_name": "remote-jwks-go"}}
     ]
     assert cluster["name"] == "jwks_cluster" and cluster["type"] == "STRICT_DNS"
+    assert cluster["dns_lookup_family"] == "V4_ONLY"
     [endpoint] = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
     assert endpoint["endpoint"]["address"]["socket_address"] == {
         "address": "jwks.example.com",
@@ -190,8 +203,11 @@ def test_flags_for_another_target_are_warned_about() -> None:
         "a.example.com",
         "--selector",
         "app=x",
+        "--dns-lookup-family",
+        "v6",
     )
     assert result.exit_code == 0
+    assert "--dns-lookup-family is ignored for envoy-gateway" in result.stderr
     assert "--no-forward is ignored for envoy-gateway" in result.stderr
     assert "--fqdn is ignored for envoy-gateway" in result.stderr
     assert "--selector is ignored for envoy-gateway" in result.stderr
