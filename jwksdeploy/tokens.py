@@ -107,9 +107,7 @@ def signing_alg(key: dict[str, Any], requested: str | None = None) -> str:
 
 def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -> str:
     """A compact JWS. The header carries alg and kid so a gateway picks the right key."""
-    from joserfc.errors import JoseError
-    from joserfc.util import json_b64encode, urlsafe_b64encode
-
+    jose = _jose()
     header: dict[str, Any] = {"typ": "JWT", "alg": signing_alg(key, headers.get("alg"))}
     if "kid" in key:
         header["kid"] = key["kid"]
@@ -117,13 +115,13 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
         header.update({name: value for name, value in headers.items() if name != "alg"})
     try:
         imported, model = _prepared_key(key, header["alg"])
-        signing_input = (
-            json_b64encode(header)
+        signing_input: bytes = (
+            jose.json_b64encode(header)
             + b"."
-            + urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
+            + jose.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
         )
-        signature = urlsafe_b64encode(model.sign(signing_input, imported))
-    except (JoseError, ValueError, TypeError) as exc:
+        signature: bytes = jose.urlsafe_b64encode(model.sign(signing_input, imported))
+    except (jose.JoseError, ValueError, TypeError) as exc:
         raise InputError(
             f"cannot sign with {key_subject(key, 0)}: {_jose_reason(exc)}. Check the key file "
             "(`jwksdeploy jwks check`)."
@@ -274,14 +272,26 @@ def _key_matches(key: dict[str, Any], alg: str, kid: Any) -> bool:
 
 def _signature_ok(parts: list[str], key: dict[str, Any], alg: str) -> bool:
     """joserfc's algorithm checks the signature; the token's parts were already parsed."""
-    from joserfc.errors import JoseError
-
     try:
         imported, model = _prepared_key(key, alg)
         signature = decode_base64url(parts[2])
         return bool(model.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature, imported))
-    except (JoseError, ValueError, TypeError, UnicodeEncodeError):
+    except (_jose().JoseError, ValueError, TypeError):
         return False
+
+
+@functools.cache
+def _jose() -> Any:
+    """joserfc's helpers, imported on first use and then held: a function-level import costs
+    about as much as an HMAC, and sign/verify run per request in `serve`."""
+    from types import SimpleNamespace
+
+    from joserfc.errors import JoseError
+    from joserfc.util import json_b64encode, urlsafe_b64encode
+
+    return SimpleNamespace(
+        JoseError=JoseError, json_b64encode=json_b64encode, urlsafe_b64encode=urlsafe_b64encode
+    )
 
 
 _RECENT: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], tuple[Any, Any]]] = {}
