@@ -52,8 +52,9 @@ class _Cli(click.Group):
 def cli() -> None:
     """Render, deploy and check a JWKS server for Envoy-based API gateways.
 
-    Typical flow: `jwksdeploy jwks generate`, `jwksdeploy render` (or `apply`),
-    `jwksdeploy token`, `jwksdeploy verify`.
+    Typical flow: `jwksdeploy jwks generate`, `jwksdeploy apply` (or `render` for
+    GitOps), `jwksdeploy gateway`, then `jwksdeploy token` and `jwksdeploy verify`.
+    Locally, without a cluster: `jwksdeploy serve`.
     """
 
 
