@@ -410,6 +410,11 @@ def token_command(
 )
 @click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per request.")
 @click.option(
+    "--ca-file",
+    metavar="PEM",
+    help="Trust only this CA for an https URL.  [default: the system trust store]",
+)
+@click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 def verify_command(
@@ -425,6 +430,7 @@ def verify_command(
     aud: tuple[str, ...],
     leeway: str,
     timeout: str,
+    ca_file: str | None,
     output: str,
 ) -> None:
     """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
@@ -433,7 +439,7 @@ def verify_command(
 
     from .files import read_input
     from .jwks import parse_jwks
-    from .probe import check_jwks, check_root, compare_sets, fetch, server_urls
+    from .probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
     from .settings import parse_duration
     from .tokens import verify
 
@@ -449,8 +455,9 @@ def verify_command(
     example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
     url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
     urls = server_urls(url)
-    lines = [check_root(fetch(urls.root, seconds))]
-    served, notes = check_jwks(fetch(urls.jwks, seconds))
+    trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
+    lines = [check_root(fetch(urls.root, seconds, trust))]
+    served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
     kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]  # type: ignore[attr-defined]
     lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
     if local is not None:

@@ -7,6 +7,7 @@ because Envoy's remote_jwks fetch does not follow them either.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,9 +60,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str, timeout: float) -> Response:
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system trust store, or only the CA bundle the user names."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(
+            f"--ca-file {ca_file!r} cannot be used: {getattr(exc, 'strerror', None) or exc}. "
+            "Pass a PEM file holding the CA certificate that signed the JWKS server's certificate."
+        ) from None
+
+
+def fetch(url: str, timeout: float, context: ssl.SSLContext | None = None) -> Response:
     """GET url; any HTTP status is returned, network failures become our errors."""
-    opener = urllib.request.build_opener(_NoRedirect)
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, headers={"User-Agent": "jwksdeploy-verify"})
     try:
         with opener.open(request, timeout=timeout) as answer:
@@ -85,6 +100,12 @@ def fetch(url: str, timeout: float) -> Response:
             raise WaitTimeout(
                 f"{url} did not answer within {timeout:g}s. Check the address and port are "
                 "reachable from here, or raise --timeout."
+            ) from None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise VerificationFailed(
+                f"{url} presented a certificate that is not trusted "
+                f"({reason.verify_message}). Pass --ca-file with the CA that signed it; a "
+                "gateway fetching this URL needs the same trust."
             ) from None
         text = getattr(reason, "strerror", None) or str(reason)
         raise VerificationFailed(

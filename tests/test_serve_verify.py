@@ -4,6 +4,7 @@ misbehave in the ways a user's endpoint can: wrong service, redirect, refused, s
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -299,3 +300,67 @@ def _free_node_port() -> int:
                 continue
             return candidate
     raise AssertionError("no free port in the NodePort range")
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, its own CA, written as PEM (cert, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwks test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_verify_over_https_trusts_the_system_store_or_ca_file(tmp_path: Path) -> None:
+    import ssl
+
+    from jwksdeploy.jwks import parse_jwks
+    from jwksdeploy.serve import bind
+
+    cert, key = _self_signed(tmp_path)
+    body = jwks_bytes(*PUBLIC_EC["keys"])
+    server = bind("127.0.0.1", 0, body, parse_jwks(body), io.StringIO())
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with running(server) as port:
+        url = f"https://127.0.0.1:{port}/jwks"
+        untrusted = run("verify", "--url", url)
+        trusted = run("verify", "--url", url, "--ca-file", str(cert))
+        missing = run("verify", "--url", url, "--ca-file", str(tmp_path / "none.pem"))
+    assert untrusted.exit_code == 11 and "not trusted" in untrusted.stderr
+    assert "--ca-file" in untrusted.stderr
+    assert trusted.exit_code == 0, trusted.stderr
+    assert f"{url} serves 1 key(s)" in trusted.stdout
+    assert missing.exit_code == 3 and "--ca-file" in missing.stderr
