@@ -1,4 +1,5 @@
-"""The built wheel carries the templates: install it in a fresh venv, render from elsewhere."""
+"""The built wheel carries the templates and its dependencies: install it in a fresh venv,
+render and make keys from elsewhere."""
 
 from __future__ import annotations
 
@@ -47,3 +48,10 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
     assert "site-packages/jwksdeploy/templates" in probe.stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds == ["ConfigMap", "Service", "Deployment"]
+    # The key commands' dependency (joserfc) comes with the wheel: generate, sign, check.
+    cli = str(environment / "bin" / "jwksdeploy")
+    for args in (["jwks", "generate", "--out", "keys.json"], ["jwks", "check", "keys.json"]):
+        step = subprocess.run([cli, *args], cwd=elsewhere, capture_output=True, text=True)
+        assert step.returncode == 0, step.stderr
+    token = subprocess.run([cli, "token"], cwd=elsewhere, capture_output=True, text=True)
+    assert token.returncode == 0 and token.stdout.count(".") == 2, token.stderr
