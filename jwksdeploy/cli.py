@@ -15,13 +15,35 @@ import click
 
 from . import __version__
 from .cli_common import F, stack_options
-from .cli_gateway import policy_options, print_gateway
+from .cli_gateway import PROVIDERS, policy_options, print_gateway
 from .errors import JwksDeployError
-from .gateway import PROVIDERS
+
+# Commands defined in other modules, imported only when named, so `render` and the cluster
+# commands do not pay for building the key, token and gateway commands.
+LAZY_COMMANDS = {
+    "gateway": ("cli_gateway", "gateway_command"),
+    "jwks": ("cli_keys", "jwks_group"),
+    "serve": ("cli_keys", "serve_command"),
+    "token": ("cli_keys", "token_command"),
+    "verify": ("cli_keys", "verify_command"),
+}
 
 
 class _Cli(click.Group):
-    """Maps the error tree to stderr and exit codes; everything else is Click's."""
+    """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module_name, attribute = LAZY_COMMANDS[cmd_name]
+            module = importlib.import_module(f"{__package__}.{module_name}")
+            command: click.Command = getattr(module, attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -575,17 +597,6 @@ def delete(
     for ns in _namespaces(namespace, kubeconfig, context):
         for kind, object_name, outcome in delete_objects(cluster, ns, names, wait, seconds):
             click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
-
-
-def _register_commands() -> None:
-    from .cli_gateway import gateway_command
-    from .cli_keys import jwks_group, serve_command, token_command, verify_command
-
-    for command in (jwks_group, token_command, verify_command, serve_command, gateway_command):
-        cli.add_command(command)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -38,9 +38,13 @@ def test_every_render_flag_is_documented() -> None:
 
 
 def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    import click
+
     found = []
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if isinstance(command, click.Group):
             found.extend(_commands(command, f"{prefix}{name} "))
         else:
             found.append((f"{prefix}{name}", command))

@@ -291,6 +291,12 @@ def test_json_and_output_dir(tmp_path: Path) -> None:
     assert documents(path.read_text())[0]["kind"] == "HTTPProxy"
 
 
+def test_the_cli_offers_exactly_the_targets_the_core_builds() -> None:
+    from jwksdeploy.cli_gateway import PROVIDERS
+
+    assert PROVIDERS == gateway.PROVIDERS
+
+
 def test_options_are_pure_and_validated_once() -> None:
     with pytest.raises(InputError):
         gateway.gateway_options("nginx", "n", URL)
