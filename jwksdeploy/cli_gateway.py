@@ -69,6 +69,17 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
                 help="envoy: the JWKS cluster's name.  [default: <name>-jwks]",
             ),
             click.option(
+                "--backend",
+                metavar="SERVICE:PORT",
+                help="contour: add a catch-all route to this Service port.",
+            ),
+            click.option(
+                "--require-token",
+                is_flag=True,
+                help="istio: also emit an AuthorizationPolicy that denies requests without a "
+                "valid token.",
+            ),
+            click.option(
                 "--dns-lookup-family",
                 type=click.Choice(["auto", "v4", "v6", "all"]),
                 help="contour, envoy: how the gateway resolves the JWKS host.  [default: the "
@@ -106,6 +117,8 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         cluster=params["cluster"],
         namespace=params["policy_namespace"],
         dns_lookup_family=params["dns_lookup_family"],
+        require_token=params["require_token"],
+        backend=params["backend"],
     )
     return build(options)
 
@@ -123,6 +136,8 @@ POLICY_PARAMS = (
     "cluster",
     "policy_namespace",
     "dns_lookup_family",
+    "require_token",
+    "backend",
 )
 
 

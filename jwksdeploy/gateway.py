@@ -21,12 +21,13 @@ from .settings import (
     check_text,
 )
 
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {
-    "contour": ("--fqdn", "--tls-secret", "--policy-namespace", "--dns-lookup-family"),
+    "contour": ("--fqdn", "--tls-secret", "--policy-namespace", "--dns-lookup-family", "--backend"),
     "envoy": ("--cluster", "--dns-lookup-family"),
-    "istio": ("--selector", "--policy-namespace"),
+    "istio": ("--selector", "--policy-namespace", "--require-token"),
     "envoy-gateway": ("--target-route", "--policy-namespace"),
 }
 ENVOY_DNS_FAMILY = {"auto": "AUTO", "v4": "V4_ONLY", "v6": "V6_ONLY", "all": "ALL"}
@@ -54,6 +55,8 @@ class GatewayOptions:
     cluster: str | None = None
     namespace: str | None = None  # of the generated policy object
     dns_lookup_family: str | None = None  # auto, v4, v6, all
+    require_token: bool = False  # istio: also deny requests that carry no token
+    backend: tuple[str, int] | None = None  # contour: a catch-all route to this Service port
 
 
 @dataclass
@@ -80,6 +83,8 @@ def gateway_options(
     cluster: str | None = None,
     namespace: str | None = None,
     dns_lookup_family: str | None = None,
+    require_token: bool = False,
+    backend: str | None = None,
 ) -> GatewayOptions:
     """Validate once: names, the URL, durations, selector labels."""
     if provider not in PROVIDERS:
@@ -126,7 +131,22 @@ def gateway_options(
         cluster,
         namespace,
         dns_lookup_family,
+        require_token,
+        parse_backend(backend) if backend is not None else None,
     )
+
+
+def parse_backend(text: str) -> tuple[str, int]:
+    """`SERVICE:PORT`, the Service a Contour route sends verified requests to."""
+    from .settings import check_port
+
+    name, sep, port = text.rpartition(":")
+    if not sep or not _DNS1035_LABEL.fullmatch(name) or len(name) > 63 or not port.isdigit():
+        raise InputError(
+            f"--backend {text!r} is not SERVICE:PORT. Name a Service in the HTTPProxy's "
+            "namespace and its port, like --backend api:8080."
+        )
+    return name, check_port("--backend port", int(port))
 
 
 def _check_subdomain(what: str, value: str) -> None:
@@ -224,11 +244,17 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
     if options.tls_secret:
         virtualhost["tls"] = {"secretName": options.tls_secret}
     virtualhost["jwtProviders"] = [provider]
+    spec: dict[str, Any] = {"virtualhost": virtualhost}
+    if options.backend is not None:
+        service, port = options.backend
+        spec["routes"] = [
+            {"conditions": [{"prefix": "/"}], "services": [{"name": service, "port": port}]}
+        ]
     proxy = {
         "apiVersion": "projectcontour.io/v1",
         "kind": "HTTPProxy",
         "metadata": _metadata(options),
-        "spec": {"virtualhost": virtualhost},
+        "spec": spec,
     }
     warnings: list[str] = []
     if not options.fqdn or not options.tls_secret:
@@ -242,8 +268,9 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
             "(an https domain) and marks this one invalid until both are set."
         )
     comment = (
-        "Contour: a root HTTPProxy whose default JWT provider applies to every route; add your "
-        "routes or includes, and opt a route out with jwtVerificationPolicy: {disabled: true}."
+        "Contour: a root HTTPProxy whose default JWT provider applies to every route"
+        + ("" if options.backend else "; add your routes or includes")
+        + ". Opt a route out with jwtVerificationPolicy: {disabled: true}."
     )
     return GatewayConfig(options.url, [proxy], warnings, [comment])
 
@@ -354,11 +381,32 @@ def _istio(options: GatewayOptions) -> GatewayConfig:
             "no --selector: the RequestAuthentication applies to every workload in its namespace "
             "(or the whole mesh in the root namespace). Pass --selector app=<gateway> to scope it."
         )
-    comment = (
-        "Istio: rejects requests with an invalid token; requests without one pass unless an "
-        "AuthorizationPolicy requires requestPrincipals."
-    )
-    return GatewayConfig(options.url, [policy], warnings, [comment])
+    objects: list[dict[str, Any]] = [policy]
+    comments = [
+        "Istio: rejects requests with an invalid token; requests without one pass"
+        + (" (the next policy denies them)." if options.require_token else " (--require-token).")
+    ]
+    if options.require_token:
+        deny: dict[str, Any] = {}
+        if options.selector:
+            deny["selector"] = {"matchLabels": dict(options.selector)}
+        deny["action"] = "DENY"
+        deny["rules"] = [{"from": [{"source": {"notRequestPrincipals": ["*"]}}]}]
+        metadata = _metadata(options)
+        metadata["name"] = f"{options.name}-require-jwt"
+        objects.append(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "AuthorizationPolicy",
+                "metadata": metadata,
+                "spec": deny,
+            }
+        )
+        comments.append(
+            "Istio: denies requests without a valid token (a DENY policy, so your ALLOW "
+            "policies keep working)."
+        )
+    return GatewayConfig(options.url, objects, warnings, comments)
 
 
 def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
@@ -421,9 +469,12 @@ def _unused(options: GatewayOptions) -> list[str]:
         "--cluster": options.cluster,
         "--policy-namespace": options.namespace,
         "--dns-lookup-family": options.dns_lookup_family,
+        "--backend": options.backend,
+        "--require-token": True if options.require_token else None,
     }
+    why = {"--require-token": "it already rejects requests without a token"}
     return [
-        f"{flag} is ignored for {options.provider}: it has no such setting."
+        f"{flag} is ignored for {options.provider}: {why.get(flag, 'it has no such setting')}."
         for flag, value in given.items()
         if value is not None and flag not in TARGET_FLAGS[options.provider]
     ]

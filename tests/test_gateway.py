@@ -42,9 +42,17 @@ NEEDS = {
         "api-tls",
         "--dns-lookup-family",
         "v4",
+        "--backend",
+        "api:8080",
     ),
     "envoy": ("--cluster", "jwks_cluster", "--dns-lookup-family", "v4"),
-    "istio": ("--selector", "istio=ingressgateway", "--policy-namespace", "istio-system"),
+    "istio": (
+        "--selector",
+        "istio=ingressgateway",
+        "--policy-namespace",
+        "istio-system",
+        "--require-token",
+    ),
     "envoy-gateway": ("--target-route", "api", "--policy-namespace", "apps"),
 }
 
@@ -75,6 +83,9 @@ def test_contour_fields() -> None:
     virtualhost = proxy["spec"]["virtualhost"]
     assert virtualhost["fqdn"] == "api.example.com"
     assert virtualhost["tls"] == {"secretName": "api-tls"}
+    assert proxy["spec"]["routes"] == [
+        {"conditions": [{"prefix": "/"}], "services": [{"name": "api", "port": 8080}]}
+    ]
     [provider] = virtualhost["jwtProviders"]
     assert provider == {
         "name": "remote-jwks-go",
@@ -132,7 +143,7 @@ def test_envoy_plain_http_cluster_has_no_tls_and_a_default_timeout() -> None:
 
 
 def test_istio_fields() -> None:
-    [policy] = documents(gateway_run("istio").stdout)
+    policy, deny = documents(gateway_run("istio").stdout)
     assert (policy["apiVersion"], policy["kind"]) == (
         "security.istio.io/v1",
         "RequestAuthentication",
@@ -148,6 +159,18 @@ def test_istio_fields() -> None:
             "timeout": "1.5s",
         }
     ]
+    # --require-token: requests without a valid token are denied, without an ALLOW that would
+    # override the user's own authorization policies.
+    assert (deny["kind"], deny["metadata"]["name"]) == (
+        "AuthorizationPolicy",
+        "remote-jwks-go-require-jwt",
+    )
+    assert deny["metadata"]["namespace"] == "istio-system"
+    assert deny["spec"] == {
+        "selector": {"matchLabels": {"istio": "ingressgateway"}},
+        "action": "DENY",
+        "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}]}],
+    }
 
 
 def test_envoy_gateway_fields() -> None:
@@ -230,6 +253,15 @@ def test_missing_pieces_warn_or_fail_per_target() -> None:
     assert too_many.exit_code == 3 and "at most 8 audiences" in too_many.stderr
 
 
+def test_require_token_is_istios_others_already_require_one() -> None:
+    without = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i")
+    assert [d["kind"] for d in documents(without.stdout)] == ["RequestAuthentication"]
+    assert "(--require-token)" in without.stdout
+    contour = run("gateway", "--provider", "contour", "--url", URL, "--require-token")
+    assert "--require-token is ignored for contour: it already rejects" in contour.stderr
+    assert "routes" not in documents(contour.stdout)[0]["spec"]
+
+
 def test_plain_http_earns_a_warning_https_does_not() -> None:
     plain = run("gateway", "--provider", "envoy", "--url", "http://10.0.0.12:31456/jwks")
     assert "plain HTTP" in plain.stderr
@@ -249,6 +281,9 @@ def test_plain_http_earns_a_warning_https_does_not() -> None:
         (("--url", URL, "--selector", "app=not valid"), "--selector value"),
         (("--url", URL, "--name", "Bad_Name"), "DNS-1035"),
         (("--url", URL, "--policy-namespace", "NS"), "DNS-1123"),
+        (("--url", URL, "--backend", "api"), "not SERVICE:PORT"),
+        (("--url", URL, "--backend", "Api:80"), "not SERVICE:PORT"),
+        (("--url", URL, "--backend", "api:0"), "a port is 1-65535"),
         ((), "exactly one of --url"),
         (("--url", URL, "--namespace", "x"), "exactly one of --url"),
     ],
