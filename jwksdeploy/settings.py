@@ -99,7 +99,7 @@ class Settings:
         last = reference.rsplit("/", 1)[-1]
         tag = last.split(":", 1)[1] if ":" in last else "latest"
         tag = tag[:63].strip("-_.")
-        return tag if _LABEL_VALUE.match(tag) else ""
+        return tag if _LABEL_VALUE.fullmatch(tag) else ""
 
 
 def _fail(what: str, value: object, rule: str, fix: str) -> InputError:
@@ -119,7 +119,7 @@ def check_text(what: str, value: str) -> str:
 
 
 def check_dns1123_label(what: str, value: str) -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise _fail(
             what,
             value,
@@ -132,7 +132,7 @@ def check_dns1123_label(what: str, value: str) -> str:
 
 def check_object_name(value: str) -> str:
     # Services need a DNS-1035 label (must start with a letter); every object derives from it.
-    if len(value) > 63 - len("-jwks") or not _DNS1035_LABEL.match(value):
+    if len(value) > 63 - len("-jwks") or not _DNS1035_LABEL.fullmatch(value):
         raise _fail(
             "--name",
             value,
@@ -146,9 +146,9 @@ def check_object_name(value: str) -> str:
 def check_qualified_key(what: str, key: str) -> str:
     """A label or annotation key: optional DNS-1123 subdomain prefix, '/', a 63-char name."""
     prefix, _, name = key.rpartition("/")
-    ok = bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+    ok = bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
     if prefix:
-        ok = ok and len(prefix) <= 253 and bool(_DNS1123_SUBDOMAIN.match(prefix))
+        ok = ok and len(prefix) <= 253 and bool(_DNS1123_SUBDOMAIN.fullmatch(prefix))
     if not ok:
         raise _fail(
             f"{what} key",
@@ -161,7 +161,7 @@ def check_qualified_key(what: str, key: str) -> str:
 
 
 def check_label_value(value: str, what: str = "--label") -> str:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         raise _fail(
             f"{what} value",
             value,
@@ -180,7 +180,7 @@ def check_port(what: str, value: object) -> int:
 
 
 def check_quantity(what: str, value: str) -> str:
-    if not _QUANTITY.match(value):
+    if not _QUANTITY.fullmatch(value):
         raise _fail(
             what,
             value,
@@ -280,7 +280,7 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
             seen.append(namespace)
     name = check_object_name(check_text("--name", str(values.get("name", DEFAULT_NAME))))
     image = check_text("--image", str(values.get("image", DEFAULT_IMAGE)))
-    if not _IMAGE.match(image) or len(image) > 1024:
+    if not _IMAGE.fullmatch(image) or len(image) > 1024:
         raise _fail(
             "--image", image, "it is not an image reference", "Use a form like registry/repo:tag."
         )
@@ -368,7 +368,7 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
 
 
 def _check_subdomain(what: str, value: str) -> str:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
         raise _fail(what, value, "it must be a DNS-1123 subdomain", "Use the Secret's name.")
     return value
 
@@ -376,7 +376,7 @@ def _check_subdomain(what: str, value: str) -> str:
 def _node_port_range(value: object) -> tuple[int, int]:
     if value is None:
         return DEFAULT_NODE_PORT_RANGE
-    match = _PORT_RANGE.match(str(value).strip())
+    match = _PORT_RANGE.fullmatch(str(value).strip())
     if not match:
         raise _fail("--node-port-range", value, "it must look like 30000-32767", "")
     low, high = int(match.group(1)), int(match.group(2))

@@ -182,6 +182,13 @@ def test_service_options() -> None:
         ({"port": 70000}, "1-65535"),
         ({"image": "has space"}, "image reference"),
         ({"image-pull-secret": ["Bad_Secret"]}, "DNS-1123 subdomain"),
+        # A trailing newline must not slip past a `$` anchor (it did, with re.match).
+        ({"namespace": "envoy-yang\n"}, "DNS-1123 label"),
+        ({"name": "jwks\n"}, "DNS-1035"),
+        ({"label": {"team\n": "x"}}, "--label key"),
+        ({"label": {"team": "x\n"}}, "--label value"),
+        ({"cpu-limit": "10m\n"}, "quantity"),
+        ({"image-pull-secret": ["secret\n"]}, "DNS-1123 subdomain"),
     ],
 )
 def test_invalid_settings_are_refused(values: dict[str, Any], fragment: str) -> None:
