@@ -7,6 +7,7 @@ Like cli.py these only parse, call and print; errors propagate to the one handle
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -162,11 +163,10 @@ def generate(
 
 
 def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, force: bool) -> None:
-    from .jwks import public_members
-    from .keys import ordered
+    from .keys import public_set
 
     private = {"keys": [key]}
-    public = {"keys": [ordered(public_members(key))]}
+    public = public_set(private, include_symmetric=True)
     _write_sets(private, private_path, public, public_path, force, replaces=False)
     shown = "stdout" if public_path == "-" else public_path
     click.echo(
@@ -193,14 +193,13 @@ def _rotate(
     from .keys import parse_key_file, rotate
 
     public_in = parse_key_file(read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}")
-    try:
-        private_bytes = read_input(private_path, "private key set")
-    except InputError:
+    if not os.path.lexists(private_path):
         raise InputError(
             f"the private key set {private_path!r} is missing. Rotation keeps the public and "
             "private sets in step, so it needs both: pass --private-out (or --private for "
             "`jwks rotate`) with the file `jwks generate` wrote."
-        ) from None
+        )
+    private_bytes = read_input(private_path, "private key set")
     private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
     key = generate_key(spec, kid)
     private, public = rotate(private_in, public_in, key, keep)
@@ -458,11 +457,13 @@ def verify_command(
     trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
     lines = [check_root(fetch(urls.root, seconds, trust))]
     served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
-    kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]  # type: ignore[attr-defined]
+    kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
     lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
     if local is not None:
         lines.append(compare_sets(served, local, str(local_path)))
-    result: dict[str, Any] = {"url": urls.jwks, "kids": kids, "matchesLocal": local is not None}
+    # compare_sets raises on a mismatch, so a given file that got here matches.
+    matches = True if local is not None else None
+    result: dict[str, Any] = {"url": urls.jwks, "kids": kids, "matchesLocal": matches}
     verified = None
     if token:
         verified = verify(token, served, time.time(), iss, aud, skew)
@@ -477,8 +478,6 @@ def verify_command(
     for note in notes:
         click.echo(note, err=True)
     if output == "json":
-        if local is None:
-            result["matchesLocal"] = None
         click.echo(json.dumps(result, indent=2))
         return
     for line in lines:

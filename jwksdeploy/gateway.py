@@ -7,7 +7,6 @@ each target's own API; a field a target cannot express is a warning, never silen
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,14 +14,16 @@ from typing import Any
 from .errors import InputError
 from .settings import (
     check_dns1123_label,
+    check_dns1123_subdomain,
+    check_http_url,
     check_label_value,
     check_object_name,
+    check_port,
     check_qualified_key,
     check_text,
+    is_dns1035_label,
 )
 
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {
     "contour": ("--fqdn", "--tls-secret", "--policy-namespace", "--dns-lookup-family", "--backend"),
@@ -94,7 +95,7 @@ def gateway_options(
             f"--dns-lookup-family {dns_lookup_family!r} is not one of "
             f"{', '.join(ENVOY_DNS_FAMILY)}."
         )
-    check_url(url)
+    check_http_url(url)
     for what, value in (("--issuer", issuer), ("--fqdn", fqdn), ("--cluster", cluster)):
         if value is not None:
             check_text(what, value)
@@ -109,7 +110,9 @@ def gateway_options(
             raise InputError(f"{what} must be longer than 0. Use a form like 5m or 1s.")
     for what, value in (("--tls-secret", tls_secret), ("--target-route", target_route)):
         if value is not None:
-            _check_subdomain(what, value)
+            check_dns1123_subdomain(
+                what, value, "Pass the name of the object as it is in the cluster."
+            )
     if namespace is not None:
         check_dns1123_label("--policy-namespace", namespace)
     for key, value in selector:
@@ -138,38 +141,13 @@ def gateway_options(
 
 def parse_backend(text: str) -> tuple[str, int]:
     """`SERVICE:PORT`, the Service a Contour route sends verified requests to."""
-    from .settings import check_port
-
     name, sep, port = text.rpartition(":")
-    if not sep or not _DNS1035_LABEL.fullmatch(name) or len(name) > 63 or not port.isdigit():
+    if not sep or not is_dns1035_label(name) or not port.isdigit():
         raise InputError(
             f"--backend {text!r} is not SERVICE:PORT. Name a Service in the HTTPProxy's "
             "namespace and its port, like --backend api:8080."
         )
     return name, check_port("--backend port", int(port))
-
-
-def _check_subdomain(what: str, value: str) -> None:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
-        raise InputError(
-            f"{what} {value!r} is not a Kubernetes object name (a DNS-1123 subdomain: lowercase "
-            "letters, digits, '-' and '.'). Pass the name of the object as it is in the cluster."
-        )
-
-
-def check_url(url: str) -> urllib.parse.SplitResult:
-    """The JWKS URL must be absolute http(s) with a host; gateways fetch nothing else."""
-    parsed = urllib.parse.urlsplit(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        port = -1
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1:
-        raise InputError(
-            f"--url {url!r} is not an http(s) URL with a host. Pass the URL `jwksdeploy apply` "
-            "printed (like http://192.0.2.10:31456/jwks), or --namespace to look it up."
-        )
-    return parsed
 
 
 def go_duration(seconds: float) -> str:
@@ -276,7 +254,7 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
 
 
 def _envoy(options: GatewayOptions) -> GatewayConfig:
-    parsed = check_url(options.url)
+    parsed = check_http_url(options.url)
     cluster_name = options.cluster or f"{options.name}-jwks"
     http_uri = {
         "uri": options.url,

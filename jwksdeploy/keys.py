@@ -18,6 +18,7 @@ from .jwks import (
     ENVOY_OKP_CURVES,
     HMAC_MIN_BYTES,
     PRIVATE_MEMBERS,
+    decode_base64url,
     key_subject,
     public_members,
 )
@@ -100,8 +101,6 @@ def _oct_spec(size: int | None, alg: str | None) -> KeySpec:
 
 def spec_like(key: dict[str, Any]) -> KeySpec:
     """The spec that generates a key of the same kind (what `jwks rotate` adds by default)."""
-    from .jwks import decode_base64url
-
     kty = key.get("kty")
     alg = key.get("alg") if key.get("alg") in KTY_BY_ALG else None
     if kty == "oct":
@@ -196,8 +195,7 @@ def rotate(
     if keep is not None:
         keys = keys[-keep:]
     private_out = {"keys": [ordered(key) for key in keys]}
-    public_out = {"keys": [ordered(public_members(key)) for key in keys]}
-    return private_out, public_out
+    return private_out, public_set(private_out, include_symmetric=True)
 
 
 def _kids(keys: list[Any]) -> str:

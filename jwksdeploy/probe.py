@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import InputError, VerificationFailed, WaitTimeout
 
@@ -36,12 +37,9 @@ class ServerUrls:
 
 def server_urls(url: str) -> ServerUrls:
     """`http://h:p/jwks` (what apply prints), `http://h:p` and `http://h:p/prefix/` all work."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InputError(
-            f"--url {url!r} is not an http(s) URL. Pass the URL `jwksdeploy apply` printed, "
-            "like http://192.0.2.10:31234/jwks."
-        )
+    from .settings import check_http_url
+
+    parsed = check_http_url(url)
     path = parsed.path or "/"
     if path.endswith("/jwks"):
         root_path, jwks_path = path[: -len("jwks")], path
@@ -127,7 +125,7 @@ def check_root(answer: Response) -> str:
     return f'{answer.url} answers "success"'
 
 
-def check_jwks(answer: Response) -> tuple[dict[str, object], list[str]]:
+def check_jwks(answer: Response) -> tuple[dict[str, Any], list[str]]:
     """The served document, parsed and linted; errors (private members!) fail the check."""
     from .jwks import lint_jwks, parse_jwks
 
@@ -159,22 +157,22 @@ def check_jwks(answer: Response) -> tuple[dict[str, object], list[str]]:
     return document, notes
 
 
-def compare_sets(served: dict[str, object], local: dict[str, object], local_name: str) -> str:
+def compare_sets(served: dict[str, Any], local: dict[str, Any], local_name: str) -> str:
     """Same keys, compared as parsed JWKs (member order and whitespace do not matter)."""
     from .jwks import key_subject, public_members
 
-    def canonical(document: dict[str, object]) -> dict[str, tuple[str, object]]:
-        keys = document["keys"]
-        assert isinstance(keys, list)
-        out: dict[str, tuple[str, object]] = {}
-        for index, key in enumerate(keys):
-            shown = public_members(key) if isinstance(key, dict) else key
-            out[json.dumps(shown, sort_keys=True)] = (key_subject(key, index), key)
-        return out
+    def canonical(document: dict[str, Any]) -> dict[str, str]:
+        """Canonical JSON of each key's public members -> how messages name that key."""
+        return {
+            json.dumps(public_members(key) if isinstance(key, dict) else key, sort_keys=True): (
+                key_subject(key, index)
+            )
+            for index, key in enumerate(document["keys"])
+        }
 
     served_keys, local_keys = canonical(served), canonical(local)
-    missing = [subject for text, (subject, _) in local_keys.items() if text not in served_keys]
-    extra = [subject for text, (subject, _) in served_keys.items() if text not in local_keys]
+    missing = [subject for text, subject in local_keys.items() if text not in served_keys]
+    extra = [subject for text, subject in served_keys.items() if text not in local_keys]
     if missing or extra:
         parts = []
         if missing:

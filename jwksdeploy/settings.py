@@ -8,6 +8,7 @@ so the templates only ever see values that are known to be well formed.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +133,7 @@ def check_dns1123_label(what: str, value: str) -> str:
 
 def check_object_name(value: str) -> str:
     # Services need a DNS-1035 label (must start with a letter); every object derives from it.
-    if len(value) > 63 - len("-jwks") or not _DNS1035_LABEL.fullmatch(value):
+    if len(value) > 63 - len("-jwks") or not is_dns1035_label(value):
         raise _fail(
             "--name",
             value,
@@ -338,7 +339,7 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
             "--image-pull-policy", pull_policy, f"it must be one of {', '.join(PULL_POLICIES)}", ""
         )
     pull_secrets = tuple(
-        _check_subdomain("--image-pull-secret", check_text("--image-pull-secret", s))
+        check_dns1123_subdomain("--image-pull-secret", check_text("--image-pull-secret", s))
         for s in _as_list(values.get("image-pull-secret") or [])
     )
     resources = tuple(
@@ -367,10 +368,31 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
     )
 
 
-def _check_subdomain(what: str, value: str) -> str:
+def check_dns1123_subdomain(what: str, value: str, fix: str = "Use the Secret's name.") -> str:
+    """A Kubernetes object name (Secrets, HTTPRoutes...): a DNS-1123 subdomain."""
     if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
-        raise _fail(what, value, "it must be a DNS-1123 subdomain", "Use the Secret's name.")
+        raise _fail(what, value, "it must be a DNS-1123 subdomain", fix)
     return value
+
+
+def is_dns1035_label(value: str) -> bool:
+    """A Service name: lowercase letters, digits and '-', starting with a letter, <= 63."""
+    return len(value) <= 63 and bool(_DNS1035_LABEL.fullmatch(value))
+
+
+def check_http_url(url: str) -> urllib.parse.SplitResult:
+    """An absolute http(s) URL with a host and a valid port: what gateways and verify fetch."""
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        port_ok = False
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
+        raise InputError(
+            f"--url {url!r} is not an http(s) URL with a host. Pass the URL `jwksdeploy apply` "
+            "printed (like http://192.0.2.10:31456/jwks), or --namespace to look it up."
+        )
+    return parsed
 
 
 def _node_port_range(value: object) -> tuple[int, int]:
