@@ -221,8 +221,8 @@ def load_render_inputs(
 def render(output: str, output_dir: str | None, **params: Any) -> None:
     """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
     that serve a JWKS in one or more namespaces."""
-    from .files import write_tree
     from .render import output_files, render_objects, to_json_list, to_yaml_stream
+    from .writes import write_tree
 
     settings, jwks_bytes, jwks_path = load_render_inputs(params)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")

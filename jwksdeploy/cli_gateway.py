@@ -190,7 +190,7 @@ def print_gateway(config: Any, provider: str, output: str, output_dir: str | Non
     from .gateway import output_files, to_yaml
 
     if output_dir:
-        from .files import write_tree
+        from .writes import write_tree
 
         files = output_files(config, provider)
         write_tree(output_dir, files)

@@ -75,8 +75,8 @@ def _write_sets(
     replaces: bool,
 ) -> None:
     """Both files land together or neither does; the public one may go to stdout."""
-    from .files import OutputFile, write_files
     from .keys import to_json
+    from .writes import OutputFile, write_files
 
     symmetric = any(key.get("kty") == "oct" for key in public["keys"])
     outputs = []
