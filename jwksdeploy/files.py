@@ -1,26 +1,26 @@
-"""The file-system edge: reading inputs and writing outputs, with errors a human can act on."""
+"""The file-system edge for inputs: bounded reads, values files, kubeconfig defaults."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
-
-import yaml
+from typing import Any
 
 from .errors import InputError
 
-if TYPE_CHECKING:
-    pass
+MAX_INPUT_BYTES = 1 << 20  # a JWKS must fit a ConfigMap (1 MiB); no input of ours is larger
+MAX_KUBECONFIG_BYTES = 4 << 20
 
 
-def read_input(path: str, what: str) -> bytes:
-    """The bytes of a file, or of stdin for '-'."""
-    if path == "-":
-        return sys.stdin.buffer.read()
+def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a file (or of stdin for '-'), never reading more than limit + 1 bytes,
+    whatever the file is (/dev/zero, a pipe that never ends)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        if path == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
     except FileNotFoundError:
         raise InputError(
             f"{what} {path!r} does not exist. Pass the right path, or create one with "
@@ -31,7 +31,21 @@ def read_input(path: str, what: str) -> bytes:
     except IsADirectoryError:
         raise InputError(f"{what} {path!r} is a directory. Pass a file.") from None
     except OSError as exc:
-        raise InputError(f"{what} {path!r} cannot be read: {exc.strerror}.") from None
+        raise InputError(
+            f"{what} {path!r} cannot be read: {exc.strerror or type(exc).__name__}."
+        ) from None
+    if len(data) > limit:
+        shown = "stdin" if path == "-" else repr(path)
+        raise InputError(
+            f"{what} {shown} is larger than {limit // 1024} KiB, more than any {what} can be. "
+            "Pass the right file."
+        )
+    return data
+
+
+def read_input(path: str, what: str) -> bytes:
+    """The bytes of an input file (or stdin for '-'), at most MAX_INPUT_BYTES."""
+    return read_bounded(path, what, MAX_INPUT_BYTES)
 
 
 def relative_to_file(path: str, anchor_file: str) -> str:
@@ -43,15 +57,9 @@ def relative_to_file(path: str, anchor_file: str) -> str:
 
 def read_values(path: str) -> Any:
     """A --values YAML file, parsed safely."""
-    data = read_input(path, "values file")
-    try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(
-            f"values file {path!r} is not valid YAML{where}. Fix the syntax and run again."
-        ) from None
+    from .safeyaml import load_yaml
+
+    return load_yaml(read_input(path, "values file"), f"values file {path!r}", mode="values")
 
 
 def kubeconfig_paths(explicit: str | None = None) -> list[str]:
@@ -67,25 +75,28 @@ def kubeconfig_paths(explicit: str | None = None) -> list[str]:
 def kubeconfig_namespace(explicit: str | None = None, context: str | None = None) -> str | None:
     """The namespace of the current (or named) context, merged as kubectl merges files:
     the first file that sets current-context wins, and the first definition of a context wins."""
+    from .safeyaml import load_yaml
+
     current = context
     contexts: dict[str, Any] = {}
     for path in kubeconfig_paths(explicit):
         try:
-            with open(path, "rb") as handle:
-                document = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError):
-            continue
+            data = read_bounded(path, "kubeconfig", MAX_KUBECONFIG_BYTES)
+            document = load_yaml(data, f"kubeconfig {path!r}", mode="kubeconfig")
+        except InputError:
+            continue  # the cluster commands report it; render falls back to 'default'
         if not isinstance(document, dict):
             continue
-        if current is None and document.get("current-context"):
-            current = str(document["current-context"])
-        for entry in document.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") not in contexts:
-                contexts[str(entry.get("name"))] = entry.get("context") or {}
-    if current and isinstance(contexts.get(current), dict):
-        namespace = contexts[current].get("namespace")
-        return str(namespace) if namespace else None
-    return None
+        if current is None and isinstance(document.get("current-context"), str):
+            current = document["current-context"] or None
+        entries = document.get("contexts")
+        for entry in entries if isinstance(entries, list) else []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name not in contexts:
+                contexts[name] = entry.get("context")
+    chosen = contexts.get(current) if current else None
+    namespace = chosen.get("namespace") if isinstance(chosen, dict) else None
+    return namespace if isinstance(namespace, str) and namespace else None
 
 
 def default_namespace(explicit_kubeconfig: str | None = None, context: str | None = None) -> str:

@@ -11,6 +11,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .errors import InputError
@@ -37,7 +38,44 @@ _DNS1123_SUBDOMAIN = re.compile(
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+# The reference grammar of distribution/reference (what the kubelet parses): an optional
+# registry host[:port], lowercase path components, an optional tag, an optional digest.
+_IMAGE_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_IMAGE_DOMAIN = rf"(?:{_IMAGE_HOST_PART}(?:\.{_IMAGE_HOST_PART})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?"
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?:(?P<domain>{_IMAGE_DOMAIN})/)?(?P<path>{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}))?",
+    re.ASCII,
+)
+_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_BOOLEANS = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+_QUANTITY_FACTORS: dict[str, Fraction | int] = {
+    "": 1,
+    "m": Fraction(1, 1000),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600
 _PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
@@ -180,6 +218,49 @@ def check_port(what: str, value: object) -> int:
     return number
 
 
+def check_image(image: str) -> str:
+    """An image reference the kubelet can pull: `registry[:port]/path[:tag][@digest]`."""
+    match = _IMAGE.fullmatch(image)
+    ok = match is not None and len(image) <= 1024
+    if match is not None:
+        domain = match.group("domain")
+        # Like the kubelet: a first component is a registry only with '.', ':' or localhost.
+        if domain and not ("." in domain or ":" in domain or domain == "localhost"):
+            ok = ok and domain == domain.lower()
+        digest = match.group("digest")
+        if digest:
+            algorithm, _, hex_part = digest.partition(":")
+            wanted = _DIGEST_LENGTHS.get(algorithm)
+            ok = ok and (wanted is None or len(hex_part) == wanted)
+    if not ok:
+        raise _fail(
+            "--image",
+            image,
+            "it is not an image reference: a lowercase repository path, optionally a "
+            "registry host before it, a :tag and an @sha256:<64 hex digits> digest",
+            "Use a form like registry.example.com/team/remote-jwks-go:0.1.0.",
+        )
+    return image
+
+
+def quantity_value(value: str) -> Fraction:
+    """The exact number a checked quantity stands for (`100m` -> 1/10, `1Ki` -> 1024)."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", value)
+    assert match is not None  # only called on values check_quantity accepted
+    return Fraction(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+
+
+def check_request_within_limit(resources: Mapping[str, str]) -> None:
+    """The API server refuses a request above its limit; say so before anything is applied."""
+    for resource in ("cpu", "memory"):
+        request, limit = resources[f"{resource}-request"], resources[f"{resource}-limit"]
+        if quantity_value(request) > quantity_value(limit):
+            raise InputError(
+                f"--{resource}-request {request} is above --{resource}-limit {limit}; Kubernetes "
+                "refuses a request larger than its limit. Lower the request or raise the limit."
+            )
+
+
 def check_quantity(what: str, value: str) -> str:
     if not _QUANTITY.fullmatch(value):
         raise _fail(
@@ -192,13 +273,28 @@ def check_quantity(what: str, value: str) -> str:
 
 
 def _integer(what: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise _fail(what, value, "it must be a whole number", "Give a number.")
-    if isinstance(value, int):
+    """A whole number from a flag (int) or a values file (its text: ASCII digits only)."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         return int(value.strip())
-    raise _fail(what, value, "it must be a whole number", "Give a number.")
+    raise _fail(what, value, "it must be a whole number (at most 9 digits)", "Give a number.")
+
+
+def _text(what: str, value: object) -> str:
+    """A text field: flags give str; a values file must give a scalar, not a list or mapping."""
+    if isinstance(value, str):
+        return check_text(what, value)
+    raise _fail(what, value, "it must be text", "Give a single value.")
+
+
+def _boolean(what: str, value: object) -> bool:
+    """true/false from a flag (bool) or a values file (YAML 1.2's spellings only)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _BOOLEANS:
+        return _BOOLEANS[value]
+    raise _fail(what, value, "it must be true or false", "Write true or false.")
 
 
 def parse_pairs(what: str, items: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
@@ -222,15 +318,14 @@ def _as_pairs(what: str, value: object) -> list[tuple[str, str]]:
 
 
 def _scalar_text(what: str, value: object) -> str:
-    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-        raise _fail(what, value, "it must be a string", 'Quote it in the values file, e.g. "true".')
-    return str(value)
+    if not isinstance(value, str):
+        raise _fail(what, value, "it must be a string", "Write a single value.")
+    return value
 
 
-def _as_list(value: object) -> list[str]:
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [str(value)]
+def _as_list(what: str, value: object) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [_text(what, item) for item in items]
 
 
 def normalize_values(raw: object, source: str) -> dict[str, Any]:
@@ -273,25 +368,23 @@ def merge_layers(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> di
 def build_settings(values: Mapping[str, Any], default_namespace: str) -> Settings:
     """Validate merged values into Settings; raises InputError naming the value and the fix."""
     raw_namespaces = values.get("namespace")
-    namespaces = _as_list(default_namespace if raw_namespaces in (None, []) else raw_namespaces)
+    namespaces = _as_list(
+        "--namespace", default_namespace if raw_namespaces in (None, []) else raw_namespaces
+    )
     seen: list[str] = []
     for namespace in namespaces:
         check_dns1123_label("--namespace", check_text("--namespace", namespace))
         if namespace not in seen:
             seen.append(namespace)
-    name = check_object_name(check_text("--name", str(values.get("name", DEFAULT_NAME))))
-    image = check_text("--image", str(values.get("image", DEFAULT_IMAGE)))
-    if not _IMAGE.fullmatch(image) or len(image) > 1024:
-        raise _fail(
-            "--image", image, "it is not an image reference", "Use a form like registry/repo:tag."
-        )
+    name = check_object_name(_text("--name", values.get("name", DEFAULT_NAME)))
+    image = check_image(_text("--image", values.get("image", DEFAULT_IMAGE)))
     replicas = _integer("--replicas", values.get("replicas", 1))
     if not 1 <= replicas <= 100:
         raise _fail("--replicas", replicas, "it must be 1-100", "Pick a count in that range.")
     port = check_port("--port", values.get("port", DEFAULT_PORT))
     container_port = check_port("--container-port", values.get("container-port", DEFAULT_PORT))
 
-    service_type = str(values.get("service-type", "NodePort"))
+    service_type = _text("--service-type", values.get("service-type", "NodePort"))
     if service_type not in SERVICE_TYPES:
         raise _fail(
             "--service-type", service_type, f"it must be one of {', '.join(SERVICE_TYPES)}", ""
@@ -304,6 +397,12 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
             raise InputError(
                 "--node-port was given with --service-type ClusterIP, which has no node port. "
                 "Drop --node-port or use --service-type NodePort."
+            )
+        if len(seen) > 1:
+            raise InputError(
+                f"--node-port {node_port} was given for {len(seen)} namespaces, but a node port "
+                "is cluster-wide: only one Service can hold it. Drop --node-port (the cluster "
+                "picks a free port per namespace), or render one namespace per fixed port."
             )
         low, high = node_port_range
         if not low <= node_port <= high:
@@ -333,22 +432,21 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
     if sum(len(k) + len(v.encode()) for k, v in annotations) > MAX_ANNOTATIONS_BYTES:
         raise InputError("--annotation values exceed Kubernetes' 256 KiB total. Shorten them.")
 
-    pull_policy = str(values.get("image-pull-policy", "IfNotPresent"))
+    pull_policy = _text("--image-pull-policy", values.get("image-pull-policy", "IfNotPresent"))
     if pull_policy not in PULL_POLICIES:
         raise _fail(
             "--image-pull-policy", pull_policy, f"it must be one of {', '.join(PULL_POLICIES)}", ""
         )
     pull_secrets = tuple(
-        check_dns1123_subdomain("--image-pull-secret", check_text("--image-pull-secret", s))
-        for s in _as_list(values.get("image-pull-secret") or [])
+        check_dns1123_subdomain("--image-pull-secret", s)
+        for s in _as_list("--image-pull-secret", values.get("image-pull-secret") or [])
     )
     resources = tuple(
-        (key, check_quantity(f"--{key}", str(values.get(key, default))))
+        (key, check_quantity(f"--{key}", _text(f"--{key}", values.get(key, default))))
         for key, default in DEFAULT_RESOURCES.items()
     )
-    strict = values.get("strict", False)
-    if not isinstance(strict, bool):
-        raise _fail("strict", strict, "it must be true or false", "Fix the values file.")
+    check_request_within_limit(dict(resources))
+    strict = _boolean("strict", values.get("strict", False))
     return Settings(
         namespaces=tuple(seen),
         name=name,
@@ -382,11 +480,13 @@ def is_dns1035_label(value: str) -> bool:
 
 def check_http_url(url: str) -> urllib.parse.SplitResult:
     """An absolute http(s) URL with a host and a valid port: what gateways and verify fetch."""
-    parsed = urllib.parse.urlsplit(url)
     try:
+        if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in url):
+            raise ValueError("whitespace, control or non-ASCII characters")
+        parsed = urllib.parse.urlsplit(url)
         port_ok = parsed.port is None or parsed.port > 0
     except ValueError:
-        port_ok = False
+        parsed, port_ok = urllib.parse.urlsplit(""), False
     if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
         raise InputError(
             f"--url {url!r} is not an http(s) URL with a host. Pass the URL `jwksdeploy apply` "
@@ -398,7 +498,7 @@ def check_http_url(url: str) -> urllib.parse.SplitResult:
 def _node_port_range(value: object) -> tuple[int, int]:
     if value is None:
         return DEFAULT_NODE_PORT_RANGE
-    match = _PORT_RANGE.fullmatch(str(value).strip())
+    match = _PORT_RANGE.fullmatch(_text("--node-port-range", value).strip())
     if not match:
         raise _fail("--node-port-range", value, "it must look like 30000-32767", "")
     low, high = int(match.group(1)), int(match.group(2))
@@ -408,9 +508,15 @@ def _node_port_range(value: object) -> tuple[int, int]:
 
 
 def parse_duration(text: str, what: str) -> float:
-    """'2m', '90s', '1h', '500ms' or a plain number of seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    """'2m', '90s', '1h', '500ms' or a plain number of seconds; at most ten years."""
+    match = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*", text)
     if not match:
         raise InputError(f"{what} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
     value = float(match.group(1))
-    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    seconds = value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise InputError(
+            f"{what} {text!r} is longer than ten years, more than any timeout or token lifetime "
+            "needs. Use a shorter duration."
+        )
+    return seconds

@@ -264,7 +264,15 @@ def test_json_output_is_a_v1_list() -> None:
 
 
 def test_values_file_with_flag_override(tmp_path: Path) -> None:
-    result = run("render", "--values", str(EXAMPLES / "values.yaml"), "-n", "only-this")
+    result = run(
+        "render",
+        "--values",
+        str(EXAMPLES / "values.yaml"),
+        "-n",
+        "only-this",
+        "--node-port",
+        "31456",
+    )
     assert result.exit_code == 0, result.stderr
     objects = objects_of(result.stdout)
     assert {o["metadata"]["namespace"] for o in objects} == {"only-this"}
