@@ -436,16 +436,33 @@ def verify_command(
     to a local file, and optionally that a token verifies against it as Envoy would."""
     import time
 
+    from .errors import InputError
     from .files import read_input
     from .jwks import parse_jwks
     from .probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
     from .settings import parse_duration
-    from .tokens import verify
+    from .strictjson import dumps
+    from .tokens import MAX_TOKEN_CHARS, verify
 
     seconds = parse_duration(timeout, "--timeout")
     skew = int(parse_duration(leeway, "--leeway"))
     if token == "-":
-        token = sys.stdin.readline().strip()
+        token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace").strip()
+        if not token:
+            raise InputError(
+                "--token - read no token from stdin. Pipe one in, e.g. "
+                "`jwksdeploy token | jwksdeploy verify --url URL --token -`."
+            )
+    elif token is not None and not token.strip():
+        raise InputError(
+            "--token is empty (an unset $TOKEN?). Pass the JWT to verify, or leave --token out "
+            "to check only the endpoint."
+        )
+    if token is None and (iss is not None or aud):
+        raise InputError(
+            "--iss and --aud check a token's claims, but no --token was given. Pass --token, "
+            "or drop them."
+        )
     local = (
         parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
         if local_path
@@ -478,12 +495,12 @@ def verify_command(
     for note in notes:
         click.echo(note, err=True)
     if output == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(dumps(result, indent=2))
         return
     for line in lines:
         click.echo(f"ok: {line}")
     if verified is not None:
-        click.echo(json.dumps(verified.claims, indent=2))
+        click.echo(dumps(verified.claims, indent=2))
 
 
 @click.command("serve")

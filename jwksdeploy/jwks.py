@@ -27,6 +27,10 @@ PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
     "EC": ("d",),
     "OKP": ("d",),
 }
+# Recognised by name whatever `kty` says (a key with kty "rsa", a list or none at all still
+# leaks its d); `k` is the secret itself, private everywhere but in an oct key.
+PRIVATE_NAMES = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+STRING_MEMBERS = ("kty", "alg", "kid", "crv", "use")
 BASE64URL_MEMBERS = ("k", "n", "e", "x", "y", "d", "p", "q", "dp", "dq", "qi")
 
 ENVOY_EC_CURVES = ("P-256", "P-384", "P-521")
@@ -59,25 +63,16 @@ class Finding:
 
 
 def parse_jwks(data: bytes, source: str = "the JWKS file") -> dict[str, Any]:
-    """Decode UTF-8 JSON into a JWKS object with a non-empty `keys` list, or raise InputError."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise InputError(
-            f"{source} starts with a UTF-8 byte-order mark, which JSON parsers in the JWKS server "
-            "and the gateway reject. Save the file as UTF-8 without a BOM."
-        )
+    """Strict JSON (see strictjson) into a JWKS object with a non-empty `keys` list, or
+    raise InputError."""
+    from .strictjson import StrictJsonError, parse_bytes
+
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        document = parse_bytes(data)
+    except StrictJsonError as exc:
         raise InputError(
-            f"{source} is not UTF-8 (invalid byte at offset {exc.start}). "
-            "A JWKS must be UTF-8 JSON; re-export it from your key tool."
-        ) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
-            'A JWKS is a JSON object like {"keys": [...]}; check the file or generate one '
+            f"{source} is not valid JSON: {exc.reason}. "
+            'A JWKS is a JSON object like {"keys": [...]}; fix the file or generate one '
             "with `jwksdeploy jwks generate`."
         ) from None
     if not isinstance(document, dict) or "keys" not in document:
@@ -123,9 +118,7 @@ def lint_jwks(document: dict[str, Any]) -> list[Finding]:
             findings.append(Finding("error", "not-an-object", subject, "is not a JSON object"))
             continue
         kid = key.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            findings.append(Finding("error", "bad-kid", subject, '"kid" must be a string'))
-        elif isinstance(kid, str):
+        if isinstance(kid, str):
             if kid in seen_kids:
                 findings.append(
                     Finding(
@@ -142,29 +135,18 @@ def lint_jwks(document: dict[str, Any]) -> list[Finding]:
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
+def private_names(key: dict[str, Any]) -> list[str]:
+    """The members of a JWK that must never be published."""
+    return [name for name in PRIVATE_NAMES if name in key and not _is_oct_secret(key, name)]
+
+
+def _is_oct_secret(key: dict[str, Any], name: str) -> bool:
+    return name == "k" and key.get("kty") == "oct"
+
+
 def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
     findings: list[Finding] = []
-    kty = key.get("kty")
-    if kty not in REQUIRED_MEMBERS:
-        return [
-            Finding(
-                "error",
-                "bad-kty",
-                subject,
-                f"has kty {json.dumps(kty)}; it must be one of oct, RSA, EC, OKP.",
-            )
-        ]
-    missing = [m for m in REQUIRED_MEMBERS[kty] if m not in key]
-    if missing:
-        findings.append(
-            Finding(
-                "error",
-                "missing-member",
-                subject,
-                f"is a {kty} key without {', '.join(missing)}.",
-            )
-        )
-    private = [m for m in PRIVATE_MEMBERS[kty] if m in key]
+    private = private_names(key)
     if private:
         findings.append(
             Finding(
@@ -174,6 +156,39 @@ def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
                 f"contains private key material ({', '.join(private)}). A JWKS endpoint is "
                 "public: publishing these lets anyone sign tokens. Deploy only the public set: "
                 "`jwksdeploy jwks public FILE --out public.json`.",
+            )
+        )
+    wrong_type = [m for m in STRING_MEMBERS if m in key and not isinstance(key[m], str)]
+    if wrong_type:
+        findings.append(
+            Finding(
+                "error",
+                "bad-member-type",
+                subject,
+                f"has {', '.join(wrong_type)} that are not strings; JWK members "
+                "kty, alg, kid, crv and use are strings (RFC 7517).",
+            )
+        )
+        return findings
+    kty = key.get("kty")
+    if kty not in REQUIRED_MEMBERS:
+        findings.append(
+            Finding(
+                "error",
+                "bad-kty",
+                subject,
+                f"has kty {json.dumps(kty)}; it must be one of oct, RSA, EC, OKP.",
+            )
+        )
+        return findings
+    missing = [m for m in REQUIRED_MEMBERS[kty] if m not in key]
+    if missing:
+        findings.append(
+            Finding(
+                "error",
+                "missing-member",
+                subject,
+                f"is a {kty} key without {', '.join(missing)}.",
             )
         )
     decoded: dict[str, bytes] = {}
@@ -296,7 +311,7 @@ def enforce(findings: list[Finding], strict: bool) -> list[Finding]:
 
 
 def public_members(key: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a JWK without its private members (oct keys keep `k`: they have no public half)."""
-    kty = key.get("kty")
-    private = set(PRIVATE_MEMBERS.get(str(kty), ()))
+    """A copy of a JWK without its private members, recognised by name whatever the kty
+    (oct keys keep `k`: they have no public half)."""
+    private = set(private_names(key))
     return {name: value for name, value in key.items() if name not in private}

@@ -102,7 +102,7 @@ def _oct_spec(size: int | None, alg: str | None) -> KeySpec:
 def spec_like(key: dict[str, Any]) -> KeySpec:
     """The spec that generates a key of the same kind (what `jwks rotate` adds by default)."""
     kty = key.get("kty")
-    alg = key.get("alg") if key.get("alg") in KTY_BY_ALG else None
+    alg = key.get("alg") if isinstance(key.get("alg"), str) and key["alg"] in KTY_BY_ALG else None
     if kty == "oct":
         return key_spec("oct", len(decode_base64url(str(key.get("k", "")))) * 8 or None, None, alg)
     if kty == "RSA":
@@ -143,6 +143,12 @@ def public_set(document: dict[str, Any], include_symmetric: bool = False) -> dic
     for index, key in enumerate(document["keys"]):
         if not isinstance(key, dict):
             raise InputError(f"{key_subject(key, index)} is not a JSON object. Fix the key set.")
+        if key.get("kty") not in ("oct", "RSA", "EC", "OKP"):
+            # Which members are private depends on the kty: refuse rather than guess.
+            raise InputError(
+                f"{key_subject(key, index)} has no kty of oct, RSA, EC or OKP, so its private "
+                "members cannot be told apart. Fix the key set."
+            )
         if key.get("kty") == "oct" and not include_symmetric:
             raise JwksRejected(
                 f"{key_subject(key, index)} is an oct (shared-secret) key: it has no public half, "
@@ -208,13 +214,21 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 def parse_key_file(data: bytes, source: str) -> dict[str, Any]:
-    """A JWK set, or a single JWK (wrapped into a set), or InputError."""
-    from .jwks import parse_jwks
+    """A JWK set, or a single JWK (wrapped into a set), read strictly and checked like a
+    published set except that private members are expected; else InputError."""
+    from .jwks import lint_jwks, parse_jwks
+    from .strictjson import StrictJsonError, parse_bytes
 
     try:
-        single = json.loads(data)
-    except ValueError:
-        single = None
+        single = parse_bytes(data)
+    except StrictJsonError:
+        single = None  # parse_jwks reports it
     if isinstance(single, dict) and "kty" in single and "keys" not in single:
-        return {"keys": [single]}
-    return parse_jwks(data, source)
+        document = {"keys": [single]}
+    else:
+        document = parse_jwks(data, source)
+    errors = [f for f in lint_jwks(document) if f.severity == "error" and f.code != "private-key"]
+    if errors:
+        listed = "; ".join(f"{f.subject}: {f.message} [{f.code}]" for f in errors)
+        raise InputError(f"{source} holds keys that cannot be used: {listed}")
+    return document

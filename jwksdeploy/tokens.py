@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,20 +19,34 @@ from typing import Any
 from .errors import InputError, VerificationFailed
 from .jwks import ALGS_BY_KTY, EC_ALG_BY_CURVE, decode_base64url, key_subject
 from .keys import KTY_BY_ALG, has_private_half
+from .strictjson import dumps
 
 ENVOY_CLOCK_SKEW = 60  # seconds; jwt_authn's default clock_skew_seconds
+MAX_TOKEN_CHARS = 64 * 1024  # above Envoy's default 60 KiB request-header limit
+# What joserfc and cryptography raise for a key they cannot use (an unknown curve is a
+# KeyError, a point off the curve a ValueError); the key's bytes are never in the text.
+KEY_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError, NotImplementedError)
 
 
 def parse_pairs_json(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """`k=v` pairs; a value that parses as JSON is taken as JSON (`n=3`, `ok=true`, `r=["a"]`)."""
+    """`k=v` pairs; a value that is JSON is taken as JSON (`n=3`, `ok=true`, `r=["a"]`), other
+    text as a string. A value Python would read as JSON but RFC 8259 does not (NaN, Infinity,
+    duplicate names, huge numbers) is refused: a token must carry JSON every verifier reads."""
+    from .strictjson import StrictJsonError, parse
+
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise InputError(f"{flag} {pair!r} is not NAME=VALUE. Write it like {flag} role=admin.")
         try:
-            out[name] = json.loads(raw)
-        except ValueError:
+            out[name] = parse(raw)
+        except StrictJsonError as exc:
+            if not exc.syntax:
+                raise InputError(
+                    f"{flag} {name}: the value is not strict JSON ({exc.reason}). Write a JSON "
+                    "value, or a JSON string in double quotes."
+                ) from None
             out[name] = raw
     return out
 
@@ -58,7 +73,22 @@ def build_claims(
         claims["nbf"] = not_before
     claims["exp"] = now + int(ttl)
     claims.update(extra or {})
+    for name in ("exp", "nbf", "iat"):
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise InputError(
+                f"the {name} claim is {_short(claims[name])}, not a number of seconds since "
+                f"1970 (NumericDate, RFC 7519). Pass a number, e.g. --claim {name}=1767225600."
+            )
     return claims
+
+
+def _is_numeric_date(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def pick_signing_key(document: dict[str, Any], kid: str | None, source: str) -> dict[str, Any]:
@@ -92,9 +122,9 @@ def signing_alg(key: dict[str, Any], requested: str | None = None) -> str:
         "OKP": "EdDSA",
     }.get(kty)
     alg = requested or default
-    if alg not in ALGS_BY_KTY.get(kty, ()):
+    if not isinstance(alg, str) or alg not in ALGS_BY_KTY.get(kty, ()):
         raise InputError(
-            f"alg {alg} cannot be used with a {kty} key. Use one of "
+            f"alg {_short(alg)} cannot be used with a {kty} key. Use one of "
             f"{', '.join(ALGS_BY_KTY.get(kty, ())) or 'nothing: the key type is unknown'}."
         )
     if key.get("alg") and alg != key["alg"]:
@@ -118,10 +148,10 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
         signing_input: bytes = (
             jose.json_b64encode(header)
             + b"."
-            + jose.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
+            + jose.urlsafe_b64encode(dumps(claims, separators=(",", ":")).encode())
         )
         signature: bytes = jose.urlsafe_b64encode(model.sign(signing_input, imported))
-    except (jose.JoseError, ValueError, TypeError) as exc:
+    except (jose.JoseError, *KEY_ERRORS) as exc:
         raise InputError(
             f"cannot sign with {key_subject(key, 0)}: {_jose_reason(exc)}. Check the key file "
             "(`jwksdeploy jwks check`)."
@@ -150,12 +180,17 @@ def verify(
 ) -> Verified:
     """Check a token as jwt_authn does: shape, issuer, exp/nbf with leeway, audience, then a
     key whose kid and alg match, then the signature. Raise VerificationFailed with the reason."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise VerificationFailed(
+            f"the token is {len(token)} characters, more than the {MAX_TOKEN_CHARS} a gateway "
+            "takes in a header. Pass the compact token only."
+        )
     parts = token.strip().split(".")
     header, claims = _decode_parts(parts)
     alg = header.get("alg")
-    if alg not in KTY_BY_ALG:
+    if not isinstance(alg, str) or alg not in KTY_BY_ALG:
         raise VerificationFailed(
-            f"the token's alg is {json.dumps(alg)}; Envoy accepts only "
+            f"the token's alg is {_short(alg)}; Envoy accepts only "
             f'{", ".join(KTY_BY_ALG)} (Envoy: "Jwt header [alg] is not supported").'
         )
     _check_claims(claims, now, issuer, audiences, leeway)
@@ -166,7 +201,7 @@ def verify(
         if isinstance(key, dict) and _key_matches(key, str(alg), kid)
     ]
     if not candidates:
-        wanted = f"kid {json.dumps(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
+        wanted = f"kid {_short(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
         raise VerificationFailed(
             f"no key in the JWKS matches the token's {wanted} (Envoy: \"Jwks doesn't have key "
             'to match kid or alg from Jwt"). Sign with a key from this set, or publish the '
@@ -193,23 +228,31 @@ def _decode_parts(parts: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
             'the form of Header.Payload.Signature"). Pass the compact token only, without '
             "'Bearer '."
         )
+    from .strictjson import StrictJsonError, parse_bytes
+
     decoded: list[dict[str, Any]] = []
     for name, part in zip(("header", "payload"), parts[:2], strict=True):
+        reason = "not a JSON object"
         try:
-            value = json.loads(decode_base64url(part).decode("utf-8"))
+            value = parse_bytes(decode_base64url(part))
+        except StrictJsonError as exc:
+            value, reason = None, exc.reason
         except ValueError:
-            value = None
+            value, reason = None, "not base64url"
         if not isinstance(value, dict):
             raise VerificationFailed(
-                f"the token's {name} is not base64url-encoded JSON object text (Envoy: \"Jwt "
-                f'{name} is an invalid JSON").'
+                f"the token's {name} is not base64url-encoded strict JSON object text "
+                f'({reason}) (Envoy: "Jwt {name} is an invalid JSON").'
             )
         decoded.append(value)
     return decoded[0], decoded[1]
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{epoch:g} (seconds since 1970, outside the calendar)"
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
@@ -218,7 +261,7 @@ def _number(claims: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise VerificationFailed(
-            f"the token's {name} claim is {json.dumps(value)}, not a number of seconds since "
+            f"the token's {name} claim is {_short(value)}, not a number of seconds since "
             "1970 (NumericDate, RFC 7519 §2)."
         )
     return float(value)
@@ -233,7 +276,7 @@ def _check_claims(
 ) -> None:
     if issuer is not None and claims.get("iss") != issuer:
         raise VerificationFailed(
-            f"the token's issuer is {json.dumps(claims.get('iss'))}, not {json.dumps(issuer)} "
+            f"the token's issuer is {_short(claims.get('iss'))}, not {json.dumps(issuer)} "
             '(Envoy: "Jwt issuer is not configured"). Mint it with --iss '
             f"{json.dumps(issuer)}, or fix --iss."
         )
@@ -254,7 +297,7 @@ def _check_claims(
         listed = token_aud if isinstance(token_aud, list) else [token_aud]
         if not set(audiences) & {a for a in listed if isinstance(a, str)}:
             raise VerificationFailed(
-                f"the token's audience {json.dumps(token_aud)} is none of "
+                f"the token's audience {_short(token_aud)} is none of "
                 f'{", ".join(json.dumps(a) for a in audiences)} (Envoy: "Audiences in Jwt are '
                 'not allowed"). Mint it with a matching --aud.'
             )
@@ -276,8 +319,8 @@ def _signature_ok(parts: list[str], key: dict[str, Any], alg: str) -> bool:
         imported, model = _prepared_key(key, alg)
         signature = decode_base64url(parts[2])
         return bool(model.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature, imported))
-    except (_jose().JoseError, ValueError, TypeError):
-        return False
+    except (_jose().JoseError, *KEY_ERRORS):
+        return False  # a key joserfc cannot import verifies nothing, as in Envoy
 
 
 @functools.cache
@@ -344,7 +387,7 @@ def parse_time(text: str, now: int, flag: str) -> int:
     text = text.strip()
     if text == "now":
         return now
-    if text.isdigit() and len(text) >= 9:
+    if re.fullmatch(r"[0-9]{9,11}", text):
         return int(text)
     sign = -1 if text.startswith("-") else 1
     try:

@@ -3,16 +3,21 @@ refuse what a cluster would refuse. Each case runs through the CLI as well as th
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jwksdeploy.errors import InputError
+from jwksdeploy.errors import InputError, VerificationFailed
 from jwksdeploy.files import read_bounded
+from jwksdeploy.jwks import lint_jwks, public_members
 from jwksdeploy.safeyaml import load_yaml
 from jwksdeploy.settings import build_settings, check_image, parse_duration
+from jwksdeploy.tokens import verify
 
-from .helpers import EXAMPLES, run
+from .helpers import EXAMPLES, b64, ec_key, jwks_bytes, oct_key, run
 
 JWKS = str(EXAMPLES / "jwks.json")
 
@@ -146,3 +151,146 @@ def test_one_node_port_for_several_namespaces_is_refused() -> None:
 def test_durations_are_bounded(text: str) -> None:
     with pytest.raises(InputError):
         parse_duration(text, "--timeout")
+
+
+# --- strict JSON: what is checked is what is published ---------------------------------------
+
+PRIVATE_RSA = '{"kty":"RSA","n":"AQAB","e":"AQAB","d":"UFJJVkFURS1NQVJLRVI"}'
+VALID_EC = json.dumps(ec_key())
+
+
+def test_duplicate_keys_member_never_publishes_the_first(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.json"
+    dup.write_text(f'{{"keys":[{PRIVATE_RSA}],"keys":[{VALID_EC}]}}')
+    result = run("render", "--jwks", str(dup), "-n", "a")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert 'the member name "keys" appears twice' in result.stderr
+    assert "UFJJVkFURS1NQVJLRVI" not in result.stderr
+    check = run("jwks", "check", str(dup))
+    assert check.exit_code == 3 and "appears twice" in check.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"keys":[{"kty":"EC","x":NaN}]}', "NaN is not a JSON number"),
+        ('{"keys":[{"kty":"EC","x":-Infinity}]}', "-Infinity is not a JSON number"),
+        ('{"keys":[{"kty":"EC","x":1e999}]}', "out of range"),
+        ('{"keys":[{"kty":"EC","x":' + "9" * 5000 + "}]}", "more than 32 digits"),
+        ('{"keys":[' + "[" * 100_000 + "]" * 100_000 + "]}", "nests deeper"),
+        ('{"keys":[' + "[" * 40 + "]" * 40 + "]}", "nests deeper than 32"),
+        ('{"keys":[{"kty":"EC","kid":"\\ud800"}]}', "lone surrogate"),
+        ('{"keys":[{"kty":"EC","a":{"b":1,"b":2}}]}', 'member name "b" appears twice'),
+    ],
+)
+def test_non_rfc8259_json_is_refused(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(text)
+    for args in (["render", "-n", "a", "--jwks"], ["jwks", "check"], ["jwks", "public"]):
+        result = run(*args, str(path))
+        assert result.exit_code == 3, (args, result.stderr)
+        assert reason in result.stderr
+        assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"kty": "rsa", "n": "AQAB", "e": "AQAB", "d": "U0VDUkVU"},
+        {"n": "AQAB", "e": "AQAB", "d": "U0VDUkVU"},
+        {"kty": ["RSA"], "n": "AQAB", "e": "AQAB", "d": "U0VDUkVU"},
+        {"kty": "EC", "crv": "P-256", "x": "AQ", "y": "AQ", "k": "U0VDUkVU"},
+        {"kty": "oct", "k": "AQ", "d": "U0VDUkVU", "alg": "HS256"},
+    ],
+)
+def test_private_members_are_found_by_name_whatever_the_kty(
+    tmp_path: Path, key: dict[str, Any]
+) -> None:
+    assert "U0VDUkVU" not in json.dumps(public_members(key))
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [key]}))
+    public = run("jwks", "public", str(path), "--include-symmetric")
+    assert "U0VDUkVU" not in public.stdout + public.stderr  # stripped or refused
+    assert public.exit_code != 0 or "d" not in json.loads(public.stdout)["keys"][0]
+    check = run("jwks", "check", str(path))
+    assert check.exit_code == 4 and "private-key" in check.stdout
+    assert "U0VDUkVU" not in check.stdout + check.stderr
+    render = run("render", "-n", "a", "--jwks", str(path))
+    assert render.exit_code == 4 and "U0VDUkVU" not in render.stdout + render.stderr
+
+
+@pytest.mark.parametrize("member", ["kty", "alg", "kid", "crv", "use"])
+@pytest.mark.parametrize("value", [[], ["HS256"], {"a": 1}, 7])
+def test_members_of_the_wrong_type_are_findings_not_crashes(
+    tmp_path: Path, member: str, value: Any
+) -> None:
+    key = {**oct_key(), member: value}
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [key]}))
+    findings = lint_jwks({"keys": [key]})
+    assert any(f.code in ("bad-member-type", "bad-kty") for f in findings)
+    for args in (["jwks", "check"], ["jwks", "public"], ["render", "-n", "a", "--jwks"]):
+        result = run(*args, str(path))
+        assert result.exit_code in (3, 4), (args, result.stderr)
+    signing = run("token", "--key", str(path))
+    assert signing.exit_code == 3, signing.stderr
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp=NaN", "x=Infinity", 'x={"a":1,"a":2}', "n=1" + "0" * 40])
+def test_claims_that_are_not_rfc8259_json_are_refused(tmp_path: Path, claim: str) -> None:
+    key = tmp_path / "private.json"
+    key.write_text(jwks_bytes(oct_key()).decode())
+    result = run("token", "--key", str(key), "--claim", claim)
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "not strict JSON" in result.stderr
+
+
+def test_exp_must_be_a_number(tmp_path: Path) -> None:
+    key = tmp_path / "private.json"
+    key.write_text(jwks_bytes(oct_key()).decode())
+    result = run("token", "--key", str(key), "--claim", "exp=soon")
+    assert result.exit_code == 3 and "NumericDate" in result.stderr
+
+
+def test_a_key_on_an_unknown_curve_cannot_sign_and_says_so(tmp_path: Path) -> None:
+    key = tmp_path / "private.json"
+    key.write_text(json.dumps({"keys": [{**ec_key("P-256"), "crv": "P-999", "d": "AQ"}]}))
+    result = run("token", "--key", str(key))
+    assert result.exit_code == 3
+    assert "cannot sign" in result.stderr
+
+
+def _token(header: Any, payload: Any) -> str:
+    encode = lambda value: b64(value if isinstance(value, bytes) else json.dumps(value).encode())  # noqa: E731
+    return f"{encode(header)}.{encode(payload)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("header", "payload", "reason"),
+    [
+        ({"alg": ["HS256"]}, {}, 'alg is ["HS256"]'),
+        ({"alg": "HS256"}, {"exp": -1e20}, "expired"),
+        ({"alg": "HS256"}, b'{"exp": -Infinity}', "-Infinity is not a JSON number"),
+        ({"alg": "HS256"}, b'{"exp": ' + b"9" * 400 + b"}", "more than 32 digits"),
+        ({"alg": "HS256"}, b"[" * 5000 + b"]" * 5000, "nests deeper"),
+        ({"alg": "HS256", "alg2": 1}, b'{"a":1,"a":2}', "appears twice"),
+    ],
+)
+def test_verify_refuses_crafted_tokens_with_a_reason(
+    header: Any, payload: Any, reason: str
+) -> None:
+    document = {"keys": [oct_key()]}
+    with pytest.raises(VerificationFailed, match=re.escape(reason)):
+        verify(_token(header, payload), document, now=1_700_000_000)
+
+
+def test_verify_refuses_an_empty_token_and_claims_without_one() -> None:
+    url = "http://127.0.0.1:9/jwks"  # never reached: refused before any request
+    for args in (["--token", ""], ["--token", " "], ["--iss", "x"], ["--aud", "a"]):
+        result = run("verify", "--url", url, *args)
+        assert result.exit_code == 3, (args, result.stderr)
+    empty_stdin = run("verify", "--url", url, "--token", "-", input="")
+    assert empty_stdin.exit_code == 3 and "read no token" in empty_stdin.stderr
