@@ -1,16 +1,19 @@
 """The HTTP edge of `verify`: fetch a JWKS server's `/` and `/jwks` and report what came back.
 
-Plain urllib on purpose: two GETs do not justify a dependency. Redirects are not followed,
-because Envoy's remote_jwks fetch does not follow them either.
+Plain http.client on purpose: two GETs do not justify a dependency, and it lets one total
+deadline cover the whole exchange. Redirects are not followed, because Envoy's remote_jwks
+fetch does not follow them either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import socket
 import ssl
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +56,6 @@ def server_urls(url: str) -> ServerUrls:
     )
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
     """The system trust store, or only the CA bundle the user names."""
     try:
@@ -70,48 +68,69 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def fetch(url: str, timeout: float, context: ssl.SSLContext | None = None) -> Response:
-    """GET url; any HTTP status is returned, network failures become our errors."""
-    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers={"User-Agent": "jwksdeploy-verify"})
+    """GET url within `timeout` seconds in total (not per read: a server that trickles one byte
+    a second is cut off), reading at most MAX_BODY + 1 bytes. Any HTTP status is returned;
+    network failures and answers that are not HTTP become our errors. Redirects are not
+    followed and no proxy is used: Envoy's remote_jwks fetch does neither."""
+    parsed = urllib.parse.urlsplit(url)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    connection: http.client.HTTPConnection
+    if parsed.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            str(parsed.hostname), parsed.port, timeout=timeout, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(str(parsed.hostname), parsed.port, timeout=timeout)
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, cut_off)
+    timer.daemon = True
+    timer.start()
     try:
-        with opener.open(request, timeout=timeout) as answer:
-            return Response(
-                url,
-                answer.status,
-                answer.headers.get("Content-Type", ""),
-                answer.read(MAX_BODY + 1),
-            )
-    except urllib.error.HTTPError as exc:
-        body = exc.read(MAX_BODY + 1) if exc.fp else b""
-        return Response(url, exc.code, exc.headers.get("Content-Type", ""), body)
-    except TimeoutError:
-        raise WaitTimeout(
-            f"{url} did not answer within {timeout:g}s. Check the address and port are reachable "
-            "from here (a NodePort needs the node's firewall open), or raise --timeout."
+        connection.request(
+            "GET",
+            path,
+            headers={"User-Agent": "jwksdeploy-verify", "Accept": "application/json"},
+        )
+        answer = connection.getresponse()
+        body = answer.read(MAX_BODY + 1)
+        result = Response(url, answer.status, answer.getheader("Content-Type") or "", body)
+    except ssl.SSLCertVerificationError as exc:
+        raise VerificationFailed(
+            f"{url} presented a certificate that is not trusted ({exc.verify_message}). Pass "
+            "--ca-file with the CA that signed it; a gateway fetching this URL needs the same "
+            "trust."
         ) from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
+    except (TimeoutError, http.client.HTTPException, OSError, ValueError) as exc:
+        if expired.is_set() or isinstance(exc, TimeoutError):
             raise WaitTimeout(
                 f"{url} did not answer within {timeout:g}s. Check the address and port are "
-                "reachable from here, or raise --timeout."
+                "reachable from here (a NodePort needs the node's firewall open), or raise "
+                "--timeout."
             ) from None
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        if isinstance(exc, http.client.HTTPException | ValueError):
             raise VerificationFailed(
-                f"{url} presented a certificate that is not trusted "
-                f"({reason.verify_message}). Pass --ca-file with the CA that signed it; a "
-                "gateway fetching this URL needs the same trust."
+                f"{url} did not answer with valid HTTP ({type(exc).__name__}). Another service "
+                "is on that port, or the URL's scheme or port is wrong."
             ) from None
-        text = getattr(reason, "strerror", None) or str(reason)
+        text = getattr(exc, "strerror", None) or type(exc).__name__
         raise VerificationFailed(
             f"cannot reach {url}: {text}. Check the URL (`jwksdeploy url` prints it) and that "
             "the pods are ready (`jwksdeploy status`)."
         ) from None
-    except (OSError, ValueError) as exc:
-        raise VerificationFailed(f"cannot reach {url}: {exc}.") from None
+    finally:
+        timer.cancel()
+        connection.close()
+    if expired.is_set():
+        raise WaitTimeout(f"{url} did not answer within {timeout:g}s. Raise --timeout.")
+    return result
 
 
 def check_root(answer: Response) -> str:

@@ -3,8 +3,12 @@ refuse what a cluster would refuse. Each case runs through the CLI as well as th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +298,68 @@ def test_verify_refuses_an_empty_token_and_claims_without_one() -> None:
         assert result.exit_code == 3, (args, result.stderr)
     empty_stdin = run("verify", "--url", url, "--token", "-", input="")
     assert empty_stdin.exit_code == 3 and "read no token" in empty_stdin.stderr
+
+
+# --- network reads: one total deadline, answers that are not HTTP ---------------------------
+
+ANSWERS = {
+    "garbage status line": b"GARBAGE\r\n\r\n",
+    "1000 headers": b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n",
+    "1 MB header line": b"HTTP/1.1 200 OK\r\nX-A: " + b"b" * 1_000_000 + b"\r\n\r\n",
+    "broken chunking": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n",
+}
+
+
+@contextlib.contextmanager
+def raw_server(answer: bytes, trickle: float = 0.0) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that reads a request and sends `answer`, optionally one byte
+    per `trickle` seconds; yields its /jwks URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            try:
+                if trickle:
+                    for byte in answer:
+                        if stop.wait(trickle):
+                            return
+                        conn.send(bytes([byte]))
+                else:
+                    conn.sendall(answer)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/jwks"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+def test_verify_reports_answers_that_are_not_http(name: str) -> None:
+    with raw_server(ANSWERS[name]) as url:
+        result = run("verify", "--url", url, "--timeout", "5s")
+    assert result.exit_code == 11, result.stderr
+    assert "did not answer with valid HTTP" in result.stderr
+
+
+def test_verify_timeout_is_a_total_deadline_not_per_read() -> None:
+    # One byte every 0.3 s keeps every read alive; only a total deadline stops it.
+    slow = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    with raw_server(slow, trickle=0.3) as url:
+        result = run("verify", "--url", url, "--timeout", "1s")
+    assert result.exit_code == 10
+    assert "did not answer within 1s" in result.stderr
