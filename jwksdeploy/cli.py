@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .cli_common import F, stack_options
 from .cli_gateway import PROVIDERS, policy_options, print_gateway
-from .errors import JwksDeployError
+from .errors import JwksDeployError, printable
 
 # Commands defined in other modules, imported only when named, so `render` and the cluster
 # commands do not pay for building the key, token and gateway commands.
@@ -49,7 +49,7 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except JwksDeployError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -62,7 +62,8 @@ class _Cli(click.Group):
 
                 traceback.print_exc()
             click.echo(
-                f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in jwksdeploy; "
+                f"error: unexpected {type(exc).__name__}: {printable(str(exc))}. This is a bug "
+                "in jwksdeploy; "
                 "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
                 err=True,
             )
@@ -600,6 +601,12 @@ def delete(
 
 
 def main() -> None:
+    # Text from argv that is not UTF-8 (or anything else unencodable) is shown escaped
+    # instead of ending the run with a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     cli(prog_name="jwksdeploy")
 
 

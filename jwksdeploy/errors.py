@@ -6,6 +6,10 @@ by a test, so the two never drift.
 
 from __future__ import annotations
 
+import re
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
 
 class JwksDeployError(Exception):
     """Base of every error we expect; its message is one paragraph for a human."""
@@ -96,3 +100,16 @@ EXIT_CODES: list[tuple[int, str]] = [
         )
     ],
 ]
+
+
+def printable(text: str) -> str:
+    """Text safe for one line of a terminal: line breaks become spaces, other control
+    characters (terminal escapes) and undecodable bytes from argv are shown escaped."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in "\n\r\t":
+            return " "
+        return char.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+    return _UNPRINTABLE.sub(escape, text)

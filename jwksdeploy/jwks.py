@@ -301,10 +301,10 @@ def enforce(findings: list[Finding], strict: bool) -> list[Finding]:
     warnings = [f for f in findings if f.severity == "warning"]
     blocking = errors + (warnings if strict else [])
     if blocking:
-        lines = "\n".join(f"  - {f}" for f in blocking)
+        listed = "; ".join(str(f) for f in blocking)
         why = "warnings are errors under --strict; " if strict and not errors else ""
         raise JwksRejected(
-            f"the JWKS has {len(blocking)} problem(s):\n{lines}\n"
+            f"the JWKS has {len(blocking)} problem(s): {listed}. "
             f"Fix the key set and run again ({why}`jwksdeploy jwks check FILE` lists them all)."
         )
     return warnings

@@ -7,7 +7,6 @@ ones the templates describe and no option value can add a key or a document.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -72,33 +71,12 @@ def quote(value: object) -> str:
     return _SURROGATE_PAIR.sub(astral, text)
 
 
-class _BytecodeCache(jinja2.FileSystemBytecodeCache):
-    """Compiled templates kept between runs (they cost most of a one-namespace render).
-
-    The cache is keyed by the template source, so an edited template is compiled afresh;
-    a cache that cannot be written is simply not used.
-    """
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):
-            super().dump_bytecode(bucket)
-
-
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "jwksdeploy", "templates")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return _BytecodeCache(directory)
-
-
 @cache
 def _environment(directory: str) -> jinja2.Environment:
     environment = jinja2.Environment(
+        # No bytecode cache on disk: it loads pickles, and a cache directory another user can
+        # write (a shared XDG_CACHE_HOME) would run their code. Compiling costs a few ms.
         loader=jinja2.FileSystemLoader(directory),
-        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

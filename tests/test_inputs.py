@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from jwksdeploy.errors import InputError, VerificationFailed
+from jwksdeploy.errors import InputError, JwksRejected, VerificationFailed
 from jwksdeploy.files import read_bounded
-from jwksdeploy.jwks import lint_jwks, public_members
+from jwksdeploy.jwks import enforce, lint_jwks, public_members
 from jwksdeploy.safeyaml import load_yaml
 from jwksdeploy.settings import build_settings, check_image, parse_duration
 from jwksdeploy.tokens import verify
@@ -363,3 +366,46 @@ def test_verify_timeout_is_a_total_deadline_not_per_read() -> None:
         result = run("verify", "--url", url, "--timeout", "1s")
     assert result.exit_code == 10
     assert "did not answer within 1s" in result.stderr
+
+
+# --- what reaches the terminal, and what render leaves on disk --------------------------------
+
+
+def _subprocess(tmp_path: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env["KUBECONFIG"] = str(tmp_path / "none")
+    return subprocess.run(
+        [sys.executable, "-m", "jwksdeploy", *args],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_errors_are_one_escaped_line_even_for_non_utf8_argv(tmp_path: Path) -> None:
+    result = _subprocess(tmp_path, "jwks", "check", b"\xff\x1b[31mred\nline.json")
+    assert result.returncode == 3
+    lines = result.stderr.decode("utf-8").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "\\udcff\\x1b[31mred" in lines[0]  # shown escaped, not sent to the terminal
+    assert "Traceback" not in lines[0]
+
+
+def test_jwks_problems_are_one_line() -> None:
+    with pytest.raises(JwksRejected) as caught:
+        enforce(lint_jwks({"keys": [{"kty": "EC", "d": "AQ"}, {"kty": "DSA"}]}), strict=False)
+    assert "\n" not in str(caught.value) and "3 problem(s)" in str(caught.value)
+
+
+def test_render_loads_and_writes_no_template_cache(tmp_path: Path) -> None:
+    planted = tmp_path / "cache" / "jwksdeploy" / "templates"
+    planted.mkdir(parents=True)
+    for name in ("__jinja2_x.cache", "evil.cache"):
+        (planted / name).write_bytes(b"not a pickle jwksdeploy may load")
+    before = sorted(p.name for p in planted.iterdir())
+    result = _subprocess(tmp_path, "render", "-n", "a", "--jwks", JWKS)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in planted.iterdir()) == before
+    assert not (tmp_path / ".cache").exists()
