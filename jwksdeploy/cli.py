@@ -217,9 +217,15 @@ def load_render_inputs(
     "--output-dir",
     metavar="DIR",
     help="Write one file per object and a kustomization.yaml per namespace under "
-    "DIR/<namespace>/, atomically, instead of printing.",
+    "DIR/<namespace>/, atomically, instead of printing. Only files jwksdeploy wrote there "
+    "(listed in DIR/.jwksdeploy-manifest.json) are replaced or removed.",
 )
-def render(output: str, output_dir: str | None, **params: Any) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
+)
+def render(output: str, output_dir: str | None, force: bool, **params: Any) -> None:
     """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
     that serve a JWKS in one or more namespaces."""
     from .render import output_files, render_objects, to_json_list, to_yaml_stream
@@ -230,7 +236,9 @@ def render(output: str, output_dir: str | None, **params: Any) -> None:
     print_findings(rendered.warnings)
     if output_dir:
         files = output_files(rendered.objects)
-        write_tree(output_dir, files)
+        written = write_tree(output_dir, files, "render", force)
+        for note in written.notes(output_dir):
+            click.echo(f"note: {note}", err=True)
         click.echo(f"wrote {len(files)} files under {output_dir}", err=True)
     elif output == "json":
         click.echo(to_json_list(rendered.objects), nl=False)

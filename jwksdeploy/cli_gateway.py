@@ -158,7 +158,14 @@ POLICY_PARAMS = (
     "--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
 @click.option(
-    "--output-dir", metavar="DIR", help="Write one file per object under DIR/<provider>/."
+    "--output-dir",
+    metavar="DIR",
+    help="Write one file per object under DIR/<provider>/ (render's output may share DIR).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
 )
 def gateway_command(
     provider: str,
@@ -171,6 +178,7 @@ def gateway_command(
     context: str | None,
     output: str,
     output_dir: str | None,
+    force: bool,
     **params: Any,
 ) -> None:
     """Print the gateway's JWT provider configuration, pointed at the deployed JWKS.
@@ -183,17 +191,21 @@ def gateway_command(
     config = build_gateway(provider, provider_name or instance, url, params)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
-    print_gateway(config, provider, output, output_dir)
+    print_gateway(config, provider, output, output_dir, force)
 
 
-def print_gateway(config: Any, provider: str, output: str, output_dir: str | None) -> None:
+def print_gateway(
+    config: Any, provider: str, output: str, output_dir: str | None, force: bool = False
+) -> None:
     from .gateway import output_files, to_yaml
 
     if output_dir:
         from .writes import write_tree
 
         files = output_files(config, provider)
-        write_tree(output_dir, files)
+        written = write_tree(output_dir, files, f"gateway {provider}", force)
+        for note in written.notes(output_dir):
+            click.echo(f"note: {note}", err=True)
         click.echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
     elif output == "json":
         click.echo(json.dumps(config.objects, indent=2))

@@ -73,18 +73,22 @@ def _write_sets(
     public_path: str,
     force: bool,
     replaces: bool,
+    rotating: bool = False,
 ) -> None:
-    """Both files land together or neither does; the public one may go to stdout."""
+    """Both files land together or neither does; the public one may go to stdout.
+
+    `replaces`: the public file is updated in place; `rotating`: so is the private one."""
     from .keys import to_json
     from .writes import OutputFile, write_files
 
     symmetric = any(key.get("kty") == "oct" for key in public["keys"])
     outputs = []
     if private is not None and private_path is not None:
-        outputs.append(OutputFile(private_path, to_json(private), True, replaces))
+        outputs.append(OutputFile(private_path, to_json(private), True, replaces or rotating))
     if public_path != "-":
         outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
-    write_files(outputs, force)
+    for note in write_files(outputs, force):
+        click.echo(f"note: {note}", err=True)
     if public_path == "-":
         click.echo(to_json(public), nl=False)
 
@@ -191,20 +195,30 @@ def _rotate(
     from .files import read_input
     from .keys import generate as generate_key
     from .keys import parse_key_file, rotate
+    from .writes import key_files_locked
 
-    public_in = parse_key_file(read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}")
-    if not os.path.lexists(private_path):
-        raise InputError(
-            f"the private key set {private_path!r} is missing. Rotation keeps the public and "
-            "private sets in step, so it needs both: pass --private-out (or --private for "
-            "`jwks rotate`) with the file `jwks generate` wrote."
-        )
-    private_bytes = read_input(private_path, "private key set")
-    private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
-    key = generate_key(spec, kid)
-    private, public = rotate(private_in, public_in, key, keep)
     target = out or public_path
-    _write_sets(private, private_path, public, target, force, replaces=target == public_path)
+    # Read, decide and write under one lock, after finishing any write a crash interrupted.
+    with key_files_locked([private_path, public_path, target]) as notes:
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        public_in = parse_key_file(
+            read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}"
+        )
+        if not os.path.lexists(private_path):
+            raise InputError(
+                f"the private key set {private_path!r} is missing. Rotation keeps the public "
+                "and private sets in step, so it needs both: pass --private-out (or --private "
+                "for `jwks rotate`) with the file `jwks generate` wrote."
+            )
+        private_bytes = read_input(private_path, "private key set")
+        private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
+        _refuse_out_of_step(private_in, public_in, private_path, public_path)
+        key = generate_key(spec, kid)
+        private, public = rotate(private_in, public_in, key, keep)
+        _write_sets(
+            private, private_path, public, target, force, target == public_path, rotating=True
+        )
     kept = {k.get("kid") for k in private["keys"]}
     dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
     click.echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
@@ -217,6 +231,35 @@ def _rotate(
     )
     if key["kty"] == "oct":
         _oct_notice(target)
+
+
+def _refuse_out_of_step(
+    private_in: dict[str, Any], public_in: dict[str, Any], private_path: str, public_path: str
+) -> None:
+    """InputError when the sets differ, saying which file changed last (rotate() would refuse
+    too, but cannot see the files)."""
+    from .errors import InputError
+    from .jwks import key_subject, public_members
+    from .keys import has_private_half
+    from .writes import out_of_step_detail
+
+    keys = [key for key in private_in["keys"] if isinstance(key, dict)]
+    if not all(has_private_half(key) for key in keys):
+        return  # rotate() names the key that cannot sign
+    if [public_members(key) for key in keys] == public_in["keys"]:
+        return
+
+    def kids(found: list[Any]) -> str:
+        return ", ".join(key_subject(key, index) for index, key in enumerate(found)) or "none"
+
+    raise InputError(
+        f"the public and private key sets are out of step: they must hold the same keys in the "
+        f"same order (public {public_path}: {kids(public_in['keys'])}; private {private_path}: "
+        f"{kids(keys)}). {out_of_step_detail([private_path, public_path])} If the private set "
+        "is the one you want, regenerate the public set from it with `jwksdeploy jwks public "
+        f"{private_path} --out {public_path} --force` (add --include-symmetric for oct keys); "
+        "otherwise restore the private set from your backup."
+    )
 
 
 @jwks_group.command("rotate")

@@ -342,21 +342,26 @@ def test_output_dir_writes_files_and_kustomizations(tmp_path: Path) -> None:
     ]
     assert from_files == stdout_objects
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
-    # A second run replaces our own earlier output as a whole.
+    # A second run replaces our own earlier output (the manifest records what that is).
     result = run(*GOLDEN_ARGS, "--output-dir", str(out))
     assert result.exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["envoy-yang"]
+    assert sorted(p.name for p in out.iterdir()) == [".jwksdeploy-manifest.json", "envoy-yang"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_output_dir_refuses_foreign_directory_and_leaves_it(tmp_path: Path) -> None:
     out = tmp_path / "src"
-    out.mkdir()
+    (out / "envoy-yang").mkdir(parents=True)
     (out / "main.py").write_text("print('mine')\n")
+    (out / "envoy-yang" / "service-remote-jwks-go.yaml").write_text("kind: Service\n")
     result = run(*GOLDEN_ARGS, "--output-dir", str(out))
     assert result.exit_code == 5
     assert "did not write" in result.stderr
-    assert [p.name for p in out.iterdir()] == ["main.py"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "envoy-yang",
+        "envoy-yang/service-remote-jwks-go.yaml",
+        "main.py",
+    ]
 
 
 def test_bad_input_never_leaves_a_half_written_dir(tmp_path: Path) -> None:
