@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -620,6 +621,21 @@ def write_tree(
     )
 
 
+def recover_tree(directory: str) -> str | None:
+    """Finish or undo what a killed run left in an output directory (every write_tree does
+    this first); say which, or None when there was nothing to do."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(f"cannot open {directory!r}: {exc.strerror}.") from None
+    root = _Root(fd)
+    try:
+        with _locked(fd, directory):
+            return _recover_tree(root, directory)
+    finally:
+        root.close()
+
+
 def _make_directory(directory: str) -> list[str]:
     """Create directory and missing parents; return those created, deepest last."""
     if os.path.lexists(directory) and not os.path.isdir(directory):
@@ -876,7 +892,14 @@ def _recover_tree(root: _Root, directory: str) -> str | None:
 
 # --- locks and file primitives ------------------------------------------------------------
 
-_HELD: set[tuple[int, int]] = set()
+class _Held(threading.local):
+    """The directories this thread holds locked (flock itself does not nest)."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[int, int]] = set()
+
+
+_HELD = _Held()
 
 
 @contextlib.contextmanager
@@ -888,7 +911,7 @@ def _locked(fd: int, directory: str) -> Iterator[None]:
 
     info = os.fstat(fd)
     key = (info.st_dev, info.st_ino)
-    if key in _HELD:
+    if key in _HELD.keys:
         yield
         return
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -913,11 +936,11 @@ def _locked(fd: int, directory: str) -> Iterator[None]:
                 ) from None
             locked = False
             break
-    _HELD.add(key)
+    _HELD.keys.add(key)
     try:
         yield
     finally:
-        _HELD.discard(key)
+        _HELD.keys.discard(key)
         if locked:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
