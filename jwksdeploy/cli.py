@@ -302,6 +302,13 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
 )
 @click.option(
+    "--recreate",
+    is_flag=True,
+    help="When the live Deployment selects pods differently (e.g. the source's app label), "
+    "delete and recreate it with jwksdeploy's selector; the endpoint is down until the new "
+    "pod is ready. Without it the live selector is kept.",
+)
+@click.option(
     "--address",
     metavar="HOST",
     help="Address for the URL (e.g. the gateway's); else a node's ExternalIP, else its InternalIP.",
@@ -338,6 +345,7 @@ def apply(
     create_namespace: bool,
     dry_run: bool,
     force_conflicts: bool,
+    recreate: bool,
     address: str | None,
     wait: bool | None,
     timeout: str,
@@ -346,11 +354,15 @@ def apply(
     provider_name: str | None,
     **params: Any,
 ) -> None:
-    """Apply the rendered objects with server-side apply and print the JWKS URL."""
+    """Apply the rendered objects with server-side apply and print the JWKS URL.
+
+    Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
+    apply`) are taken over without an outage: the live Deployment's selector is kept."""
     import json
+    import time
 
     from .cli_gateway import POLICY_PARAMS
-    from .cluster import apply_objects, endpoint_for, wait_for_rollout
+    from .cluster import apply_objects, endpoint_for, partial_failure, wait_for_rollout
     from .errors import JwksDeployError
     from .render import render_objects
     from .settings import parse_duration
@@ -377,12 +389,13 @@ def apply(
             dry_run=dry_run,
             force=force_conflicts,
             on_applied=on_applied,
+            instance=settings.name,
+            recreate=recreate,
+            on_plan=lambda plan: _print_plan(plan, dry_run),
+            gone_timeout=wait_seconds,
         )
     except JwksDeployError as exc:
-        if landed:
-            done = ", ".join(f"{o.kind.lower()}/{o.name}" for o in landed)
-            exc.args = (f"{exc} Already applied: {done}; running the command again converges.",)
-        raise
+        raise partial_failure(exc, landed) from None
     if wait is None:
         wait = sys.stdout.isatty() and not dry_run
     for report in reports:
@@ -394,6 +407,20 @@ def apply(
                 wait_seconds,
                 _progress(sys.stderr.isatty()),
             )
+        if report.down_since is not None:
+            if wait:
+                down = time.monotonic() - report.down_since
+                click.echo(
+                    f"{report.namespace}: the endpoint was down for about {down:.0f}s "
+                    "(--recreate: from the deletion to the new pods being ready).",
+                    err=True,
+                )
+            else:
+                click.echo(
+                    f"{report.namespace}: the endpoint is down until the new pods are ready "
+                    f"(--recreate); `jwksdeploy status -n {report.namespace}` shows when.",
+                    err=True,
+                )
         if report.service is not None:
             report.endpoint = endpoint_for(cluster, report.service, address)
     for warning in cluster.warnings:
@@ -413,6 +440,40 @@ def apply(
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
         print_gateway(config, str(gateway), "yaml", None)
+
+
+def _print_plan(plan: Any, dry_run: bool) -> None:
+    """One line per namespace on what is adopted and from whom, or what --recreate breaks."""
+    from .adopt import selector_text
+
+    would = "would " if dry_run else ""
+    adopted = plan.adopted
+    if adopted:
+        names = ", ".join(f"{p.kind.lower()}/{p.name}" for p in adopted)
+        managers = sorted({m for p in adopted for m in (p.kubectl + p.others)})
+        source = f" from {', '.join(managers)}" if managers else ""
+        kept = (
+            f"; keeping the Deployment's selector {selector_text(plan.kept_selector)} "
+            "(immutable), so old and new pods both serve"
+            if plan.kept_selector
+            else ""
+        )
+        click.echo(f"{plan.namespace}: {would}adopt {names}{source}{kept}", err=True)
+    elif plan.kept_selector:
+        click.echo(
+            f"{plan.namespace}: keeping the Deployment's selector "
+            f"{selector_text(plan.kept_selector)} (immutable; --recreate switches it)",
+            err=True,
+        )
+    if plan.recreating:
+        old = plan.old_selector.get("matchLabels") or plan.old_selector
+        click.echo(
+            f"{plan.namespace}: --recreate {would}delete and recreate the Deployment to change its "
+            f"selector from {selector_text(old) if isinstance(old, dict) else old}: the JWKS "
+            "endpoint will be down from the deletion until the new pod is ready (image pull "
+            "and readiness probe, usually 5-30s; --wait reports the real time).",
+            err=True,
+        )
 
 
 def _gateways_for(

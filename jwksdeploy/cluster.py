@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .adopt import (
+    FIELD_MANAGER,
+    NamespacePlan,
+    conflicting_fields,
+    conflicting_managers,
+    migrated_managed_fields,
+    plan_namespace,
+)
 from .errors import (
     ClusterRejected,
     ClusterUnreachable,
@@ -27,7 +34,6 @@ from .errors import (
     WaitTimeout,
 )
 
-FIELD_MANAGER = "jwksdeploy"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 # kind -> (API path prefix, plural); namespaced unless the prefix has no {namespace}.
@@ -48,6 +54,17 @@ class NotFound(JwksDeployError):
     """A 404 inside this module; callers decide whether it is an error."""
 
     exit_code = ClusterRejected.exit_code
+
+
+class ApplyConflict(Conflict):
+    """A 409 from server-side apply, with the managers and fields the API server named."""
+
+    def __init__(
+        self, message: str, managers: list[str] | None = None, fields: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.managers = managers or []
+        self.fields = fields or []
 
 
 def resource_path(kind: str, namespace: str | None = None, name: str | None = None) -> str:
@@ -103,13 +120,17 @@ class Cluster:
                 _request_timeout=self.request_timeout,
             )
             data = response.read()
-        except urllib3.exceptions.TimeoutError:
-            raise WaitTimeout(
-                f"the API server at {self.server} did not answer {method} {path} within "
-                f"{self.request_timeout:g}s. Check the cluster's health or raise --request-timeout."
-            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or (
+                isinstance(reason, urllib3.exceptions.TimeoutError)
+                and not isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+            ):
+                raise WaitTimeout(
+                    f"the API server at {self.server} did not answer {method} {path} within "
+                    f"{self.request_timeout:g}s. Check the cluster's health or raise "
+                    "--request-timeout."
+                ) from None
             raise ClusterUnreachable(
                 f"cannot reach the API server at {self.server} ({type(reason).__name__}). "
                 "Check that the cluster is running and that --kubeconfig/--context point at it."
@@ -128,8 +149,17 @@ class Cluster:
         except ValueError:
             document = {}
         if 200 <= status < 300:
-            return document if isinstance(document, dict) else {}
+            if isinstance(document, dict) and (document or not data):
+                return document
+            raise self._not_an_api(status, method, path)
         raise self._translate(status, document, method, path, what)
+
+    def _not_an_api(self, status: int, method: str, path: str) -> ClusterUnreachable:
+        return ClusterUnreachable(
+            f"the server at {self.server} is not a Kubernetes API: it answered {method} {path} "
+            f"with {status} and no Kubernetes object. Check the kubeconfig's server address "
+            "(`kubectl cluster-info` prints the right one)."
+        )
 
     def _translate(
         self, status: int, document: Any, method: str, path: str, what: str
@@ -150,14 +180,21 @@ class Cluster:
                 "context that has it."
             )
         if status == 404:
+            if not isinstance(document, dict) or document.get("kind") != "Status":
+                return self._not_an_api(status, method, path)
             return NotFound(message or f"{target} not found")
         if status == 409:
-            managers = sorted(set(re.findall(r'conflict with "([^"]+)"', message)))
+            managers = conflicting_managers(document)
+            fields = conflicting_fields(document)
             owners = ", ".join(managers) or "another client"
-            return Conflict(
-                f"applying {target} conflicts with fields managed by {owners} (409): {message} "
-                "Another tool set these fields; re-run with --force-conflicts to take them over, "
-                "or remove them from the other tool."
+            where = f" ({', '.join(fields)})" if fields else ""
+            summary = message.splitlines()[0] if message else "conflict"
+            return ApplyConflict(
+                f"applying {target} conflicts with fields managed by {owners}{where} (409): "
+                f"{summary} Another tool set these fields; re-run with --force-conflicts to take "
+                "them over, or remove them from the other tool.",
+                managers,
+                fields,
             )
         if status in (400, 422):
             return ClusterRejected(
@@ -214,13 +251,16 @@ class Cluster:
                 "--create-namespace to let jwksdeploy create it."
             ) from None
 
-    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+    def delete(self, kind: str, namespace: str | None, name: str, *, dry_run: bool = False) -> bool:
         """Delete one object; False when it was already gone."""
+        query = {"propagationPolicy": "Background"}
+        if dry_run:
+            query["dryRun"] = "All"
         try:
             self.request(
                 "DELETE",
                 resource_path(kind, namespace, name),
-                query={"propagationPolicy": "Background"},
+                query=query,
                 what=f"{kind} {name!r}",
             )
         except NotFound:
@@ -278,8 +318,11 @@ def connect(
             f"cannot use the kubeconfig: {exc}. Check --kubeconfig and --context "
             "(`kubectl config get-contexts` lists them)."
         ) from None
-    # One quick retry on a refused connection, not urllib3's default three with backoff.
-    configuration.retries = 1
+    # One quick retry on a refused connection, not urllib3's default three with backoff,
+    # and never a second wait on a server that accepted the request but does not answer.
+    from urllib3.util.retry import Retry
+
+    configuration.retries = Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
     return Cluster(
         api_client=client.ApiClient(configuration),
         server=configuration.host,
@@ -295,7 +338,7 @@ class AppliedObject:
     kind: str
     name: str
     namespace: str | None
-    outcome: str  # created, configured, unchanged (with "(dry run)" when nothing was stored)
+    outcome: str  # created, configured, unchanged, deleted (--recreate's first step)
 
 
 @dataclass(frozen=True)
@@ -316,6 +359,8 @@ class ApplyReport:
     service: dict[str, Any] | None = None  # the server's answer for the Service
     endpoint: Endpoint | None = None
     dry_run: bool = False
+    plan: NamespacePlan | None = None
+    down_since: float | None = None  # monotonic time --recreate deleted the Deployment
 
 
 _VOLATILE_METADATA = (
@@ -347,6 +392,76 @@ def outcome_of(before: dict[str, Any] | None, after: dict[str, Any], dry_run: bo
     return "unchanged" if old == new else "configured"
 
 
+def _namespace_object(namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+
+
+def plan_apply(
+    cluster: Cluster,
+    objects: list[dict[str, Any]],
+    *,
+    instance: str,
+    recreate: bool,
+    force: bool,
+) -> list[NamespacePlan]:
+    """Read what is live (one GET per object) and decide, per namespace, what to send.
+
+    A foreign object that another tool (not kubectl) manages is refused here, before any
+    write, unless --force-conflicts."""
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj)
+    plans = []
+    for namespace, group in by_namespace.items():
+        live = {
+            (o["kind"], o["metadata"]["name"]): cluster.get(
+                o["kind"], namespace, o["metadata"]["name"]
+            )
+            for o in group
+        }
+        plan = plan_namespace(namespace, group, live, instance, recreate)
+        for item in plan.objects:
+            if item.others and not force:
+                raise ApplyConflict(
+                    f"{item.kind} {item.name!r} in {namespace!r} exists and is managed by "
+                    f"{', '.join(item.others)}, not by jwksdeploy or kubectl. Nothing was "
+                    "changed. Re-run with --force-conflicts to take its fields over, or remove "
+                    "it from the other tool first.",
+                    managers=item.others,
+                )
+        plans.append(plan)
+    return plans
+
+
+def preflight(
+    cluster: Cluster, plans: list[NamespacePlan], *, create_namespace: bool, force: bool
+) -> dict[tuple[str, str, str | None], dict[str, Any]]:
+    """Server-side dry run of every object of every namespace, before the first real write,
+    so a predictable refusal (immutable field, conflict, quota, admission, invalid value)
+    changes nothing. Returns the dry-run answers by (kind, name, namespace)."""
+    answers: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for plan in plans:
+        if create_namespace and cluster.get("Namespace", None, plan.namespace) is None:
+            ns = _namespace_object(plan.namespace)
+            answers[("Namespace", plan.namespace, None)] = cluster.apply(
+                ns, dry_run=True, force=force
+            )
+            continue  # objects cannot be dry-run in a namespace that does not exist yet
+        for item in plan.objects:
+            key = (item.kind, item.name, item.namespace)
+            if item.recreate:
+                cluster.delete(item.kind, item.namespace, item.name, dry_run=True)
+                continue
+            try:
+                answers[key] = cluster.apply(item.obj, dry_run=True, force=force)
+            except ApplyConflict as exc:
+                # kubectl's fields move to us before the real apply: check the rest.
+                if not exc.managers or not set(exc.managers) <= set(item.kubectl):
+                    raise
+                answers[key] = cluster.apply(item.obj, dry_run=True, force=True)
+    return answers
+
+
 def apply_objects(
     cluster: Cluster,
     objects: list[dict[str, Any]],
@@ -355,44 +470,153 @@ def apply_objects(
     dry_run: bool,
     force: bool,
     on_applied: Callable[[AppliedObject], None],
+    instance: str | None = None,
+    recreate: bool = False,
+    on_plan: Callable[[NamespacePlan], None] | None = None,
+    gone_timeout: float = 60.0,
 ) -> list[ApplyReport]:
-    """Apply the rendered objects namespace by namespace in render order (ConfigMap first, so a
-    new pod never starts without its JWKS). Each object is read first so the report can say
-    created / configured / unchanged. `on_applied` hears of each object as it lands, so a
-    failure part-way can say what was applied."""
-    reports: dict[str, ApplyReport] = {}
-    for obj in objects:
-        namespace = obj["metadata"]["namespace"]
-        report = reports.get(namespace)
-        if report is None:
-            report = reports[namespace] = ApplyReport(namespace, [], dry_run=dry_run)
-            if create_namespace:
-                namespace_obj = {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": namespace},
-                }
-                applied, _ = _apply_one(cluster, namespace_obj, dry_run, force)
-                on_applied(applied)
-                report.objects.append(applied)
-        applied, answer = _apply_one(cluster, obj, dry_run, force)
-        on_applied(applied)
-        report.objects.append(applied)
-        if obj["kind"] == "Service":
-            report.service = answer
-    return list(reports.values())
+    """Apply the rendered objects: read what is live, decide adoption, dry-run everything,
+    then apply namespace by namespace (ConfigMap first, so a new pod never starts without
+    its JWKS). `on_plan` hears each namespace's plan before its first write; `on_applied`
+    hears of each object as it lands, so a failure part-way can say what changed."""
+    name = instance or next(o["metadata"]["name"] for o in objects if o["kind"] != "ConfigMap")
+    plans = plan_apply(cluster, objects, instance=name, recreate=recreate, force=force)
+    try:
+        answers = preflight(cluster, plans, create_namespace=create_namespace, force=force)
+    except JwksDeployError as exc:
+        raise type(exc)(
+            f"{exc} Nothing was changed: a dry run found this before any write."
+        ) from None
+    reports = []
+    if dry_run:
+        for plan in plans:
+            report = ApplyReport(plan.namespace, [], dry_run=True, plan=plan)
+            if on_plan:
+                on_plan(plan)
+            namespace_answer = answers.get(("Namespace", plan.namespace, None))
+            if namespace_answer is not None:
+                report.objects.append(AppliedObject("Namespace", plan.namespace, None, "created"))
+                on_applied(report.objects[-1])
+            for item in plan.objects:
+                answer = answers.get((item.kind, item.name, item.namespace))
+                outcome = (
+                    "recreated"
+                    if item.recreate
+                    else (outcome_of(item.live, answer, True) if answer is not None else "created")
+                )
+                report.objects.append(AppliedObject(item.kind, item.name, item.namespace, outcome))
+                on_applied(report.objects[-1])
+                if item.kind == "Service":
+                    report.service = answer
+            reports.append(report)
+        return reports
+    for plan in plans:
+        report = ApplyReport(plan.namespace, [], plan=plan)
+        reports.append(report)
+        if on_plan:
+            on_plan(plan)
+        if create_namespace:
+            applied, _ = _apply_one(cluster, _namespace_object(plan.namespace), None, False, force)
+            report.objects.append(applied)
+            on_applied(applied)
+        for item in plan.objects:
+            live = item.live
+            if item.recreate:
+                cluster.delete(item.kind, item.namespace, item.name)
+                report.down_since = time.monotonic()
+                deleted = AppliedObject(item.kind, item.name, item.namespace, "deleted")
+                report.objects.append(deleted)
+                on_applied(deleted)
+                _wait_gone(cluster, item.kind, item.namespace, item.name, gone_timeout)
+                live = None
+            elif item.kubectl and live is not None:
+                _take_over_from_kubectl(cluster, item.obj, live)
+            applied, answer = _apply_one(cluster, item.obj, live, False, force)
+            report.objects.append(applied)
+            on_applied(applied)
+            if item.kind == "Service":
+                report.service = answer
+    return reports
 
 
 def _apply_one(
-    cluster: Cluster, obj: dict[str, Any], dry_run: bool, force: bool
+    cluster: Cluster,
+    obj: dict[str, Any],
+    before: dict[str, Any] | None,
+    dry_run: bool,
+    force: bool,
+    *,
+    read: bool = True,
 ) -> tuple[AppliedObject, dict[str, Any]]:
     meta = obj["metadata"]
-    before = cluster.get(obj["kind"], meta.get("namespace"), meta["name"])
+    if before is None and read and obj["kind"] == "Namespace":
+        before = cluster.get(obj["kind"], meta.get("namespace"), meta["name"])
     after = cluster.apply(obj, dry_run=dry_run, force=force)
     applied = AppliedObject(
         obj["kind"], meta["name"], meta.get("namespace"), outcome_of(before, after, dry_run)
     )
     return applied, after
+
+
+def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any]) -> None:
+    """Move the fields kubectl owns to our field manager (kubectl's own client-side to
+    server-side migration), guarded by the resourceVersion we planned against."""
+    managed = migrated_managed_fields(live, obj["apiVersion"], _now())
+    if managed is None:
+        return
+    meta = obj["metadata"]
+    rv = live.get("metadata", {}).get("resourceVersion")
+    cluster.request(
+        "PATCH",
+        resource_path(obj["kind"], meta.get("namespace"), meta["name"]),
+        query={"fieldManager": FIELD_MANAGER},
+        body={"metadata": {"managedFields": managed, "resourceVersion": rv}},
+        content_type="application/merge-patch+json",
+        what=f"{obj['kind']} {meta['name']!r}",
+    )
+
+
+def _wait_gone(
+    cluster: Cluster, kind: str, namespace: str | None, name: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while cluster.get(kind, namespace, name) is not None:
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"{kind} {name!r} in {namespace!r} still exists {timeout:g}s after it was "
+                f"deleted (a finalizer may hold it). Check `kubectl get {kind.lower()} {name} "
+                f"-n {namespace} -o yaml`, then run apply again."
+            )
+        time.sleep(0.2)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def partial_failure(exc: JwksDeployError, landed: list[AppliedObject]) -> JwksDeployError:
+    """The same error, saying what already changed and whether running again converges."""
+    if not landed:
+        return exc
+    done = ", ".join(f"{o.kind.lower()}/{o.name} {o.outcome}" for o in landed)
+    down = [o for o in landed if o.outcome == "deleted"]
+    recreated = {(o.kind, o.name) for o in landed if o.outcome != "deleted"}
+    gone = [o for o in down if (o.kind, o.name) not in recreated]
+    if gone:
+        tail = (
+            f"The endpoint is down: {gone[0].kind.lower()}/{gone[0].name} was deleted and not "
+            "created again; run the command again (without --recreate) to create it."
+        )
+    elif isinstance(exc, (ClusterUnreachable, WaitTimeout)):
+        tail = "Running the command again converges once the API server answers."
+    elif isinstance(exc, Forbidden):
+        tail = "Running the command again converges once that permission is granted."
+    else:
+        tail = (
+            "Fix the cause above, then run the command again; the objects already applied "
+            "keep serving as before."
+        )
+    return type(exc)(f"{exc} Already applied: {done}. {tail}")
 
 
 # --- the URL ----------------------------------------------------------------------------------

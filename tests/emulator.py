@@ -8,6 +8,13 @@ Kubernetes 1.32 schemas), namespaces that must exist, NodePort allocation that s
 re-apply, dryRun=All, resourceVersion/generation bookkeeping, Deployment status, and
 injected faults (any status, or a stall) for the error paths.
 
+What `kubectl apply` (client-side) does is served too: POST and PUT record their field
+manager with operation Update, a JSON merge patch may rewrite managedFields (kubectl's
+client-side to server-side migration), a Deployment's spec.selector is immutable and must
+match its pod template, and each Deployment runs pods (stored, listable) that a rollout
+replaces new-before-old. Every write records a snapshot of Services and pods in `history`,
+so a test can check that a Service selected ready pods at every step.
+
 It runs in a thread with its own event loop, so tests and the CLI stay synchronous and
 reach it over real HTTP through a generated kubeconfig, exactly as a user's cluster.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import hashlib
 import itertools
 import json
 import re
@@ -63,6 +71,7 @@ class Fault:
     message: str
     times: int = 1
     delay: float = 0.0
+    dry_run: bool | None = None  # None: any request; True/False: only dry runs / real writes
 
 
 @dataclass
@@ -80,6 +89,65 @@ class Seen:
 class _Stored:
     obj: dict[str, Any]
     owners: dict[tuple[str, ...], str] = field(default_factory=dict)
+    operations: dict[str, str] = field(default_factory=dict)  # manager -> Apply / Update
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Services and pods right after one write (or one step of a rollout)."""
+
+    step: str
+    services: dict[tuple[str, str], dict[str, str]]
+    pods: list[tuple[str, str, dict[str, str], bool]]  # namespace, name, labels, ready
+
+    def serving(self, namespace: str, service: str) -> list[str]:
+        """The ready pods the Service selects."""
+        selector = self.services.get((namespace, service))
+        if not selector:
+            return []
+        return [
+            name
+            for ns, name, labels, ready in self.pods
+            if ns == namespace and ready and all(labels.get(k) == v for k, v in selector.items())
+        ]
+
+
+def _fields_v1(paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """A FieldsV1 set from field paths (lists are atomic here, as in _leaves)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        node = out
+        for key in path:
+            node = node.setdefault(f"f:{key}", {})
+    return out
+
+
+def _paths_v1(fields: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if not isinstance(fields, dict) or not fields:
+        return [prefix] if prefix else []
+    out: list[tuple[str, ...]] = []
+    for key, value in fields.items():
+        if key.startswith("f:"):
+            out.extend(_paths_v1(value, (*prefix, key[2:])))
+    return out
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _template_hash(deployment: dict[str, Any]) -> str:
+    text = json.dumps(deployment["spec"].get("template"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -158,6 +226,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.store: dict[tuple[str, str | None, str], _Stored] = {}
             self.faults: list[Fault] = []
             self.seen: list[Seen] = []
+            self.history: list[Snapshot] = []
+            self.pod_owner: dict[tuple[str, str], str] = {}  # (namespace, pod) -> Deployment
             self.token: str | None = "emulator-token"
             self.auto_ready = True
             self.revision = itertools.count(1000)
@@ -207,10 +277,14 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         *,
         times: int = 1,
         delay: float = 0.0,
+        dry_run: bool | None = None,
     ) -> None:
-        """Answer the next `times` matching requests with `status` (after `delay` seconds)."""
+        """Answer the next `times` matching requests with `status` (after `delay` seconds);
+        dry_run=False matches only real writes, True only dry runs."""
         with self.lock:
-            self.faults.append(Fault(method.upper(), plural, status, message, times, delay))
+            self.faults.append(
+                Fault(method.upper(), plural, status, message, times, delay, dry_run)
+            )
 
     def apply_as(self, manager: str, obj: dict[str, Any]) -> None:
         """Apply an object as another field manager (to set up conflicts)."""
@@ -233,6 +307,15 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             stored = self.store[("deployments", namespace, name)]
             self._ready(stored.obj)
             stored.obj["metadata"]["resourceVersion"] = str(next(self.revision))
+            self._finish_rollout(namespace, stored.obj, f"deployment/{name} ready")
+
+    def pods_of(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                copy.deepcopy(s.obj)
+                for (plural, ns, name), s in sorted(self.store.items(), key=lambda kv: kv[0][2])
+                if plural == "pods" and self.pod_owner.get((str(ns), name)) == deployment
+            ]
 
     def requests(self, method: str | None = None) -> list[Seen]:
         with self.lock:
@@ -264,7 +347,10 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 (
                     f
                     for f in self.faults
-                    if f.method == method and f.plural == match["plural"] and f.times > 0
+                    if f.method == method
+                    and f.plural == match["plural"]
+                    and f.times > 0
+                    and (f.dry_run is None or f.dry_run == (query.get("dryRun") == "All"))
                 ),
                 None,
             )
@@ -299,13 +385,18 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 name=namespace,
                 kind="namespaces",
             )
+        dry_run = query.get("dryRun") == "All"
         if method == "POST" and name is None:
             meta = (body or {}).get("metadata", {})
             if (plural, namespace, meta.get("name")) in self.store:
                 return _status(
                     409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists'
                 )
-            return aiohttp.web.json_response(self.put(plural, namespace, body), status=201)
+            if plural in ("pods", "events", "nodes"):
+                return aiohttp.web.json_response(self.put(plural, namespace, body), status=201)
+            return self._update(
+                plural, namespace, meta.get("name"), body, query.get("fieldManager", ""), dry_run
+            )
         if method == "GET" and name is None:
             selector = dict(
                 p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p
@@ -337,21 +428,49 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 )
             return aiohttp.web.json_response(stored.obj)
         if method == "DELETE":
-            stored = self.store.pop(key, None)
+            if key not in self.store:
+                return _status(
+                    404, "NotFound", f'{plural} "{name}" not found', name=name, kind=plural
+                )
+            if dry_run:
+                return _status(200, "", "", name=name, kind=plural)
+            self.store.pop(key)
             if plural == "namespaces":
                 for other in [k for k in self.store if k[1] == name]:
                     del self.store[other]
+            if plural == "deployments":
+                for pod in [
+                    p for p, owner in self.pod_owner.items() if p[0] == namespace and owner == name
+                ]:
+                    self.store.pop(("pods", pod[0], pod[1]), None)
+                    del self.pod_owner[pod]
+            self._snapshot(f"DELETE {plural}/{name}")
+            return _status(200, "", "", name=name, kind=plural)
+        if method == "PUT":
+            if key not in self.store:
+                return _status(
+                    404, "NotFound", f'{plural} "{name}" not found', name=name, kind=plural
+                )
+            return self._update(
+                plural, namespace, name, body, query.get("fieldManager", ""), dry_run
+            )
+        if method == "PATCH" and content_type == "application/merge-patch+json":
+            stored = self.store.get(key)
             if stored is None:
                 return _status(
                     404, "NotFound", f'{plural} "{name}" not found', name=name, kind=plural
                 )
-            return _status(200, "", "", name=name, kind=plural)
+            merged = _merge_patch(stored.obj, body)
+            return self._update(
+                plural, namespace, name, merged, query.get("fieldManager", ""), dry_run
+            )
         if method == "PATCH":
             if content_type != "application/apply-patch+yaml":
                 return _status(
                     415,
                     "UnsupportedMediaType",
-                    f"the emulator only speaks server-side apply, not {content_type}",
+                    f"the emulator only speaks server-side apply and merge patch, "
+                    f"not {content_type}",
                 )
             manager = query.get("fieldManager")
             if not manager:
@@ -368,13 +487,94 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 body,
                 manager,
                 query.get("force") == "true",
-                query.get("dryRun") == "All",
+                dry_run,
                 strict=query.get("fieldValidation") == "Strict",
             )
             if isinstance(result, aiohttp.web.Response):
                 return result
             return aiohttp.web.json_response(result, status=code)
         return _status(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    # --- create, update and merge patch (operation Update) --------------------------------------
+
+    def _update(
+        self,
+        plural: str,
+        namespace: str | None,
+        name: str | None,
+        body: Any,
+        manager: str,
+        dry_run: bool,
+    ) -> aiohttp.web.Response:
+        """POST (create), PUT or merge patch: the body is the whole new object; fields it
+        changes move to `manager` (operation Update); managedFields in the body, when they
+        differ from the live ones, replace the ownership records as they say."""
+        api_version, kind = {**NAMESPACED, **CLUSTER_SCOPED}[plural]
+        if not isinstance(body, dict) or not name or body.get("kind") not in (None, kind):
+            return _status(400, "BadRequest", "the body does not match the URL")
+        key = (plural, namespace, name)
+        existing = self.store.get(key)
+        new = {**copy.deepcopy(body), "apiVersion": api_version, "kind": kind}
+        meta = new.setdefault("metadata", {})
+        meta["name"] = name
+        if namespace:
+            meta["namespace"] = namespace
+        sent_rv = meta.get("resourceVersion")
+        if existing and sent_rv and sent_rv != existing.obj["metadata"].get("resourceVersion"):
+            return _status(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+            )
+        owners = dict(existing.owners) if existing else {}
+        operations = dict(existing.operations) if existing else {}
+        sent_managed = meta.pop("managedFields", None)
+        if (
+            sent_managed
+            and existing
+            and sent_managed != existing.obj["metadata"].get("managedFields")
+        ):
+            owners, operations = {}, {}
+            for entry in sent_managed:
+                if entry.get("subresource"):
+                    continue
+                for path in _paths_v1(entry.get("fieldsV1")):
+                    owners[path] = entry["manager"]
+                operations[entry["manager"]] = entry.get("operation", "Update")
+        for volatile in ("resourceVersion", "generation", "uid", "creationTimestamp"):
+            if existing and volatile in existing.obj["metadata"]:
+                meta[volatile] = existing.obj["metadata"][volatile]
+        old_leaves = _leaves(existing.obj) if existing else {}
+        new_leaves = _leaves({k: v for k, v in new.items() if k != "status"})
+        for path in list(owners):
+            if path not in new_leaves:
+                del owners[path]
+        if manager:
+            for path, value in new_leaves.items():
+                if path in _IDENTITY or path[:2] in (
+                    ("metadata", "resourceVersion"),
+                    ("metadata", "uid"),
+                    ("metadata", "creationTimestamp"),
+                    ("metadata", "generation"),
+                ):
+                    continue
+                if path not in old_leaves or old_leaves[path] != value:
+                    owners[path] = manager
+                    operations[manager] = "Update"
+        if existing and "status" in existing.obj:
+            new["status"] = copy.deepcopy(existing.obj["status"])
+        return self._commit(
+            plural,
+            namespace,
+            name,
+            new,
+            existing,
+            owners,
+            operations,
+            dry_run,
+            200 if existing else 201,
+        )
 
     # --- server-side apply --------------------------------------------------------------------
 
@@ -414,6 +614,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         existing = self.store.get(key)
         applied = {p: v for p, v in _leaves(body).items() if p not in _IDENTITY}
         owners = dict(existing.owners) if existing else {}
+        operations = dict(existing.operations) if existing else {}
         if existing:
             live = _leaves(existing.obj)
             conflicts = sorted(
@@ -422,12 +623,20 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 if owners.get(p, manager) != manager and live.get(p) != v
             )
             if conflicts and not force:
-                text = "\n".join(
-                    f'conflict with "{owners[p]}" using {api_version}: .' + ".".join(p)
+                causes = [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{owners[p]}" using {api_version}',
+                        "field": "." + ".".join(p),
+                    }
                     for p in conflicts
-                )
+                ]
+                text = "\n".join(f"{c['message']}: {c['field']}" for c in causes)
                 return 409, _status(
-                    409, "Conflict", f"Apply failed with {len(conflicts)} conflict(s): {text}"
+                    409,
+                    "Conflict",
+                    f"Apply failed with {len(conflicts)} conflict(s): {text}",
+                    causes=causes,
                 )
         new = (
             copy.deepcopy(existing.obj)
@@ -441,54 +650,176 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         for path, value in applied.items():
             _set(new, path, value)
             owners[path] = manager
+        operations[manager] = "Apply"
         meta = new["metadata"]
         if namespace:
             meta["namespace"] = namespace
+        response = self._commit(
+            plural,
+            namespace,
+            name,
+            new,
+            existing,
+            owners,
+            operations,
+            dry_run,
+            201 if existing is None else 200,
+        )
+        if response.status >= 300:
+            return response.status, response
+        return response.status, json.loads(response.body)
+
+    def _commit(
+        self,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        new: dict[str, Any],
+        existing: _Stored | None,
+        owners: dict[tuple[str, ...], str],
+        operations: dict[str, str],
+        dry_run: bool,
+        code: int,
+    ) -> aiohttp.web.Response:
+        """Validate, default, bump the bookkeeping, store (unless a dry run) and run pods."""
+        api_version, kind = {**NAMESPACED, **CLUSTER_SCOPED}[plural]
+        meta = new["metadata"]
         problem = self._defaults(plural, new, existing.obj if existing else None)
         if problem:
-            return 422, _status(
+            return _status(
                 422, "Invalid", f'{kind} "{name}" is invalid: {problem}', name=name, kind=plural
             )
-        changed = existing is None or _strip(existing.obj) != _strip(new)
-        if changed:
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", _now())
-            meta["resourceVersion"] = str(next(self.revision))
-            others = (
-                [
-                    m
-                    for m in (existing.obj["metadata"].get("managedFields") or [])
-                    if m["manager"] != manager
-                ]
-                if existing
-                else []
-            )
-            meta["managedFields"] = [
-                *others,
-                {
-                    "manager": manager,
-                    "operation": "Apply",
-                    "apiVersion": api_version,
-                    "time": _now(),
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": {},
-                },
+        operations = {m: op for m, op in operations.items() if m in owners.values()}
+        managed = [
+            {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": api_version,
+                "time": _now(),
+                "fieldsType": "FieldsV1",
+                "fieldsV1": _fields_v1([p for p, m in owners.items() if m == manager]),
+            }
+            for manager, operation in sorted(operations.items())
+        ]
+        old_managers = (
+            [
+                (m["manager"], m["operation"], m["fieldsV1"])
+                for m in existing.obj["metadata"].get("managedFields") or []
             ]
-            if plural == "deployments":
-                old_spec = existing.obj.get("spec") if existing else None
-                meta["generation"] = meta.get("generation", 0) + (old_spec != new.get("spec"))
-                if self.auto_ready:
-                    self._ready(new)
-                else:
-                    new["status"] = {
-                        "observedGeneration": meta["generation"],
-                        "replicas": new["spec"].get("replicas", 1),
-                        "updatedReplicas": 0,
-                        "availableReplicas": 0,
-                    }
-        if not dry_run and changed:
-            self.store[key] = _Stored(new, owners)
-        return (201 if existing is None else 200), new
+            if existing
+            else None
+        )
+        changed = (
+            existing is None
+            or _strip(existing.obj) != _strip(new)
+            or old_managers != [(m["manager"], m["operation"], m["fieldsV1"]) for m in managed]
+        )
+        if not changed:
+            assert existing is not None
+            return aiohttp.web.json_response(existing.obj, status=code)
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", _now())
+        meta["resourceVersion"] = str(next(self.revision))
+        meta["managedFields"] = managed
+        template_changed = False
+        if plural == "deployments":
+            old_spec = existing.obj.get("spec") if existing else None
+            meta["generation"] = meta.get("generation", 0) + (old_spec != new.get("spec"))
+            template_changed = (old_spec or {}).get("template") != new["spec"].get("template")
+            if self.auto_ready:
+                self._ready(new)
+            else:
+                new["status"] = {
+                    "observedGeneration": meta["generation"],
+                    "replicas": new["spec"].get("replicas", 1),
+                    "updatedReplicas": 0,
+                    "availableReplicas": 0,
+                }
+        if not dry_run:
+            self.store[(plural, namespace, name)] = _Stored(new, owners, operations)
+            if plural == "deployments" and namespace:
+                self._start_rollout(namespace, new, template_changed)
+            self._snapshot(f"{'create' if existing is None else 'update'} {plural}/{name}")
+        return aiohttp.web.json_response(new, status=code)
+
+    # --- pods -----------------------------------------------------------------------------------
+
+    def _start_rollout(self, namespace: str, deployment: dict[str, Any], changed: bool) -> None:
+        """New pods first (ready at once when auto_ready), then the old ones go."""
+        name = deployment["metadata"]["name"]
+        current = _template_hash(deployment)
+        template = deployment["spec"]["template"]
+        replicas = deployment["spec"].get("replicas", 1)
+        for index in range(replicas):
+            pod = f"{name}-{current}-{index}"
+            if ("pods", namespace, pod) in self.store:
+                continue
+            labels = {
+                **(template.get("metadata", {}).get("labels") or {}),
+                "pod-template-hash": current,
+            }
+            self.put(
+                "pods",
+                namespace,
+                {
+                    "metadata": {"name": pod, "labels": labels},
+                    "status": {
+                        "phase": "Running" if self.auto_ready else "Pending",
+                        "conditions": [
+                            {"type": "Ready", "status": "True" if self.auto_ready else "False"}
+                        ],
+                    },
+                },
+            )
+            self.pod_owner[(namespace, pod)] = name
+        if changed:
+            self._snapshot(f"rollout of deployment/{name}: new pods started")
+        if self.auto_ready:
+            self._finish_rollout(
+                namespace, deployment, f"rollout of deployment/{name}: old pods gone"
+            )
+
+    def _finish_rollout(self, namespace: str, deployment: dict[str, Any], step: str) -> None:
+        name = deployment["metadata"]["name"]
+        current = _template_hash(deployment)
+        replicas = deployment["spec"].get("replicas", 1)
+        mine = [p for p, owner in self.pod_owner.items() if p[0] == namespace and owner == name]
+        keep = {f"{name}-{current}-{i}" for i in range(replicas)}
+        removed = False
+        for pod in mine:
+            stored = self.store.get(("pods", namespace, pod[1]))
+            if pod[1] in keep and stored:
+                stored.obj["status"] = {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                }
+            else:
+                self.store.pop(("pods", namespace, pod[1]), None)
+                del self.pod_owner[pod]
+                removed = True
+        if removed:
+            self._snapshot(step)
+
+    def _snapshot(self, step: str) -> None:
+        services = {
+            (str(ns), name): dict(s.obj.get("spec", {}).get("selector") or {})
+            for (plural, ns, name), s in self.store.items()
+            if plural == "services"
+        }
+        pods = [
+            (
+                str(ns),
+                name,
+                dict(s.obj["metadata"].get("labels") or {}),
+                any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (s.obj.get("status") or {}).get("conditions") or []
+                ),
+            )
+            for (plural, ns, name), s in sorted(self.store.items(), key=lambda kv: kv[0][2])
+            if plural == "pods"
+        ]
+        self.history.append(Snapshot(step, services, pods))
 
     def _ready(self, deployment: dict[str, Any]) -> None:
         replicas = deployment["spec"].get("replicas", 1)
@@ -502,6 +833,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
 
     def _defaults(self, plural: str, new: dict[str, Any], old: dict[str, Any] | None) -> str:
         """What the API server fills in or refuses; returns a 422 message or ''."""
+        if plural == "deployments":
+            return self._deployment_problem(new, old)
         if plural != "services":
             return ""
         spec = new["spec"]
@@ -539,6 +872,25 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             else:
                 port["nodePort"] = next(p for p in NODE_PORTS if p not in taken)
                 taken.add(port["nodePort"])
+        return ""
+
+    @staticmethod
+    def _deployment_problem(new: dict[str, Any], old: dict[str, Any] | None) -> str:
+        spec = new.get("spec") or {}
+        selector = spec.get("selector")
+        if old is not None and selector != (old.get("spec") or {}).get("selector"):
+            return (
+                f"spec.selector: Invalid value: {json.dumps(selector, sort_keys=True)}: "
+                "field is immutable"
+            )
+        match = (selector or {}).get("matchLabels") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not match or any(labels.get(k) != v for k, v in match.items()):
+            return (
+                "spec.template.metadata.labels: Invalid value: "
+                f"{json.dumps(labels, sort_keys=True)}: `selector` does not match template "
+                "`labels`"
+            )
         return ""
 
 

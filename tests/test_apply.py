@@ -63,15 +63,19 @@ def test_apply_request_contract(kube: Kube) -> None:
     result = apply(kube)
     assert result.exit_code == 0, result.stderr
     patches = kube.emulator.requests("PATCH")
-    assert [p.path.rsplit("/", 2)[-2] for p in patches] == ["configmaps", "services", "deployments"]
+    kinds = ["configmaps", "services", "deployments"]
+    # A dry run of every object first (the pre-flight), then the real applies.
+    assert [p.path.rsplit("/", 2)[-2] for p in patches] == kinds + kinds
+    assert [p.query.get("dryRun") for p in patches] == ["All"] * 3 + [None] * 3
     for patch in patches:
         assert patch.content_type == "application/apply-patch+yaml"
         assert patch.query["fieldManager"] == "jwksdeploy"
         assert patch.query["fieldValidation"] == "Strict"
-        assert "force" not in patch.query and "dryRun" not in patch.query
+        assert "force" not in patch.query
     gets = kube.emulator.requests("GET")
     assert [g.path for g in gets][-1] == "/api/v1/nodes"
-    assert len(kube.emulator.requests()) == 7  # 3 reads, 3 applies, 1 node list
+    # 3 reads, 3 dry runs, 3 applies, 1 node list
+    assert len(kube.emulator.requests()) == 10
     assert not any(s.path in ("/api", "/apis") for s in kube.emulator.requests())
 
 
@@ -222,11 +226,17 @@ def test_api_errors_become_one_paragraph_and_an_exit_code(
 @pytest.mark.emulator_only
 def test_failure_part_way_says_what_was_applied_and_rerun_converges(kube: Kube) -> None:
     assert kube.emulator is not None
-    kube.emulator.fail("PATCH", "deployments", 403, "deployments.apps is forbidden")
+    # The pre-flight dry run passes; the real write of the Deployment is refused.
+    kube.emulator.fail("PATCH", "deployments", 403, "deployments.apps is forbidden", dry_run=False)
     result = apply(kube)
     assert result.exit_code == 7
     assert "denied patch on deployments" in result.stderr
-    assert "Already applied: configmap/jwks-config, service/remote-jwks-go" in result.stderr
+    assert (
+        "Already applied: configmap/jwks-config created, service/remote-jwks-go created. "
+        "Running the command again converges once that permission is granted."
+    ) in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert result.stderr.count("error") == 1
     rerun = apply(kube)
     assert rerun.exit_code == 0
     assert "deployment/remote-jwks-go created" in rerun.stderr
