@@ -481,7 +481,7 @@ def verify_command(
 
     from .errors import InputError
     from .files import read_input
-    from .jwks import parse_jwks
+    from .jwks import enforce, lint_jwks, parse_jwks
     from .probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
     from .settings import parse_duration
     from .strictjson import dumps
@@ -511,6 +511,8 @@ def verify_command(
         if local_path
         else None
     )
+    if local is not None:
+        enforce(lint_jwks(local), strict=False)  # a broken local file is not worth comparing
     example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
     url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
     urls = server_urls(url)

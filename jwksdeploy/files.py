@@ -19,7 +19,11 @@ def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
         if path == "-":
             data = sys.stdin.buffer.read(limit + 1)
         else:
-            with open(path, "rb") as handle:
+            # O_NONBLOCK only for the open: a FIFO nobody writes to would block open() forever;
+            # once open, a FIFO without a writer reads as empty instead.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(descriptor, "rb") as handle:
+                os.set_blocking(descriptor, True)
                 data = handle.read(limit + 1)
     except FileNotFoundError:
         raise InputError(

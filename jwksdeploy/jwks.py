@@ -67,6 +67,11 @@ def parse_jwks(data: bytes, source: str = "the JWKS file") -> dict[str, Any]:
     raise InputError."""
     from .strictjson import StrictJsonError, parse_bytes
 
+    if not data.strip():
+        raise InputError(
+            f"{source} is empty. Pass the JWKS file, or generate one with "
+            "`jwksdeploy jwks generate`."
+        )
     try:
         document = parse_bytes(data)
     except StrictJsonError as exc:

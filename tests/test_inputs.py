@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -409,3 +410,19 @@ def test_render_loads_and_writes_no_template_cache(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in planted.iterdir()) == before
     assert not (tmp_path / ".cache").exists()
+
+
+def test_a_fifo_nobody_writes_to_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "jwks.json"
+    os.mkfifo(fifo)
+    result = _subprocess(tmp_path, "jwks", "check", str(fifo))
+    assert result.returncode == 3 and b"is empty" in result.stderr
+
+
+def test_verify_refuses_a_broken_local_jwks_before_fetching() -> None:
+    broken = json.dumps({"keys": [{"kty": ["EC"]}]})
+    with contextlib.ExitStack() as stack:
+        path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "local.json"
+        path.write_text(broken)
+        result = run("verify", "--url", "http://127.0.0.1:9/jwks", "--jwks", str(path))
+    assert result.exit_code == 4 and "bad-member-type" in result.stderr
