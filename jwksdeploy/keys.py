@@ -118,6 +118,11 @@ def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[st
     """A new private JWK with kty, use, alg and kid; kid defaults to the RFC 7638 thumbprint."""
     from joserfc import jwk
 
+    if kid is not None:
+        from .settings import check_text
+
+        if not check_text("--kid", kid).strip():
+            raise InputError("--kid is empty. Give a key ID, or leave --kid out for a thumbprint.")
     size_or_crv: Any = spec.crv if spec.kty in ("EC", "OKP") else spec.size
     key = jwk.generate_key(spec.kty, size_or_crv, {"use": use, "alg": spec.alg})  # type: ignore[call-overload]
     members = dict(key.as_dict(private=True))

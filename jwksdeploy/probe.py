@@ -57,10 +57,15 @@ def server_urls(url: str) -> ServerUrls:
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system trust store, or only the CA bundle the user names."""
+    """The system trust store, or only the CA bundle the user names (read with a limit)."""
+    from .files import read_bounded
+
     try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
+        if ca_file is None:
+            return ssl.create_default_context()
+        pem = read_bounded(ca_file, "--ca-file", 4 << 20).decode("ascii")
+        return ssl.create_default_context(cadata=pem)
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise InputError(
             f"--ca-file {ca_file!r} cannot be used: {getattr(exc, 'strerror', None) or exc}. "
             "Pass a PEM file holding the CA certificate that signed the JWKS server's certificate."

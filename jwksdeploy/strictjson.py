@@ -68,7 +68,7 @@ def parse(text: str) -> Any:
         ) from None
     except RecursionError:
         raise StrictJsonError(f"it nests deeper than {MAX_DEPTH} levels") from None
-    _check_values(value)
+    check_values(value)
     return value
 
 
@@ -86,7 +86,7 @@ def parse_bytes(data: bytes) -> Any:
     return parse(text)
 
 
-def _check_values(root: Any) -> None:
+def check_values(root: Any) -> None:
     """Depth and strings, iteratively: a deep document must not recurse here either."""
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack:

@@ -73,6 +73,7 @@ def build_claims(
         claims["nbf"] = not_before
     claims["exp"] = now + int(ttl)
     claims.update(extra or {})
+    _check_json_text(claims, "a claim")
     for name in ("exp", "nbf", "iat"):
         if name in claims and not _is_numeric_date(claims[name]):
             raise InputError(
@@ -80,6 +81,16 @@ def build_claims(
                 f"1970 (NumericDate, RFC 7519). Pass a number, e.g. --claim {name}=1767225600."
             )
     return claims
+
+
+def _check_json_text(value: Any, what: str) -> None:
+    """Text from argv that is not UTF-8 cannot go into a token: no verifier would read it."""
+    from .strictjson import StrictJsonError, check_values
+
+    try:
+        check_values(value)
+    except StrictJsonError as exc:
+        raise InputError(f"{what} is not valid JSON text: {exc.reason}. Fix the value.") from None
 
 
 def _is_numeric_date(value: Any) -> bool:
@@ -143,6 +154,7 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
         header["kid"] = key["kid"]
     if headers:
         header.update({name: value for name, value in headers.items() if name != "alg"})
+        _check_json_text(header, "a --header")
     try:
         imported, model = _prepared_key(key, header["alg"])
         signing_input: bytes = (

@@ -426,3 +426,18 @@ def test_verify_refuses_a_broken_local_jwks_before_fetching() -> None:
         path.write_text(broken)
         result = run("verify", "--url", "http://127.0.0.1:9/jwks", "--jwks", str(path))
     assert result.exit_code == 4 and "bad-member-type" in result.stderr
+
+
+def test_text_that_is_not_utf8_never_reaches_a_token_or_key(tmp_path: Path) -> None:
+    key = tmp_path / "private.json"
+    key.write_text(jwks_bytes(oct_key()).decode())
+    for args in (["--iss", "a\udcff"], ["--claim", "x=a\udcff"], ["--header", "h=\udcff"]):
+        result = run("token", "--key", str(key), *args)
+        assert result.exit_code == 3 and result.stdout == "", args
+    generated = run("jwks", "generate", "--kid", "k\udcff", "--out", str(tmp_path / "p.json"))
+    assert generated.exit_code == 3 and not (tmp_path / "p.json").exists()
+
+
+def test_ca_file_is_read_with_a_limit() -> None:
+    result = run("verify", "--url", "https://127.0.0.1:9/jwks", "--ca-file", "/dev/zero")
+    assert result.exit_code == 3 and "larger than" in result.stderr
