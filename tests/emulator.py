@@ -72,6 +72,7 @@ class Fault:
     times: int = 1
     delay: float = 0.0
     dry_run: bool | None = None  # None: any request; True/False: only dry runs / real writes
+    namespace: str | None = None  # None: any namespace
 
 
 @dataclass
@@ -278,12 +279,13 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         times: int = 1,
         delay: float = 0.0,
         dry_run: bool | None = None,
+        namespace: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` (after `delay` seconds);
-        dry_run=False matches only real writes, True only dry runs."""
+        dry_run=False matches only real writes, True only dry runs; `namespace` narrows it."""
         with self.lock:
             self.faults.append(
-                Fault(method.upper(), plural, status, message, times, delay, dry_run)
+                Fault(method.upper(), plural, status, message, times, delay, dry_run, namespace)
             )
 
     def apply_as(self, manager: str, obj: dict[str, Any]) -> None:
@@ -351,6 +353,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     and f.plural == match["plural"]
                     and f.times > 0
                     and (f.dry_run is None or f.dry_run == (query.get("dryRun") == "All"))
+                    and (f.namespace is None or f.namespace == match.groupdict().get("ns"))
                 ),
                 None,
             )

@@ -3,11 +3,15 @@ real cluster named by JWKSDEPLOY_TEST_KUBECONFIG (a fresh namespace per test, de
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,15 @@ PATHS = {
     "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}",
     "Namespace": "/api/v1/namespaces/{name}",
 }
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+@dataclass
+class EndpointWatch:
+    """What a Service served during a change: the steps seen and those with no ready pod."""
+
+    steps: list[str] = field(default_factory=list)
+    outages: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +67,115 @@ class Kube:
         assert response.status == 200, data
         result: dict[str, Any] = json.loads(data)
         return result
+
+    def call(
+        self, method: str, path: str, body: Any = None, query: str = "", content_type: str = ""
+    ) -> tuple[int, Any]:
+        headers = {"Accept": "application/json", **self._auth()}
+        if content_type:
+            headers["Content-Type"] = content_type
+        url = self._client.configuration.host + path + (f"?{query}" if query else "")
+        response = self._client.call_api(method, url, header_params=headers, body=body)
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+    def kubectl_apply(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """What `kubectl apply` (client-side) sends, over HTTP: the object with the
+        last-applied-configuration annotation, POSTed when new, else PUT over the live one,
+        as field manager kubectl-client-side-apply (operation Update)."""
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        if obj["kind"] != "Namespace":
+            meta["namespace"] = namespace or self.namespace
+        original = json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n"
+        meta.setdefault("annotations", {})[LAST_APPLIED] = original
+        path = PATHS[obj["kind"]].format(ns=meta.get("namespace"), name=meta["name"])
+        live = self.read(obj["kind"], meta["name"], meta.get("namespace"))
+        query = "fieldManager=kubectl-client-side-apply"
+        if live is None:
+            status, answer = self.call(
+                "POST", path.rsplit("/", 1)[0], obj, query, "application/json"
+            )
+        else:
+            meta["resourceVersion"] = live["metadata"]["resourceVersion"]
+            status, answer = self.call("PUT", path, obj, query, "application/json")
+        assert status in (200, 201), answer
+        result: dict[str, Any] = answer
+        return result
+
+    def server_side_apply(
+        self, obj: dict[str, Any], manager: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Another tool's server-side apply, over HTTP."""
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["namespace"] = namespace or self.namespace
+        path = PATHS[obj["kind"]].format(
+            ns=obj["metadata"]["namespace"], name=obj["metadata"]["name"]
+        )
+        status, answer = self.call(
+            "PATCH",
+            path,
+            obj,
+            f"fieldManager={manager}",
+            "application/apply-patch+yaml",
+        )
+        assert status in (200, 201), answer
+        result: dict[str, Any] = answer
+        return result
+
+    def serving(self, service: str, namespace: str | None = None) -> list[str]:
+        """The ready pods the Service's selector picks, read over HTTP."""
+        svc = self.read("Service", service, namespace)
+        selector = (svc or {}).get("spec", {}).get("selector") or {}
+        if not selector:
+            return []
+        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        status, answer = self.call(
+            "GET",
+            f"/api/v1/namespaces/{namespace or self.namespace}/pods",
+            query=f"labelSelector={labels}",
+        )
+        assert status == 200, answer
+        return [
+            pod["metadata"]["name"]
+            for pod in answer.get("items") or []
+            if pod.get("metadata", {}).get("deletionTimestamp") is None
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
+        ]
+
+    @contextlib.contextmanager
+    def watch_endpoint(self, service: str) -> Iterator[EndpointWatch]:
+        """Record, while the block runs, every step at which the Service selected no ready
+        pod: each write's snapshot on the emulator, a 0.1 s poll on a real cluster."""
+        seen = EndpointWatch()
+        if self.emulator is not None:
+            start = len(self.emulator.history)
+            yield seen
+            for snapshot in self.emulator.history[start:]:
+                seen.steps.append(snapshot.step)
+                if not snapshot.serving(self.namespace, service):
+                    seen.outages.append(snapshot.step)
+            return
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                step = f"poll {len(seen.steps)}"
+                seen.steps.append(step)
+                if not self.serving(service):
+                    seen.outages.append(step)
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield seen
+        finally:
+            stop.set()
+            thread.join()
 
     def create_namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
