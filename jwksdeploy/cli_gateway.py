@@ -13,9 +13,10 @@ import click
 
 from .cli_common import F, resolve_url, stack_options, url_lookup_options
 
-# The targets `gateway.build` knows; kept here so --help need not import the gateway module
-# (tests/test_gateway.py checks the two lists agree).
+# What `gateway.build` knows; kept here so --help need not import the gateway module
+# (tests/test_gateway.py checks the two agree).
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
+DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # gateway.DEFAULT_TRUSTED_CA
 
 
 def policy_options(timeout_flag: str) -> Callable[[F], F]:
@@ -50,7 +51,9 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
                 metavar="DURATION",
                 help="JWKS fetch timeout, e.g. 1s.  [default: the gateway's; 1s for envoy]",
             ),
-            click.option("--fqdn", metavar="HOST", help="contour: the virtual host's domain."),
+            click.option(
+                "--fqdn", metavar="HOST", help="contour: the virtual host's domain (required)."
+            ),
             click.option(
                 "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
             ),
@@ -86,6 +89,30 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
                 "gateway's]",
             ),
             click.option(
+                "--token-header",
+                metavar="NAME[:PREFIX]",
+                help="envoy, istio, envoy-gateway: read the token from this header, after "
+                "PREFIX (e.g. 'Authorization:Token ').  [default: Authorization: Bearer]",
+            ),
+            click.option(
+                "--trusted-ca",
+                metavar="PATH",
+                help="envoy, https URL: CA bundle inside the Envoy container that must sign the "
+                f"JWKS server's certificate.  [default: {DEFAULT_TRUSTED_CA}]",
+            ),
+            click.option(
+                "--ca-secret",
+                metavar="SECRET",
+                help="contour, https URL: Secret (key ca.crt) with the CA that must sign the "
+                "JWKS server's certificate; [NAMESPACE/]NAME.",
+            ),
+            click.option(
+                "--subject-name",
+                metavar="NAME",
+                help="contour, envoy: the name the JWKS server's certificate must carry.  "
+                "[default: the URL's host]",
+            ),
+            click.option(
                 "--policy-namespace",
                 metavar="NS",
                 help="Namespace of the generated object.  [default: none; kubectl's current]",
@@ -98,7 +125,7 @@ def policy_options(timeout_flag: str) -> Callable[[F], F]:
 
 def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) -> Any:
     """Flags -> validated options -> GatewayConfig (objects + warnings)."""
-    from .gateway import build, duration_seconds, gateway_options
+    from .gateway import build, gateway_options
     from .settings import parse_pairs
 
     options = gateway_options(
@@ -108,8 +135,8 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         issuer=params["issuer"],
         audiences=tuple(params["audiences"]),
         forward=params["forward"],
-        cache_duration=duration_seconds(params["cache_duration"], "--cache-duration"),
-        timeout=duration_seconds(params["fetch_timeout"], "--timeout"),
+        cache_duration=params["cache_duration"],
+        timeout=params["fetch_timeout"],
         fqdn=params["fqdn"],
         tls_secret=params["tls_secret"],
         target_route=params["target_route"],
@@ -119,6 +146,10 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         dns_lookup_family=params["dns_lookup_family"],
         require_token=params["require_token"],
         backend=params["backend"],
+        token_header=params["token_header"],
+        trusted_ca=params["trusted_ca"],
+        ca_secret=params["ca_secret"],
+        subject_name=params["subject_name"],
     )
     return build(options)
 
@@ -138,6 +169,10 @@ POLICY_PARAMS = (
     "dns_lookup_family",
     "require_token",
     "backend",
+    "token_header",
+    "trusted_ca",
+    "ca_secret",
+    "subject_name",
 )
 
 

@@ -2,13 +2,17 @@
 
 Pure: options in, objects and warnings out. The source document's seven fields (JWKS name,
 server address, token pass-through, issuer, audiences, cache duration, fetch timeout) map onto
-each target's own API; a field a target cannot express is a warning, never silently dropped.
+each target's own API; a field a target cannot express is a warning, never silently dropped,
+and a value a target's API server or loader would refuse is refused here, quoting its rule.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import urllib.parse
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .errors import InputError
@@ -22,19 +26,96 @@ from .settings import (
     check_qualified_key,
     check_text,
     is_dns1035_label,
+    parse_duration,
 )
 
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {
-    "contour": ("--fqdn", "--tls-secret", "--policy-namespace", "--dns-lookup-family", "--backend"),
-    "envoy": ("--cluster", "--dns-lookup-family"),
-    "istio": ("--selector", "--policy-namespace", "--require-token"),
-    "envoy-gateway": ("--target-route", "--policy-namespace"),
+    "contour": (
+        "--fqdn",
+        "--tls-secret",
+        "--policy-namespace",
+        "--dns-lookup-family",
+        "--backend",
+        "--ca-secret",
+        "--subject-name",
+    ),
+    "envoy": (
+        "--cluster",
+        "--dns-lookup-family",
+        "--trusted-ca",
+        "--subject-name",
+        "--token-header",
+    ),
+    "istio": ("--selector", "--policy-namespace", "--require-token", "--token-header"),
+    "envoy-gateway": ("--target-route", "--policy-namespace", "--token-header"),
+}
+# Why a target ignores a flag meant for another one, where "it has no such setting" says too little.
+IGNORED_BECAUSE = {
+    "--require-token": "it already rejects requests without a token",
+    "--token-header": "Contour reads the token only from Authorization: Bearer",
+    "--trusted-ca": {
+        "contour": "Contour takes the CA from a Secret; use --ca-secret",
+        "istio": "istiod fetches the JWKS itself and trusts its system roots plus "
+        "/cacerts/extra.pem",
+        "envoy-gateway": "Envoy Gateway verifies the JWKS server with Envoy's system trust "
+        "bundle; a private CA needs remoteJWKS.backendRefs and a BackendTLSPolicy",
+    },
+    "--ca-secret": {
+        "envoy": "Envoy reads the CA from a file; use --trusted-ca",
+        "istio": "istiod fetches the JWKS itself and trusts its system roots plus "
+        "/cacerts/extra.pem",
+        "envoy-gateway": "Envoy Gateway verifies the JWKS server with Envoy's system trust "
+        "bundle; a private CA needs remoteJWKS.backendRefs and a BackendTLSPolicy",
+    },
+    "--subject-name": "it checks the JWKS server's certificate against the URL's host",
 }
 ENVOY_DNS_FAMILY = {"auto": "AUTO", "v4": "V4_ONLY", "v6": "V6_ONLY", "all": "ALL"}
-ENVOY_DEFAULT_TIMEOUT = 1.0  # http_uri.timeout is required by Envoy
+CONTOUR_DNS_FAMILIES = ("auto", "v4", "v6")  # the HTTPProxy CRD's enum
+ENVOY_DEFAULT_TIMEOUT_NS = 1_000_000_000  # http_uri.timeout is required by Envoy
+DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # the system bundle in Envoy's images
 ENVOY_GATEWAY_MAX_AUDIENCES = 8
+ENVOY_GATEWAY_MAX_LENGTH = 253  # SecurityPolicy CRD: remoteJWKS.uri and issuer
+ENVOY_GATEWAY_MAX_HOURS = 99_999  # Gateway API Duration: at most 5 digits per unit
+CONTOUR_MAX_CA_SECRET = 317  # "namespace/name": 63 + 1 + 253
+CONTOUR_MAX_SUBJECT_NAME = 250
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+TLS_CONTEXT_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+)
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+# The duration flags each target emits (others are ignored with a warning), and the rule that
+# makes each one need whole milliseconds of at least 1 ms.
+DURATION_FIELDS = {
+    "contour": ("--cache-duration", "--timeout"),
+    "envoy": ("--cache-duration", "--timeout"),
+    "istio": ("--timeout",),
+    "envoy-gateway": ("--cache-duration", "--timeout"),
+}
+MILLISECOND_RULE = {
+    "contour": "Contour passes it to Envoy, whose jwt_authn counts the JWKS fetch timeout and "
+    "cache duration in whole milliseconds and requires remote_jwks.cache_duration >= 1ms",
+    "envoy": "Envoy's jwt_authn counts the JWKS fetch timeout and cache duration in whole "
+    "milliseconds and its validation requires remote_jwks.cache_duration >= 1ms",
+    "istio": "istiod's validating webhook accepts only durations of at least 1ms in whole "
+    "milliseconds",
+    "envoy-gateway": "Envoy Gateway's durations (Gateway API Duration, "
+    "^([0-9]{1,5}(h|m|s|ms)){1,4}$) have no unit finer than ms",
+}
+# settings.parse_duration's grammar, read exactly (no float) so per-target rules see the truth.
+_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*")
+_UNIT_NS = {
+    "ms": NS_PER_MS,
+    "s": NS_PER_S,
+    "m": 60 * NS_PER_S,
+    "h": 3600 * NS_PER_S,
+    None: NS_PER_S,
+}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_CONTOUR_FQDN = re.compile(
+    r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +128,8 @@ class GatewayOptions:
     issuer: str | None = None
     audiences: tuple[str, ...] = ()
     forward: bool | None = None  # None: not given (the target's default: no pass-through)
-    cache_duration: float | None = None  # seconds
-    timeout: float | None = None  # seconds
+    cache_duration: int | None = None  # nanoseconds
+    timeout: int | None = None  # nanoseconds
     fqdn: str | None = None
     tls_secret: str | None = None
     target_route: str | None = None
@@ -58,6 +139,10 @@ class GatewayOptions:
     dns_lookup_family: str | None = None  # auto, v4, v6, all
     require_token: bool = False  # istio: also deny requests that carry no token
     backend: tuple[str, int] | None = None  # contour: a catch-all route to this Service port
+    token_header: tuple[str, str | None] | None = None  # header name, value prefix
+    trusted_ca: str | None = None  # envoy: CA bundle path inside the Envoy container
+    ca_secret: str | None = None  # contour: Secret with the CA, "name" or "namespace/name"
+    subject_name: str | None = None  # contour, envoy: the name the certificate must carry
 
 
 @dataclass
@@ -75,8 +160,8 @@ def gateway_options(
     issuer: str | None = None,
     audiences: tuple[str, ...] = (),
     forward: bool | None = None,
-    cache_duration: float | None = None,
-    timeout: float | None = None,
+    cache_duration: str | None = None,
+    timeout: str | None = None,
     fqdn: str | None = None,
     tls_secret: str | None = None,
     target_route: str | None = None,
@@ -86,8 +171,12 @@ def gateway_options(
     dns_lookup_family: str | None = None,
     require_token: bool = False,
     backend: str | None = None,
+    token_header: str | None = None,
+    trusted_ca: str | None = None,
+    ca_secret: str | None = None,
+    subject_name: str | None = None,
 ) -> GatewayOptions:
-    """Validate once: names, the URL, durations, selector labels."""
+    """Validate once: names, the URL, durations (against the target's rules), selector labels."""
     if provider not in PROVIDERS:
         raise InputError(f"--provider {provider!r} is not one of {', '.join(PROVIDERS)}.")
     if dns_lookup_family is not None and dns_lookup_family not in ENVOY_DNS_FAMILY:
@@ -96,7 +185,13 @@ def gateway_options(
             f"{', '.join(ENVOY_DNS_FAMILY)}."
         )
     check_http_url(url)
-    for what, value in (("--issuer", issuer), ("--fqdn", fqdn), ("--cluster", cluster)):
+    for what, value in (
+        ("--issuer", issuer),
+        ("--fqdn", fqdn),
+        ("--cluster", cluster),
+        ("--trusted-ca", trusted_ca),
+        ("--subject-name", subject_name),
+    ):
         if value is not None:
             check_text(what, value)
             if not value.strip():
@@ -105,9 +200,6 @@ def gateway_options(
         check_text("--audience", audience)
         if not audience:
             raise InputError("--audience is empty. Give a value or leave the flag out.")
-    for what, seconds in (("--cache-duration", cache_duration), ("--timeout", timeout)):
-        if seconds is not None and seconds <= 0:
-            raise InputError(f"{what} must be longer than 0. Use a form like 5m or 1s.")
     for what, value in (("--tls-secret", tls_secret), ("--target-route", target_route)):
         if value is not None:
             check_dns1123_subdomain(
@@ -118,6 +210,15 @@ def gateway_options(
     for key, value in selector:
         check_qualified_key("--selector", key)
         check_label_value(value, "--selector")
+    if ca_secret is not None:
+        check_ca_secret(ca_secret)
+    if subject_name is not None and (
+        len(subject_name) > CONTOUR_MAX_SUBJECT_NAME or not subject_name.isprintable()
+    ):
+        raise InputError(
+            f"--subject-name {subject_name[:80]!r} is not a certificate name: at most "
+            f"{CONTOUR_MAX_SUBJECT_NAME} printable characters, like jwks.example.com."
+        )
     return GatewayOptions(
         provider,
         check_object_name(name),
@@ -125,8 +226,8 @@ def gateway_options(
         issuer,
         tuple(dict.fromkeys(audiences)),
         forward,
-        cache_duration,
-        timeout,
+        duration_for(provider, "--cache-duration", cache_duration),
+        duration_for(provider, "--timeout", timeout),
         fqdn,
         tls_secret,
         target_route,
@@ -136,7 +237,67 @@ def gateway_options(
         dns_lookup_family,
         require_token,
         parse_backend(backend) if backend is not None else None,
+        parse_token_header(token_header) if token_header is not None else None,
+        trusted_ca,
+        ca_secret,
+        subject_name,
     )
+
+
+def duration_for(provider: str, flag: str, text: str | None) -> int | None:
+    """A duration flag in nanoseconds, refused when the target cannot represent it."""
+    if text is None:
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        parse_duration(text, flag)  # words the refusal
+        raise InputError(f"{flag} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
+    nanos = Fraction(match.group(1)) * _UNIT_NS[match.group(2)]
+    if flag in DURATION_FIELDS[provider]:
+        if nanos < NS_PER_MS or nanos % NS_PER_MS:
+            what = "is shorter than 1ms" if nanos < NS_PER_MS else "is not whole milliseconds"
+            raise InputError(
+                f"{flag} {text!r} {what}, which {provider} cannot take: "
+                f"{MILLISECOND_RULE[provider]}. Use whole milliseconds, like 1500ms."
+            )
+        if provider == "envoy-gateway" and nanos // (3600 * NS_PER_S) > ENVOY_GATEWAY_MAX_HOURS:
+            raise InputError(
+                f"{flag} {text!r} is too long for envoy-gateway: Envoy Gateway's durations "
+                "(Gateway API Duration, ^([0-9]{1,5}(h|m|s|ms)){1,4}$) allow at most 5 digits "
+                f"per unit, so at most {ENVOY_GATEWAY_MAX_HOURS}h. Use a shorter duration."
+            )
+    if nanos <= 0:
+        raise InputError(f"{flag} must be longer than 0. Use a form like 5m or 1s.")
+    parse_duration(text, flag)  # the limits every duration flag shares
+    return int(nanos)
+
+
+def check_ca_secret(text: str) -> str:
+    """Contour's caSecret: a Secret name, optionally prefixed with its namespace."""
+    namespace, _, name = text.rpartition("/")
+    if len(text) > CONTOUR_MAX_CA_SECRET or "/" in namespace:
+        raise InputError(
+            f"--ca-secret {text[:80]!r} is not SECRET or NAMESPACE/SECRET. Name the Secret "
+            "holding the CA as ca.crt, like --ca-secret jwks-ca."
+        )
+    if namespace:
+        check_dns1123_label("--ca-secret namespace", namespace)
+    check_dns1123_subdomain("--ca-secret", name, "Name the Secret holding the CA as ca.crt.")
+    return text
+
+
+def parse_token_header(text: str) -> tuple[str, str | None]:
+    """`NAME` or `NAME:PREFIX`: the header the token is read from, and what precedes it."""
+    name, sep, prefix = text.partition(":")
+    if not _HEADER_NAME.fullmatch(name) or (
+        sep and (not prefix or not all(" " <= ch <= "~" for ch in prefix))
+    ):
+        raise InputError(
+            f"--token-header {text[:80]!r} is not NAME or NAME:PREFIX. NAME is an HTTP header "
+            "name and PREFIX the printable text before the token, like --token-header "
+            "X-Jwt-Assertion or --token-header 'Authorization:Token '."
+        )
+    return name, (prefix if sep else None)
 
 
 def parse_backend(text: str) -> tuple[str, int]:
@@ -150,28 +311,27 @@ def parse_backend(text: str) -> tuple[str, int]:
     return name, check_port("--backend port", int(port))
 
 
-def go_duration(seconds: float) -> str:
-    """A Go / Gateway API duration: `5m`, `1m30s`, `1s500ms` (at most h, m, s, ms parts)."""
-    millis = round(seconds * 1000)
-    whole, ms = divmod(millis, 1000)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(hours, "h"), (minutes, "m"), (secs, "s"), (ms, "ms")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+def go_duration(nanos: int) -> str:
+    """A Go / Gateway API duration: `5m`, `1m30s`, `1s500ms` (us and ns only when present)."""
+    parts = []
+    for unit, size in (
+        ("h", 3600 * NS_PER_S),
+        ("m", 60 * NS_PER_S),
+        ("s", NS_PER_S),
+        ("ms", NS_PER_MS),
+        ("us", 1000),
+        ("ns", 1),
+    ):
+        count, nanos = divmod(nanos, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
-def proto_json_duration(seconds: float) -> str:
-    """A protobuf Duration in its JSON form, as Istio's CRDs take it: `300s`, `1.5s`."""
-    nanos = round(seconds * 1_000_000_000)
-    whole, rest = divmod(nanos, 1_000_000_000)
+def proto_json_duration(nanos: int) -> str:
+    """A protobuf Duration in its proto3 JSON form, as Envoy and Istio read it: `300s`, `1.5s`."""
+    whole, rest = divmod(nanos, NS_PER_S)
     return f"{whole}.{rest:09d}".rstrip("0").rstrip(".") + "s"
-
-
-def proto_duration(seconds: float) -> dict[str, int]:
-    """A protobuf Duration as Envoy's YAML takes it: `{seconds: 300}`, nanos when needed."""
-    nanos = round(seconds * 1_000_000_000)
-    whole, rest = divmod(nanos, 1_000_000_000)
-    return {"seconds": whole, "nanos": rest} if rest else {"seconds": whole}
 
 
 def build(options: GatewayOptions) -> GatewayConfig:
@@ -200,8 +360,69 @@ def _metadata(options: GatewayOptions) -> dict[str, Any]:
     return metadata
 
 
+def _host(options: GatewayOptions) -> tuple[bool, str]:
+    """Whether the URL is https, and its host (an IPv6 address without brackets)."""
+    parsed = check_http_url(options.url)
+    return parsed.scheme == "https", str(parsed.hostname)
+
+
+def _refuse_tls_flags_on_http(options: GatewayOptions, flags: dict[str, str | None]) -> None:
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise InputError(
+            f"{' and '.join(given)} verify the JWKS server's certificate, but {options.url} is "
+            "plain HTTP, so there is no certificate to verify. Use the https URL or drop "
+            f"{' and '.join(given)}."
+        )
+
+
+def _ip_address(host: str) -> str | None:
+    """The canonical text of an IP address (as certificates' SANs compare), or None."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return None
+
+
 def _contour(options: GatewayOptions) -> GatewayConfig:
+    if not options.fqdn:
+        raise InputError(
+            "Contour's HTTPProxy needs a virtual host: the API server refuses a root HTTPProxy "
+            "without spec.virtualhost.fqdn (Required value). Pass --fqdn with the domain "
+            "clients call, like --fqdn api.example.com."
+        )
+    if not _CONTOUR_FQDN.fullmatch(options.fqdn):
+        raise InputError(
+            f"--fqdn {options.fqdn!r} is not a name Contour accepts: its HTTPProxy CRD wants "
+            "lowercase DNS labels joined by dots, optionally starting with '*.'. Use a form "
+            "like api.example.com."
+        )
+    if options.dns_lookup_family is not None and (
+        options.dns_lookup_family not in CONTOUR_DNS_FAMILIES
+    ):
+        raise InputError(
+            f"--dns-lookup-family {options.dns_lookup_family} is not accepted by Contour: its "
+            "HTTPProxy CRD allows remoteJWKS.dnsLookupFamily "
+            f"{', '.join(CONTOUR_DNS_FAMILIES)} only, and the API server refuses anything else. "
+            "Use one of those."
+        )
+    https, host = _host(options)
+    if not https:
+        _refuse_tls_flags_on_http(
+            options, {"--ca-secret": options.ca_secret, "--subject-name": options.subject_name}
+        )
+    if options.subject_name is not None and options.ca_secret is None:
+        raise InputError(
+            "--subject-name needs --ca-secret for contour: remoteJWKS.validation requires both "
+            "caSecret and subjectName. Pass --ca-secret with the Secret that holds the CA "
+            "(key ca.crt); subjectName defaults to the URL's host."
+        )
     remote: dict[str, Any] = {"uri": options.url}
+    if options.ca_secret is not None:
+        remote["validation"] = {
+            "caSecret": options.ca_secret,
+            "subjectName": options.subject_name or host,
+        }
     if options.timeout is not None:
         remote["timeout"] = go_duration(options.timeout)
     if options.cache_duration is not None:
@@ -216,9 +437,7 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
     provider["remoteJWKS"] = remote
     if options.forward is not None:
         provider["forwardJWT"] = options.forward
-    virtualhost: dict[str, Any] = {}
-    if options.fqdn:
-        virtualhost["fqdn"] = options.fqdn
+    virtualhost: dict[str, Any] = {"fqdn": options.fqdn}
     if options.tls_secret:
         virtualhost["tls"] = {"secretName": options.tls_secret}
     virtualhost["jwtProviders"] = [provider]
@@ -235,15 +454,16 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
         "spec": spec,
     }
     warnings: list[str] = []
-    if not options.fqdn or not options.tls_secret:
-        missing = " and ".join(
-            flag
-            for flag, value in (("--fqdn", options.fqdn), ("--tls-secret", options.tls_secret))
-            if not value
-        )
+    if not options.tls_secret:
         warnings.append(
-            f"the HTTPProxy has no {missing}: Contour verifies JWTs only on a TLS virtual host "
-            "(an https domain) and marks this one invalid until both are set."
+            "the HTTPProxy has no --tls-secret: Contour verifies JWTs only on a TLS virtual host "
+            "(an https domain) and marks this one invalid until it has one."
+        )
+    if https and options.ca_secret is None:
+        warnings.append(
+            f"Contour does not verify the certificate of {host} without remoteJWKS.validation, "
+            "so anyone on the path can swap the keys. Pass --ca-secret with a Secret holding the "
+            "CA that signed it (key ca.crt)."
         )
     comment = (
         "Contour: a root HTTPProxy whose default JWT provider applies to every route"
@@ -254,16 +474,19 @@ def _contour(options: GatewayOptions) -> GatewayConfig:
 
 
 def _envoy(options: GatewayOptions) -> GatewayConfig:
+    https, host = _host(options)
+    if not https:
+        _refuse_tls_flags_on_http(
+            options, {"--trusted-ca": options.trusted_ca, "--subject-name": options.subject_name}
+        )
     parsed = check_http_url(options.url)
     cluster_name = options.cluster or f"{options.name}-jwks"
-    http_uri = {
-        "uri": options.url,
-        "cluster": cluster_name,
-        "timeout": proto_duration(options.timeout or ENVOY_DEFAULT_TIMEOUT),
+    timeout = proto_json_duration(options.timeout or ENVOY_DEFAULT_TIMEOUT_NS)
+    remote: dict[str, Any] = {
+        "http_uri": {"uri": options.url, "cluster": cluster_name, "timeout": timeout}
     }
-    remote: dict[str, Any] = {"http_uri": http_uri}
     if options.cache_duration is not None:
-        remote["cache_duration"] = proto_duration(options.cache_duration)
+        remote["cache_duration"] = proto_json_duration(options.cache_duration)
     # Fetch at listener start (not on the first request) and retry a failed fetch.
     remote["async_fetch"] = {}
     remote["retry_policy"] = {"num_retries": 3}
@@ -274,6 +497,8 @@ def _envoy(options: GatewayOptions) -> GatewayConfig:
         provider["audiences"] = list(options.audiences)
     if options.forward is not None:
         provider["forward"] = options.forward
+    if options.token_header is not None:
+        provider["from_headers"] = [_header(options.token_header, "value_prefix")]
     provider["remote_jwks"] = remote
     jwt_filter = {
         "name": "envoy.filters.http.jwt_authn",
@@ -283,13 +508,11 @@ def _envoy(options: GatewayOptions) -> GatewayConfig:
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": options.name}}],
         },
     }
-    https = parsed.scheme == "https"
     port = parsed.port or (443 if https else 80)
-    host = str(parsed.hostname)
     cluster: dict[str, Any] = {
         "name": cluster_name,
         "type": "STRICT_DNS",
-        "connect_timeout": proto_duration(options.timeout or ENVOY_DEFAULT_TIMEOUT),
+        "connect_timeout": timeout,
         "load_assignment": {
             "cluster_name": cluster_name,
             "endpoints": [
@@ -307,20 +530,46 @@ def _envoy(options: GatewayOptions) -> GatewayConfig:
     }
     if options.dns_lookup_family:
         cluster["dns_lookup_family"] = ENVOY_DNS_FAMILY[options.dns_lookup_family]
-    if https:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-                "UpstreamTlsContext",
-                "sni": host,
-            },
-        }
     comments = [
         "Envoy: add to the HTTP connection manager's http_filters, before the router filter.",
         "Envoy: add to static_resources.clusters; http_uri.cluster names it.",
     ]
+    if https:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": _upstream_tls(options, host),
+        }
+        comments[1] = (
+            "Envoy: add to static_resources.clusters; http_uri.cluster names it. It accepts only "
+            "a certificate for the name below signed by a CA in trusted_ca (--trusted-ca)."
+        )
     return GatewayConfig(options.url, [jwt_filter, cluster], [], comments)
+
+
+def _upstream_tls(options: GatewayOptions, host: str) -> dict[str, Any]:
+    """TLS to the JWKS server that verifies who serves the keys: the CA and the name."""
+    name = options.subject_name or host
+    address = _ip_address(name)
+    tls: dict[str, Any] = {"@type": TLS_CONTEXT_TYPE}
+    if _ip_address(host) is None:
+        tls["sni"] = host  # SNI carries host names only (RFC 6066), never an address
+    tls["common_tls_context"] = {
+        "validation_context": {
+            "trusted_ca": {"filename": options.trusted_ca or DEFAULT_TRUSTED_CA},
+            "match_typed_subject_alt_names": [
+                {
+                    "san_type": "DNS" if address is None else "IP_ADDRESS",
+                    "matcher": {"exact": name if address is None else address},
+                }
+            ],
+        }
+    }
+    return tls
+
+
+def _header(token_header: tuple[str, str | None], prefix_key: str) -> dict[str, str]:
+    name, prefix = token_header
+    return {"name": name} if prefix is None else {"name": name, prefix_key: prefix}
 
 
 def _istio(options: GatewayOptions) -> GatewayConfig:
@@ -333,6 +582,8 @@ def _istio(options: GatewayOptions) -> GatewayConfig:
     if options.audiences:
         rule["audiences"] = list(options.audiences)
     rule["jwksUri"] = options.url
+    if options.token_header is not None:
+        rule["fromHeaders"] = [_header(options.token_header, "prefix")]
     if options.forward is not None:
         rule["forwardOriginalToken"] = options.forward
     if options.timeout is not None:
@@ -398,15 +649,28 @@ def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
             f"Envoy Gateway accepts at most {ENVOY_GATEWAY_MAX_AUDIENCES} audiences per provider; "
             f"{len(options.audiences)} were given. Drop some --audience flags."
         )
+    for what, value in (("--url", options.url), ("--issuer", options.issuer)):
+        if value is not None and len(value) > ENVOY_GATEWAY_MAX_LENGTH:
+            raise InputError(
+                f"{what} is {len(value)} characters long; Envoy Gateway's SecurityPolicy CRD "
+                f"allows at most {ENVOY_GATEWAY_MAX_LENGTH} for remoteJWKS.uri and issuer. "
+                "Use a shorter one."
+            )
     remote: dict[str, Any] = {"uri": options.url}
     if options.cache_duration is not None:
         remote["cacheDuration"] = go_duration(options.cache_duration)
+    if options.timeout is not None:
+        remote["backendSettings"] = {
+            "timeout": {"http": {"requestTimeout": go_duration(options.timeout)}}
+        }
     provider: dict[str, Any] = {"name": options.name}
     if options.issuer is not None:
         provider["issuer"] = options.issuer
     if options.audiences:
         provider["audiences"] = list(options.audiences)
     provider["remoteJWKS"] = remote
+    if options.token_header is not None:
+        provider["extractFrom"] = {"headers": [_header(options.token_header, "valuePrefix")]}
     policy = {
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "SecurityPolicy",
@@ -428,11 +692,6 @@ def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
             "--no-forward is ignored for envoy-gateway: a SecurityPolicy JWT provider always "
             "forwards the token to the backend."
         )
-    if options.timeout is not None:
-        warnings.append(
-            "--timeout is ignored for envoy-gateway: remoteJWKS has no timeout field; set one "
-            "with a BackendTrafficPolicy on the JWKS backend if you need it."
-        )
     comment = "Envoy Gateway: requires a valid JWT on every request of the targeted HTTPRoute."
     return GatewayConfig(options.url, [policy], warnings, [comment])
 
@@ -449,13 +708,20 @@ def _unused(options: GatewayOptions) -> list[str]:
         "--dns-lookup-family": options.dns_lookup_family,
         "--backend": options.backend,
         "--require-token": True if options.require_token else None,
+        "--token-header": options.token_header,
+        "--trusted-ca": options.trusted_ca,
+        "--ca-secret": options.ca_secret,
+        "--subject-name": options.subject_name,
     }
-    why = {"--require-token": "it already rejects requests without a token"}
-    return [
-        f"{flag} is ignored for {options.provider}: {why.get(flag, 'it has no such setting')}."
-        for flag, value in given.items()
-        if value is not None and flag not in TARGET_FLAGS[options.provider]
-    ]
+    warnings = []
+    for flag, value in given.items():
+        if value is None or flag in TARGET_FLAGS[options.provider]:
+            continue
+        why = IGNORED_BECAUSE.get(flag, "it has no such setting")
+        if isinstance(why, dict):
+            why = why.get(options.provider, "it has no such setting")
+        warnings.append(f"{flag} is ignored for {options.provider}: {why}.")
+    return warnings
 
 
 def to_yaml(config: GatewayConfig) -> str:
@@ -478,10 +744,3 @@ def output_files(config: GatewayConfig, provider: str) -> dict[str, str]:
         name = obj.get("metadata", {}).get("name") or obj.get("name")
         files[f"{provider}/{kind}-{name}.yaml"] = f"# {comment}\n{dump_yaml(obj)}"
     return files
-
-
-def duration_seconds(text: str | None, flag: str) -> float | None:
-    """Parse a duration flag, or None when it was not given."""
-    from .settings import parse_duration
-
-    return None if text is None else parse_duration(text, flag)

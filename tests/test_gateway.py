@@ -1,6 +1,6 @@
 """`jwksdeploy gateway` and `apply --gateway`: golden outputs per target, each field checked
-against the target's API, the warnings for what a target cannot express, and URL lookup
-through the cluster."""
+against the target's API (Envoy's through its own generated protos and validation rules), the
+refusals and warnings for what a target cannot take, and URL lookup through the cluster."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .kube import Kube
 
 GOLDEN = REPO / "tests" / "golden"
 URL = "https://jwks.example.com/jwks"
+PLAIN = "http://127.0.0.1:31456/jwks"
 FULL = (
     "--url",
     URL,
@@ -44,16 +45,40 @@ NEEDS = {
         "v4",
         "--backend",
         "api:8080",
+        "--ca-secret",
+        "jwks-ca",
     ),
-    "envoy": ("--cluster", "jwks_cluster", "--dns-lookup-family", "v4"),
+    "envoy": (
+        "--cluster",
+        "jwks_cluster",
+        "--dns-lookup-family",
+        "v4",
+        "--token-header",
+        "X-Jwt-Assertion",
+    ),
     "istio": (
         "--selector",
         "istio=ingressgateway",
         "--policy-namespace",
         "istio-system",
         "--require-token",
+        "--token-header",
+        "X-Jwt-Assertion",
     ),
-    "envoy-gateway": ("--target-route", "api", "--policy-namespace", "apps"),
+    "envoy-gateway": (
+        "--target-route",
+        "api",
+        "--policy-namespace",
+        "apps",
+        "--token-header",
+        "X-Jwt-Assertion",
+    ),
+}
+MINIMAL = {
+    "contour": ("--fqdn", "api.example.com", "--tls-secret", "api-tls"),
+    "envoy": (),
+    "istio": ("--issuer", "i", "--selector", "app=gw"),
+    "envoy-gateway": ("--target-route", "api"),
 }
 
 
@@ -63,6 +88,15 @@ def documents(text: str) -> list[dict[str, Any]]:
 
 def gateway_run(provider: str, *extra: str) -> Any:
     return run("gateway", "--provider", provider, *FULL, *NEEDS[provider], *extra)
+
+
+def minimal_run(provider: str, *extra: str) -> Any:
+    """The provider with only what it needs, so each test adds just what it looks at."""
+    return run("gateway", "--provider", provider, *MINIMAL[provider], *extra)
+
+
+def warnings_of(result: Any) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
 
 
 @pytest.mark.parametrize("provider", gateway.PROVIDERS)
@@ -94,12 +128,42 @@ def test_contour_fields() -> None:
         "audiences": ["api", "web"],
         "remoteJWKS": {
             "uri": URL,
+            "validation": {"caSecret": "jwks-ca", "subjectName": "jwks.example.com"},
             "timeout": "1s500ms",
             "cacheDuration": "5m",
             "dnsLookupFamily": "v4",
         },
         "forwardJWT": True,
     }
+
+
+def test_contour_validation_takes_a_namespaced_secret_and_a_subject_name() -> None:
+    result = minimal_run(
+        "contour",
+        "--url",
+        URL,
+        "--ca-secret",
+        "pki/jwks-ca",
+        "--subject-name",
+        "jwks.internal.example",
+    )
+    assert result.exit_code == 0, result.stderr
+    remote = documents(result.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
+    assert remote["validation"] == {
+        "caSecret": "pki/jwks-ca",
+        "subjectName": "jwks.internal.example",
+    }
+    assert warnings_of(result) == []
+
+
+def test_contour_https_without_validation_is_a_warning() -> None:
+    result = minimal_run("contour", "--url", URL)
+    assert result.exit_code == 0
+    remote = documents(result.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
+    assert "validation" not in remote
+    [warning] = warnings_of(result)
+    assert "does not verify the certificate of jwks.example.com" in warning
+    assert "--ca-secret" in warning
 
 
 def test_envoy_fields() -> None:
@@ -111,32 +175,69 @@ def test_envoy_fields() -> None:
     assert provider["issuer"] == "https://issuer.example"
     assert provider["audiences"] == ["api", "web"]
     assert provider["forward"] is True
+    assert provider["from_headers"] == [{"name": "X-Jwt-Assertion"}]
     remote = provider["remote_jwks"]
-    assert remote["http_uri"] == {
-        "uri": URL,
-        "cluster": "jwks_cluster",
-        "timeout": {"seconds": 1, "nanos": 500_000_000},
-    }
-    assert remote["cache_duration"] == {"seconds": 300}
+    # proto3 JSON durations: strings, which xDS control planes and protojson also read
+    assert remote["http_uri"] == {"uri": URL, "cluster": "jwks_cluster", "timeout": "1.5s"}
+    assert remote["cache_duration"] == "300s"
     assert "async_fetch" in remote and remote["retry_policy"]["num_retries"] == 3
     assert config["rules"] == [
         {"match": {"prefix": "/"}, "requires": {"provider_name": "remote-jwks-go"}}
     ]
     assert cluster["name"] == "jwks_cluster" and cluster["type"] == "STRICT_DNS"
+    assert cluster["connect_timeout"] == "1.5s"
     assert cluster["dns_lookup_family"] == "V4_ONLY"
     [endpoint] = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
     assert endpoint["endpoint"]["address"]["socket_address"] == {
         "address": "jwks.example.com",
         "port_value": 443,
     }
-    assert cluster["transport_socket"]["typed_config"]["sni"] == "jwks.example.com"
+
+
+def test_envoy_https_verifies_the_ca_and_the_name_of_the_jwks_server() -> None:
+    _, cluster = documents(gateway_run("envoy").stdout)
+    tls = cluster["transport_socket"]["typed_config"]
+    assert tls["@type"].endswith("tls.v3.UpstreamTlsContext")
+    assert tls["sni"] == "jwks.example.com"
+    assert tls["common_tls_context"]["validation_context"] == {
+        "trusted_ca": {"filename": "/etc/ssl/certs/ca-certificates.crt"},
+        "match_typed_subject_alt_names": [
+            {"san_type": "DNS", "matcher": {"exact": "jwks.example.com"}}
+        ],
+    }
+
+
+def test_envoy_trusted_ca_and_subject_name_and_ip_hosts() -> None:
+    result = minimal_run(
+        "envoy",
+        "--url",
+        "https://127.0.0.1:8443/jwks",
+        "--trusted-ca",
+        "/etc/envoy/jwks-ca.pem",
+    )
+    assert result.exit_code == 0, result.stderr
+    _, cluster = documents(result.stdout)
+    tls = cluster["transport_socket"]["typed_config"]
+    assert "sni" not in tls  # SNI never carries an IP address
+    assert tls["common_tls_context"]["validation_context"] == {
+        "trusted_ca": {"filename": "/etc/envoy/jwks-ca.pem"},
+        "match_typed_subject_alt_names": [
+            {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}}
+        ],
+    }
+    named = minimal_run("envoy", "--url", URL, "--subject-name", "jwks.internal.example")
+    tls = documents(named.stdout)[1]["transport_socket"]["typed_config"]
+    assert tls["sni"] == "jwks.example.com"  # whom we connect to ...
+    assert tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "jwks.internal.example"}}  # ... must be this
+    ]
 
 
 def test_envoy_plain_http_cluster_has_no_tls_and_a_default_timeout() -> None:
-    result = run("gateway", "--provider", "envoy", "--url", "http://10.0.0.12:31456/jwks")
+    result = minimal_run("envoy", "--url", PLAIN)
     jwt_filter, cluster = documents(result.stdout)
     remote = jwt_filter["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"]
-    assert remote["http_uri"]["timeout"] == {"seconds": 1}  # Envoy requires one
+    assert remote["http_uri"]["timeout"] == "1s"  # Envoy requires one
     assert remote["http_uri"]["cluster"] == cluster["name"] == "remote-jwks-go-jwks"
     assert "transport_socket" not in cluster
     assert "cache_duration" not in remote and "forward" not in remote
@@ -155,6 +256,7 @@ def test_istio_fields() -> None:
             "issuer": "https://issuer.example",
             "audiences": ["api", "web"],
             "jwksUri": URL,
+            "fromHeaders": [{"name": "X-Jwt-Assertion"}],
             "forwardOriginalToken": True,
             "timeout": "1.5s",
         }
@@ -187,29 +289,59 @@ def test_envoy_gateway_fields() -> None:
             "name": "remote-jwks-go",
             "issuer": "https://issuer.example",
             "audiences": ["api", "web"],
-            "remoteJWKS": {"uri": URL, "cacheDuration": "5m"},
+            "remoteJWKS": {
+                "uri": URL,
+                "cacheDuration": "5m",
+                # Envoy Gateway 1.7+ maps this to the JWKS fetch timeout
+                "backendSettings": {"timeout": {"http": {"requestTimeout": "1s500ms"}}},
+            },
+            "extractFrom": {"headers": [{"name": "X-Jwt-Assertion"}]},
         }
     ]
 
 
 @pytest.mark.parametrize(
-    ("provider", "expected"),
+    ("provider", "path", "expected"),
     [
-        ("contour", []),
-        ("envoy", []),
-        ("istio", ["--cache-duration is ignored for istio"]),
+        ("envoy", ("from_headers",), [{"name": "X-Token", "value_prefix": "Token "}]),
+        ("istio", ("fromHeaders",), [{"name": "X-Token", "prefix": "Token "}]),
         (
             "envoy-gateway",
-            ["--timeout is ignored for envoy-gateway"],
+            ("extractFrom",),
+            {"headers": [{"name": "X-Token", "valuePrefix": "Token "}]},
         ),
     ],
 )
+def test_token_header_with_a_prefix_maps_per_target(
+    provider: str, path: tuple[str, ...], expected: Any
+) -> None:
+    result = minimal_run(provider, "--url", URL, "--token-header", "X-Token:Token ")
+    assert result.exit_code == 0, result.stderr
+    [obj, *_] = documents(result.stdout)
+    where = {
+        "envoy": lambda o: o["typed_config"]["providers"]["remote-jwks-go"],
+        "istio": lambda o: o["spec"]["jwtRules"][0],
+        "envoy-gateway": lambda o: o["spec"]["jwt"]["providers"][0],
+    }[provider](obj)
+    assert where[path[0]] == expected
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        ("contour", ["--token-header is ignored for contour: Contour reads the token only"]),
+        ("envoy", []),
+        ("istio", ["--cache-duration is ignored for istio"]),
+        ("envoy-gateway", []),
+    ],
+)
 def test_each_unsupported_field_is_a_warning(provider: str, expected: list[str]) -> None:
-    result = gateway_run(provider)
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert [w.split(":")[1].strip() for w in warnings] == [e.split(":")[0] for e in expected]
-    for fragment in expected:
-        assert fragment in result.stderr
+    result = gateway_run(provider, "--token-header", "X-Jwt-Assertion")
+    assert result.exit_code == 0, result.stderr
+    warnings = warnings_of(result)
+    assert len(warnings) == len(expected), warnings
+    for warning, fragment in zip(warnings, expected, strict=True):
+        assert fragment in warning
 
 
 def test_flags_for_another_target_are_warned_about() -> None:
@@ -228,18 +360,35 @@ def test_flags_for_another_target_are_warned_about() -> None:
         "app=x",
         "--dns-lookup-family",
         "v6",
+        "--trusted-ca",
+        "/ca.pem",
+        "--ca-secret",
+        "ca",
+        "--subject-name",
+        "jwks.example.com",
     )
     assert result.exit_code == 0
     assert "--dns-lookup-family is ignored for envoy-gateway" in result.stderr
     assert "--no-forward is ignored for envoy-gateway" in result.stderr
     assert "--fqdn is ignored for envoy-gateway" in result.stderr
     assert "--selector is ignored for envoy-gateway" in result.stderr
+    assert "--trusted-ca is ignored for envoy-gateway: Envoy Gateway verifies" in result.stderr
+    assert "--ca-secret is ignored for envoy-gateway: Envoy Gateway verifies" in result.stderr
+    assert "--subject-name is ignored for envoy-gateway" in result.stderr
+    istio = minimal_run("istio", "--url", URL, "--trusted-ca", "/ca.pem")
+    assert "--trusted-ca is ignored for istio: istiod fetches the JWKS itself" in istio.stderr
+    envoy = minimal_run("envoy", "--url", URL, "--ca-secret", "ca")
+    assert "--ca-secret is ignored for envoy: Envoy reads the CA from a file" in envoy.stderr
+    contour = minimal_run("contour", "--url", URL, "--trusted-ca", "/ca.pem")
+    assert "--trusted-ca is ignored for contour: Contour takes the CA from a Secret" in (
+        contour.stderr
+    )
 
 
 def test_missing_pieces_warn_or_fail_per_target() -> None:
-    contour = run("gateway", "--provider", "contour", "--url", URL)
-    assert contour.exit_code == 0
-    assert "no --fqdn and --tls-secret" in contour.stderr
+    no_tls = run("gateway", "--provider", "contour", "--url", PLAIN, "--fqdn", "a.example.com")
+    assert no_tls.exit_code == 0
+    assert "no --tls-secret" in no_tls.stderr
     istio = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i")
     assert "no --selector" in istio.stderr
     no_issuer = run("gateway", "--provider", "istio", "--url", URL)
@@ -257,16 +406,142 @@ def test_require_token_is_istios_others_already_require_one() -> None:
     without = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i")
     assert [d["kind"] for d in documents(without.stdout)] == ["RequestAuthentication"]
     assert "(--require-token)" in without.stdout
-    contour = run("gateway", "--provider", "contour", "--url", URL, "--require-token")
+    contour = minimal_run("contour", "--url", URL, "--require-token")
     assert "--require-token is ignored for contour: it already rejects" in contour.stderr
     assert "routes" not in documents(contour.stdout)[0]["spec"]
 
 
 def test_plain_http_earns_a_warning_https_does_not() -> None:
-    plain = run("gateway", "--provider", "envoy", "--url", "http://10.0.0.12:31456/jwks")
+    plain = run("gateway", "--provider", "envoy", "--url", PLAIN)
     assert "plain HTTP" in plain.stderr
     secure = run("gateway", "--provider", "envoy", "--url", URL)
     assert "plain HTTP" not in secure.stderr
+
+
+# Every refusal names the target's own rule, so the user learns why, not just that.
+REFUSALS = [
+    # Contour: the API server refuses a root HTTPProxy without a virtual host (issue 10, 1).
+    (("--provider", "contour", "--url", URL), "spec.virtualhost.fqdn (Required value)"),
+    (("--provider", "contour", "--url", URL, "--fqdn", "API.example.com"), "HTTPProxy CRD"),
+    # Contour's CRD enum has no "all" (issue 10, 2); Envoy's cluster takes it.
+    (
+        (
+            "--provider",
+            "contour",
+            "--url",
+            URL,
+            "--fqdn",
+            "a.example",
+            "--dns-lookup-family",
+            "all",
+        ),
+        "allows remoteJWKS.dnsLookupFamily auto, v4, v6 only",
+    ),
+    # Contour: remoteJWKS.validation needs both fields, and only over https.
+    (
+        ("--provider", "contour", "--url", URL, "--fqdn", "a.example", "--subject-name", "x"),
+        "remoteJWKS.validation requires both caSecret and subjectName",
+    ),
+    (
+        ("--provider", "contour", "--url", PLAIN, "--fqdn", "a.example", "--ca-secret", "ca"),
+        "is plain HTTP, so there is no certificate to verify",
+    ),
+    (
+        ("--provider", "envoy", "--url", PLAIN, "--trusted-ca", "/ca.pem"),
+        "is plain HTTP, so there is no certificate to verify",
+    ),
+    # Durations each target cannot represent (issue 10, 5).
+    (
+        ("--provider", "envoy", "--url", URL, "--cache-duration", "0.5ms"),
+        "requires remote_jwks.cache_duration >= 1ms",
+    ),
+    (
+        ("--provider", "envoy", "--url", URL, "--timeout", "0s"),
+        "is shorter than 1ms, which envoy cannot take",
+    ),
+    (
+        ("--provider", "envoy", "--url", URL, "--timeout", "1000.5ms"),
+        "is not whole milliseconds, which envoy cannot take",
+    ),
+    (
+        ("--provider", "contour", "--url", URL, "--fqdn", "a.example", "--cache-duration", "0"),
+        "Contour passes it to Envoy",
+    ),
+    (
+        ("--provider", "istio", "--url", URL, "--issuer", "i", "--timeout", "1000.5ms"),
+        "istiod's validating webhook accepts only durations of at least 1ms in whole",
+    ),
+    (
+        ("--provider", "istio", "--url", URL, "--issuer", "i", "--timeout", "0.1ms"),
+        "is shorter than 1ms, which istio cannot take",
+    ),
+    (
+        (
+            "--provider",
+            "envoy-gateway",
+            "--url",
+            URL,
+            "--target-route",
+            "r",
+            "--timeout",
+            "1.0001s",
+        ),
+        "Gateway API Duration",
+    ),
+    (
+        (
+            "--provider",
+            "envoy-gateway",
+            "--url",
+            URL,
+            "--target-route",
+            "r",
+            "--cache-duration",
+            "100000h",
+        ),
+        "allow at most 5 digits per unit, so at most 99999h",
+    ),
+    # Envoy Gateway's CRD length limits.
+    (
+        ("--provider", "envoy-gateway", "--url", URL + "/" + "a" * 250, "--target-route", "r"),
+        "allows at most 253 for remoteJWKS.uri and issuer",
+    ),
+    # Malformed values of the new flags.
+    (
+        ("--provider", "envoy", "--url", URL, "--token-header", "X Jwt"),
+        "is not NAME or NAME:PREFIX",
+    ),
+    (
+        ("--provider", "envoy", "--url", URL, "--token-header", "X-Jwt:"),
+        "is not NAME or NAME:PREFIX",
+    ),
+    (
+        ("--provider", "envoy", "--url", URL, "--ca-secret", "a/b/c"),
+        "is not SECRET or NAMESPACE/SECRET",
+    ),
+    (("--provider", "envoy", "--url", URL, "--ca-secret", "Bad"), "DNS-1123 subdomain"),
+    (("--provider", "envoy", "--url", URL, "--trusted-ca", " "), "--trusted-ca is empty"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), REFUSALS)
+def test_each_refusal_is_exit_3_with_the_targets_rule(args: tuple[str, ...], fragment: str) -> None:
+    result = run("gateway", *args)
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert fragment in result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
+
+
+def test_the_rules_refuse_only_what_that_target_refuses() -> None:
+    envoy = minimal_run("envoy", "--url", URL, "--cache-duration", "1ms", "--timeout", "1001ms")
+    remote = documents(envoy.stdout)[0]["typed_config"]["providers"]["remote-jwks-go"]
+    assert remote["remote_jwks"]["cache_duration"] == "0.001s"
+    assert remote["remote_jwks"]["http_uri"]["timeout"] == "1.001s"
+    envoy_all = minimal_run("envoy", "--url", URL, "--dns-lookup-family", "all")
+    assert documents(envoy_all.stdout)[1]["dns_lookup_family"] == "ALL"
+    ignored = minimal_run("istio", "--url", URL, "--cache-duration", "0.5ms")
+    assert ignored.exit_code == 0  # istio ignores --cache-duration (with a warning)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +551,8 @@ def test_plain_http_earns_a_warning_https_does_not() -> None:
         (("--url", "/jwks"), "not an http(s) URL"),
         (("--url", "http://h:99999/jwks"), "not an http(s) URL"),
         (("--url", URL, "--cache-duration", "soon"), "is not a duration"),
-        (("--url", URL, "--timeout", "0s"), "must be longer than 0"),
+        (("--url", URL, "--timeout", "3651d"), "is not a duration"),
+        (("--url", URL, "--timeout", "87601h"), "longer than ten years"),
         (("--url", URL, "--selector", "app"), "key=value"),
         (("--url", URL, "--selector", "app=not valid"), "--selector value"),
         (("--url", URL, "--name", "Bad_Name"), "DNS-1035"),
@@ -296,19 +572,23 @@ def test_bad_input_is_one_paragraph_and_exit_3(args: tuple[str, ...], fragment: 
 
 
 @pytest.mark.parametrize(
-    ("seconds", "go", "proto", "proto_json"),
+    ("text", "go", "proto_json"),
     [
-        (300, "5m", {"seconds": 300}, "300s"),
-        (90, "1m30s", {"seconds": 90}, "90s"),
-        (1.5, "1s500ms", {"seconds": 1, "nanos": 500_000_000}, "1.5s"),
-        (0.25, "250ms", {"seconds": 0, "nanos": 250_000_000}, "0.25s"),
-        (7200, "2h", {"seconds": 7200}, "7200s"),
+        ("300s", "5m", "300s"),
+        ("90", "1m30s", "90s"),
+        ("1.5s", "1s500ms", "1.5s"),
+        ("250ms", "250ms", "0.25s"),
+        ("2h", "2h", "7200s"),
+        ("1000.5ms", "1s500us", "1.0005s"),
+        ("0.000000001s", "1ns", "0.000000001s"),
     ],
 )
-def test_duration_formats(seconds: float, go: str, proto: dict[str, int], proto_json: str) -> None:
-    assert gateway.go_duration(seconds) == go
-    assert gateway.proto_duration(seconds) == proto
-    assert gateway.proto_json_duration(seconds) == proto_json
+def test_duration_formats(text: str, go: str, proto_json: str) -> None:
+    # Exact: read without floats, so 1000.5ms is 1000500000 ns, not a rounding of it.
+    nanos = gateway.duration_for("envoy", "--retry", text)
+    assert nanos is not None
+    assert gateway.go_duration(nanos) == go
+    assert gateway.proto_json_duration(nanos) == proto_json
 
 
 def test_json_and_output_dir(tmp_path: Path) -> None:
@@ -317,9 +597,7 @@ def test_json_and_output_dir(tmp_path: Path) -> None:
         "envoy.filters.http.jwt_authn",
         "remote-jwks-go-jwks",
     ]
-    written = run(
-        "gateway", "--provider", "contour", "--url", URL, "--output-dir", str(tmp_path / "gw")
-    )
+    written = minimal_run("contour", "--url", URL, "--output-dir", str(tmp_path / "gw"))
     assert written.exit_code == 0, written.stderr
     [path] = list((tmp_path / "gw").rglob("*.yaml"))
     assert path.relative_to(tmp_path / "gw").as_posix() == "contour/httpproxy-remote-jwks-go.yaml"
@@ -327,9 +605,10 @@ def test_json_and_output_dir(tmp_path: Path) -> None:
 
 
 def test_the_cli_offers_exactly_the_targets_the_core_builds() -> None:
-    from jwksdeploy.cli_gateway import PROVIDERS
+    from jwksdeploy.cli_gateway import DEFAULT_TRUSTED_CA, PROVIDERS
 
     assert PROVIDERS == gateway.PROVIDERS
+    assert DEFAULT_TRUSTED_CA == gateway.DEFAULT_TRUSTED_CA
 
 
 def test_options_are_pure_and_validated_once() -> None:
@@ -338,6 +617,251 @@ def test_options_are_pure_and_validated_once() -> None:
     options = gateway.gateway_options("envoy", "n", URL, audiences=("a", "a", "b"))
     assert options.audiences == ("a", "b")
     assert gateway.build(options).objects == gateway.build(options).objects
+
+
+# --- Envoy's own types ---------------------------------------------------------------------
+# xds-protos is Envoy's data-plane-api compiled for Python, validation rules included. Each
+# Envoy output is parsed with proto3 JSON (strict: an unknown field or a wrong type fails) into
+# its real message type, then checked against the protoc-gen-validate rules Envoy's loader
+# enforces. That is Envoy's own check, minus its YAML leniency.
+
+ENVOY_VARIANTS = {
+    "full": ("--url", URL, *FULL[2:], *NEEDS["envoy"]),
+    "plain": ("--url", PLAIN),
+    "ip-host": ("--url", "https://127.0.0.1:8443/jwks", "--trusted-ca", "/etc/envoy/ca.pem"),
+    "ipv6-host": ("--url", "https://[::1]:8443/jwks", "--dns-lookup-family", "all"),
+    "named": ("--url", URL, "--subject-name", "jwks.internal.example", "--token-header", "A:B "),
+    "shortest": ("--url", URL, "--cache-duration", "1ms", "--timeout", "1ms"),
+}
+
+
+def _envoy_types() -> Any:
+    """The generated modules; importing them registers the types that `@type` names."""
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (
+        http_connection_manager_pb2,
+    )
+    from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+
+    return cluster_pb2, config_pb2, http_connection_manager_pb2, tls_pb2
+
+
+def parse_envoy(jwt_filter: dict[str, Any], cluster: dict[str, Any]) -> tuple[Any, Any]:
+    """The two documents as Envoy's messages: HttpFilter (Any unpacked) and Cluster."""
+    from google.protobuf import json_format
+
+    cluster_pb2, _, hcm_pb2, _ = _envoy_types()
+    http_filter = json_format.ParseDict(
+        jwt_filter, hcm_pb2.HttpFilter(), ignore_unknown_fields=False
+    )
+    parsed_cluster = json_format.ParseDict(
+        cluster, cluster_pb2.Cluster(), ignore_unknown_fields=False
+    )
+    return http_filter, parsed_cluster
+
+
+def pgv_violations(message: Any, path: str = "") -> list[str]:
+    """What protoc-gen-validate (Envoy's config validation) refuses in `message`, recursively:
+    required messages and oneofs, duration and number bounds, string lengths and header
+    characters, defined enums, item counts, and deprecated fields in use."""
+    from google.protobuf import any_pb2, descriptor_pool, message_factory
+    from validate import validate_pb2
+
+    problems: list[str] = []
+    if isinstance(message, any_pb2.Any):
+        name = message.type_url.rpartition("/")[2]
+        inner = message_factory.GetMessageClass(
+            descriptor_pool.Default().FindMessageTypeByName(name)
+        )()
+        assert message.Unpack(inner), name
+        return pgv_violations(inner, path)
+    for group in message.DESCRIPTOR.oneofs:
+        required = group.GetOptions().Extensions[validate_pb2.required]
+        if required and message.WhichOneof(group.name) is None:
+            problems.append(f"{path}{group.name}: one of its fields is required")
+    for fd in message.DESCRIPTOR.fields:
+        oneof = fd.containing_oneof
+        if oneof is not None and message.WhichOneof(oneof.name) != fd.name:
+            continue  # rules on a oneof's members apply to the one that is set
+        where = f"{path}{fd.name}"
+        options = fd.GetOptions()
+        repeated = fd.is_repeated
+        value = getattr(message, fd.name)
+        if fd.message_type is not None and not repeated:
+            present = message.HasField(fd.name)
+        else:
+            present = bool(len(value)) if repeated else value != fd.default_value
+        if present and options.deprecated:
+            problems.append(f"{where}: deprecated")
+        rules = options.Extensions[validate_pb2.rules]
+        if repeated and fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            if fd.message_type.fields_by_name["value"].message_type is not None:
+                for key, item in value.items():
+                    problems += pgv_violations(item, f"{where}[{key}].")
+            continue
+        if repeated:
+            if rules.HasField("repeated"):
+                if len(value) < rules.repeated.min_items:
+                    problems.append(f"{where}: fewer than {rules.repeated.min_items} items")
+                items = rules.repeated.items
+                for index, item in enumerate(value):
+                    problems += _scalar_rule_violations(items, item, f"{where}[{index}]")
+            if fd.message_type is not None:
+                for index, item in enumerate(value):
+                    problems += pgv_violations(item, f"{where}[{index}].")
+            continue
+        if rules.HasField("message") and rules.message.required and not present:
+            problems.append(f"{where}: required")
+        if rules.HasField("duration"):
+            problems += _duration_violations(rules.duration, value if present else None, where)
+        elif fd.message_type is None:
+            problems += _scalar_rule_violations(rules, value, where, fd)
+        if fd.message_type is not None and present:
+            problems += pgv_violations(value, f"{where}.")
+    return problems
+
+
+def _duration_violations(rule: Any, value: Any, where: str) -> list[str]:
+    if value is None:
+        return [f"{where}: required"] if rule.required else []
+    nanos = value.seconds * 1_000_000_000 + value.nanos
+    bounds = [
+        ("lt", lambda n, b: n < b),
+        ("lte", lambda n, b: n <= b),
+        ("gt", lambda n, b: n > b),
+        ("gte", lambda n, b: n >= b),
+    ]
+    return [
+        f"{where}: {nanos}ns breaks {name} {bound}ns"
+        for name, holds in bounds
+        if rule.HasField(name)
+        for bound in [getattr(rule, name).seconds * 1_000_000_000 + getattr(rule, name).nanos]
+        if not holds(nanos, bound)
+    ]
+
+
+def _scalar_rule_violations(rules: Any, value: Any, where: str, fd: Any = None) -> list[str]:
+    kind = rules.WhichOneof("type")
+    if kind is None:
+        return []
+    rule = getattr(rules, kind)
+    problems = []
+    if kind == "string":
+        if rule.ignore_empty and not value:
+            return []
+        if len(value) < rule.min_len or (rule.HasField("max_len") and len(value) > rule.max_len):
+            problems.append(f"{where}: length {len(value)} outside its limits")
+        if rule.HasField("max_bytes") and len(value.encode()) > rule.max_bytes:
+            problems.append(f"{where}: longer than {rule.max_bytes} bytes")
+        if rule.HasField("well_known_regex") and any(ch in value for ch in "\x00\r\n"):
+            problems.append(f"{where}: a header may not hold NUL, CR or LF")
+    elif kind == "enum":
+        names = {v.number for v in fd.enum_type.values} if fd is not None else set()
+        if rule.defined_only and fd is not None and value not in names:
+            problems.append(f"{where}: undefined enum value {value}")
+        if value in rule.not_in:
+            problems.append(f"{where}: {value} is not allowed")
+    elif kind in ("uint32", "uint64", "int32", "int64", "double"):
+        for name, holds in (
+            ("lt", value.__lt__),
+            ("lte", value.__le__),
+            ("gt", value.__gt__),
+            ("gte", value.__ge__),
+        ):
+            if rule.HasField(name) and not holds(getattr(rule, name)):
+                problems.append(f"{where}: {value} breaks {name} {getattr(rule, name)}")
+    return problems
+
+
+@pytest.mark.parametrize("variant", ENVOY_VARIANTS)
+def test_every_envoy_output_is_what_envoys_own_types_accept(variant: str) -> None:
+    result = run("gateway", "--provider", "envoy", *ENVOY_VARIANTS[variant])
+    assert result.exit_code == 0, result.stderr
+    jwt_filter, cluster = documents(result.stdout)
+    http_filter, parsed_cluster = parse_envoy(jwt_filter, cluster)
+    _, config_pb2, _, tls_pb2 = _envoy_types()
+    authn = config_pb2.JwtAuthentication()
+    assert http_filter.typed_config.Unpack(authn)
+    assert pgv_violations(http_filter) == []
+    assert pgv_violations(parsed_cluster) == []
+    remote = authn.providers["remote-jwks-go"].remote_jwks
+    assert (
+        remote.http_uri.uri
+        == jwt_filter["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"]["http_uri"][
+            "uri"
+        ]
+    )
+    assert remote.http_uri.cluster == parsed_cluster.name
+    if ENVOY_VARIANTS[variant][1].startswith("https:"):
+        context = tls_pb2.UpstreamTlsContext()
+        assert parsed_cluster.transport_socket.typed_config.Unpack(context)
+        validation = context.common_tls_context.validation_context
+        assert validation.trusted_ca.filename.startswith("/etc/")
+        [san] = validation.match_typed_subject_alt_names
+        assert san.matcher.exact
+    else:
+        assert not parsed_cluster.HasField("transport_socket")
+
+
+def test_the_envoy_values_are_the_ones_asked_for() -> None:
+    from envoy.extensions.transport_sockets.tls.v3 import common_pb2
+
+    jwt_filter, cluster = documents(gateway_run("envoy").stdout)
+    http_filter, parsed_cluster = parse_envoy(jwt_filter, cluster)
+    _, config_pb2, _, tls_pb2 = _envoy_types()
+    authn = config_pb2.JwtAuthentication()
+    http_filter.typed_config.Unpack(authn)
+    provider = authn.providers["remote-jwks-go"]
+    assert provider.remote_jwks.http_uri.timeout.ToMilliseconds() == 1500
+    assert provider.remote_jwks.cache_duration.ToSeconds() == 300
+    assert [h.name for h in provider.from_headers] == ["X-Jwt-Assertion"]
+    assert parsed_cluster.connect_timeout.ToMilliseconds() == 1500
+    context = tls_pb2.UpstreamTlsContext()
+    parsed_cluster.transport_socket.typed_config.Unpack(context)
+    [san] = context.common_tls_context.validation_context.match_typed_subject_alt_names
+    assert san.san_type == common_pb2.SubjectAltNameMatcher.DNS
+    assert san.matcher.exact == "jwks.example.com"
+
+
+def test_the_envoy_checks_catch_what_envoy_refuses() -> None:
+    """The checks above can fail: the old object-form durations, an unknown field, a
+    sub-millisecond cache, a missing timeout and a deprecated field each do."""
+    from google.protobuf import json_format
+
+    jwt_filter, cluster = documents(gateway_run("envoy").stdout)
+    remote = jwt_filter["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"]
+
+    def broken(change: Any) -> dict[str, Any]:
+        copy = json.loads(json.dumps(jwt_filter))
+        change(copy["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"])
+        return copy
+
+    with pytest.raises(json_format.ParseError):  # proto3 JSON: a Duration is a string
+        parse_envoy(broken(lambda r: r.update(cache_duration={"seconds": 300})), cluster)
+    with pytest.raises(json_format.ParseError):
+        parse_envoy(broken(lambda r: r.update(cache_seconds=300)), cluster)
+    too_short, _ = parse_envoy(broken(lambda r: r.update(cache_duration="0.0005s")), cluster)
+    assert any("cache_duration" in p for p in pgv_violations(too_short))
+    no_timeout, _ = parse_envoy(broken(lambda r: r["http_uri"].pop("timeout")), cluster)
+    assert any("http_uri.timeout: required" in p for p in pgv_violations(no_timeout))
+    _, old_san = parse_envoy(
+        jwt_filter,
+        {
+            **cluster,
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": gateway.TLS_CONTEXT_TYPE,
+                    "common_tls_context": {
+                        "validation_context": {"match_subject_alt_names": [{"exact": "x"}]}
+                    },
+                },
+            },
+        },
+    )
+    assert any("deprecated" in p for p in pgv_violations(old_san))
+    assert remote["cache_duration"] == "300s"
 
 
 @pytest.mark.cluster
