@@ -549,6 +549,39 @@ def test_the_next_render_completes_or_rolls_back_a_killed_one(tmp_path: Path) ->
     assert notes == {"it was completed", "before it changed anything"}
 
 
+KILLED_RENDER = """
+import os, sys
+real = os.rename
+def rename(source, target, **kwargs):
+    real(source, target, **kwargs)
+    if not str(target).startswith(".jwksdeploy-"):
+        os._exit(137)  # dead right after the first file of the new tree landed
+os.rename = rename
+from jwksdeploy.cli import main
+sys.argv = ["jwksdeploy", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_render_process_killed_mid_commit_is_completed_by_the_next(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert render_into(out, "-n", "a").exit_code == 0
+    args = ["render", "--jwks", RSA_JWKS, "-n", "a", "--replicas", "2", "--output-dir", str(out)]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RENDER, *args], cwd=REPO, capture_output=True, text=True
+    )
+    assert killed.returncode == 137, killed.stderr
+    assert (out / writes.JOURNAL).exists()
+    assert not (out / "a" / "poddisruptionbudget-remote-jwks-go.yaml").exists()
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "interrupted while committing; it was completed" in result.stderr
+    assert (out / "a" / "poddisruptionbudget-remote-jwks-go.yaml").exists()
+    assert staging_leftovers(snapshot(out)) == []
+    for path, entry in manifest_of(out)["files"].items():
+        assert sha256_of((out / path).read_bytes()) == entry["sha256"]
+
+
 def test_a_damaged_journal_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert render_into(out, "-n", "a").exit_code == 0
