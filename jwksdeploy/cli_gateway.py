@@ -128,6 +128,16 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
     from .gateway import build, gateway_options
     from .settings import parse_pairs
 
+    # The fetch timeout is --timeout here and --fetch-timeout in `apply`: errors name the one used.
+    context = click.get_current_context(silent=True)
+    timeout_flag = next(
+        (
+            param.opts[0]
+            for param in (context.command.params if context else [])
+            if param.name == "fetch_timeout"
+        ),
+        "--timeout",
+    )
     options = gateway_options(
         provider,
         name,
@@ -150,6 +160,7 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         trusted_ca=params["trusted_ca"],
         ca_secret=params["ca_secret"],
         subject_name=params["subject_name"],
+        timeout_flag=timeout_flag,
     )
     return build(options)
 

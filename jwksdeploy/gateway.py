@@ -175,6 +175,7 @@ def gateway_options(
     trusted_ca: str | None = None,
     ca_secret: str | None = None,
     subject_name: str | None = None,
+    timeout_flag: str = "--timeout",  # `apply` calls it --fetch-timeout
 ) -> GatewayOptions:
     """Validate once: names, the URL, durations (against the target's rules), selector labels."""
     if provider not in PROVIDERS:
@@ -227,7 +228,7 @@ def gateway_options(
         tuple(dict.fromkeys(audiences)),
         forward,
         duration_for(provider, "--cache-duration", cache_duration),
-        duration_for(provider, "--timeout", timeout),
+        duration_for(provider, "--timeout", timeout, timeout_flag),
         fqdn,
         tls_secret,
         target_route,
@@ -244,16 +245,23 @@ def gateway_options(
     )
 
 
-def duration_for(provider: str, flag: str, text: str | None) -> int | None:
-    """A duration flag in nanoseconds, refused when the target cannot represent it."""
+def duration_for(
+    provider: str, setting: str, text: str | None, flag: str | None = None
+) -> int | None:
+    """A duration flag in nanoseconds, refused when the target cannot represent it.
+
+    `setting` is --cache-duration or --timeout; `flag` how the command spells it.
+    """
     if text is None:
         return None
+    target_field = setting in DURATION_FIELDS[provider]
+    flag = flag or setting
     match = _DURATION.fullmatch(text)
     if match is None:
         parse_duration(text, flag)  # words the refusal
         raise InputError(f"{flag} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
     nanos = Fraction(match.group(1)) * _UNIT_NS[match.group(2)]
-    if flag in DURATION_FIELDS[provider]:
+    if target_field:
         if nanos < NS_PER_MS or nanos % NS_PER_MS:
             what = "is shorter than 1ms" if nanos < NS_PER_MS else "is not whole milliseconds"
             raise InputError(

@@ -925,11 +925,24 @@ def test_apply_gateway_prints_the_snippet_with_the_real_url(kube: Kube) -> None:
     assert f"JWKS URL http://127.0.0.1:{node_port}/jwks" in result.stderr
     assert "plain HTTP" in result.stderr
 
-    as_json = kube.jwksdeploy(*args, "--address", "127.0.0.1", "--gateway", "envoy", "-o", "json")
-    report = json.loads(as_json.stdout)
-    assert (
-        report["gateway"][0]["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"][
-            "http_uri"
-        ]["uri"]
-        == report["url"]
+    as_json = kube.jwksdeploy(
+        *args,
+        "--address",
+        "127.0.0.1",
+        "--gateway",
+        "envoy",
+        "-o",
+        "json",
+        "--token-header",
+        "X-Jwt-Assertion",
+        "--fetch-timeout",
+        "1500ms",
     )
+    report = json.loads(as_json.stdout)
+    provider = report["gateway"][0]["typed_config"]["providers"]["remote-jwks-go"]
+    assert provider["remote_jwks"]["http_uri"]["uri"] == report["url"]
+    assert provider["remote_jwks"]["http_uri"]["timeout"] == "1.5s"
+    assert provider["from_headers"] == [{"name": "X-Jwt-Assertion"}]  # apply takes the new flags
+    too_fine = kube.jwksdeploy(*args, "--gateway", "envoy", "--fetch-timeout", "0.5ms")
+    assert too_fine.exit_code == 3
+    assert "--fetch-timeout '0.5ms' is shorter than 1ms" in too_fine.stderr  # apply's own flag
