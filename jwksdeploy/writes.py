@@ -892,6 +892,7 @@ def _recover_tree(root: _Root, directory: str) -> str | None:
 
 # --- locks and file primitives ------------------------------------------------------------
 
+
 class _Held(threading.local):
     """The directories this thread holds locked (flock itself does not nest)."""
 
