@@ -178,6 +178,12 @@ def render_options(command: F) -> F:
             default=None,
             help="Treat JWKS warnings as errors (for CI).  [default: no-strict]",
         ),
+        click.option(
+            "--selector-compat",
+            type=click.Choice(["recommended", "source"]),
+            help="Pod selector: app.kubernetes.io/name+instance, or the source document's "
+            "app=<name> (to take over its Deployment without apply).  [default: recommended]",
+        ),
     ]
     return stack_options(command, options)
 

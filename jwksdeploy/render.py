@@ -91,15 +91,23 @@ def jwks_checksum(jwks_text: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def selector_labels(settings: Settings) -> dict[str, str]:
+def recommended_selector(settings: Settings) -> dict[str, str]:
     """The stable pair that selects the pods; it never changes for a given --name."""
     return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": settings.name}
+
+
+def selector_labels(settings: Settings) -> dict[str, str]:
+    """What selects the pods: the recommended pair, or with --selector-compat source the
+    source document's `app: <name>`, which a hand-made Deployment's immutable selector holds."""
+    if settings.selector_compat == "source":
+        return {"app": settings.name}
+    return recommended_selector(settings)
 
 
 def object_labels(settings: Settings) -> dict[str, str]:
     labels = dict(settings.labels)
     labels["app"] = settings.name  # the source document's label, kept for existing selectors
-    labels.update(selector_labels(settings))
+    labels.update(recommended_selector(settings))
     labels["app.kubernetes.io/component"] = "jwks"
     labels["app.kubernetes.io/managed-by"] = MANAGED_BY
     if settings.version_label:

@@ -101,7 +101,9 @@ VALUE_KEYS = (
     "cpu-limit",
     "memory-limit",
     "strict",
+    "selector-compat",
 )
+SELECTOR_COMPAT = ("recommended", "source")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Settings:
         default_factory=lambda: tuple(DEFAULT_RESOURCES.items())
     )
     strict: bool = False
+    selector_compat: str = "recommended"  # "source": select pods by the source's `app` label
 
     @property
     def configmap_name(self) -> str:
@@ -447,6 +450,14 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
     )
     check_request_within_limit(dict(resources))
     strict = _boolean("strict", values.get("strict", False))
+    selector_compat = str(values.get("selector-compat") or "recommended")
+    if selector_compat not in SELECTOR_COMPAT:
+        raise _fail(
+            "--selector-compat",
+            selector_compat,
+            f"it must be one of {', '.join(SELECTOR_COMPAT)}",
+            "Use source to keep the source document's app=<name> selector.",
+        )
     return Settings(
         namespaces=tuple(seen),
         name=name,
@@ -463,6 +474,7 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
         image_pull_secrets=pull_secrets,
         resources=resources,
         strict=strict,
+        selector_compat=selector_compat,
     )
 
 

@@ -484,3 +484,42 @@ def test_recreate_flag_is_documented_in_help() -> None:
     result = run("apply", "--help")
     assert result.exit_code == 0
     assert "--recreate" in result.stdout
+
+
+# --- render --selector-compat source ----------------------------------------------------------
+
+
+def test_render_with_the_source_selector(tmp_path: Any) -> None:
+    result = run("render", "--jwks", JWKS, "-n", "envoy-yang", "--selector-compat", "source")
+    assert result.exit_code == 0, result.stderr
+    objects = {o["kind"]: o for o in yaml.safe_load_all(result.stdout) if o}
+    deployment = objects["Deployment"]
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": NAME}}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app"] == NAME and labels.items() >= OUR_SELECTOR.items()
+    assert objects["Service"]["spec"]["selector"] == {"app": NAME}
+    values = tmp_path / "values.yaml"
+    values.write_text("selector-compat: source\n")
+    same = run("render", "--jwks", JWKS, "-n", "envoy-yang", "--values", str(values))
+    assert same.stdout == result.stdout
+    default = run("render", "--jwks", JWKS, "-n", "envoy-yang")
+    service = next(o for o in yaml.safe_load_all(default.stdout) if o and o["kind"] == "Service")
+    assert service["spec"]["selector"] == OUR_SELECTOR
+    (tmp_path / "bad.yaml").write_text("selector-compat: legacy\n")
+    bad = run("render", "--jwks", JWKS, "-n", "x", "--values", str(tmp_path / "bad.yaml"))
+    assert bad.exit_code == 3
+    assert "--selector-compat 'legacy' is invalid" in bad.stderr
+
+
+@pytest.mark.cluster
+def test_apply_with_the_source_selector_adopts_without_keeping_anything(kube: Kube) -> None:
+    kubectl_apply_source(kube)
+    result = kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait", "--selector-compat", "source"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "adopt configmap/jwks-config" in result.stderr
+    assert "keeping" not in result.stderr
+    deployment = kube.read("Deployment", NAME)
+    assert deployment is not None
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": NAME}}
