@@ -672,7 +672,7 @@ def _plan(
     try:
         data = root.read(MANIFEST)
         manifest = parse_manifest(data) if data is not None else Manifest()
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         if not force:
             raise OutputError(
                 f"{_shown_path(directory, MANIFEST)}, the record of the files jwksdeploy wrote "
@@ -859,7 +859,7 @@ def _recover_tree(root: _Root, directory: str) -> str | None:
         if data is None:
             return None
         journal = TreeJournal.parse(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise OutputError(
             f"{_shown_path(directory, JOURNAL)}, left by an interrupted jwksdeploy run, is "
             f"damaged ({exc}). Nothing was changed. Check the directory's files, then delete "
@@ -1086,7 +1086,7 @@ def _recover_keys(path: str) -> str | None:
         journal = KeyJournal.parse(data)
     except FileNotFoundError:
         return None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise OutputError(
             f"{journal_path}, left by an interrupted key write, is damaged ({exc}). Nothing was "
             "written. Check the key files next to it, then delete it and any hidden "

@@ -420,9 +420,21 @@ def test_manifest_round_trip_and_damage() -> None:
         '{"version": 1, "files": {"../x": {"sha256": "' + X + '", "producer": "render"}}}',
         '{"version": 1, "files": {"x": {"sha256": "short", "producer": "render"}}}',
         '{"version": 1, "files": {}, "dirs": ["/abs"]}',
+        '{"version": 1, "files": {}, "dirs": [[]]}',
     ):
         with pytest.raises(ValueError):
             writes.parse_manifest(damaged.encode())
+
+
+def test_a_deeply_nested_record_is_damage_not_a_crash(tmp_path: Path) -> None:
+    for record in (MANIFEST, writes.JOURNAL):
+        out = tmp_path / record
+        out.mkdir()
+        (out / record).write_text("[" * 100_000)
+        result = render_into(out, "-n", "a")
+        assert result.exit_code == 5
+        assert "is damaged" in the_error(result)
+        assert sorted(p.name for p in out.iterdir()) == [record]
 
 
 def test_a_journal_naming_files_elsewhere_is_refused() -> None:
