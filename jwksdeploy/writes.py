@@ -1143,6 +1143,11 @@ def write_files(outputs: Sequence[OutputFile], force: bool) -> list[str]:
         for output in outputs:
             if os.path.isdir(output.path):
                 raise OutputError(f"{output.path!r} is a directory. Pass a file path.")
+            if os.path.exists(output.path) and not os.path.isfile(output.path):
+                raise OutputError(
+                    f"{output.path!r} is not a regular file (a device or a pipe?). Pass a file "
+                    "path, or '-' where stdout is accepted. Nothing was written."
+                )
             if not force and not output.replaces and os.path.lexists(output.path):
                 raise OutputError(
                     f"{output.path!r} already exists"

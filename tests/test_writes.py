@@ -862,6 +862,15 @@ def test_jwks_public_out_over_an_immutable_file_is_refused(tmp_path: Path) -> No
     assert snapshot(tmp_path) == before
 
 
+def test_a_device_is_never_replaced_by_a_key_file(tmp_path: Path) -> None:
+    private, _ = key_paths(tmp_path)
+    result = run("jwks", "generate", "--private-out", str(private), "--out", "/dev/null", "--force")
+    assert result.exit_code == 5
+    assert "'/dev/null' is not a regular file" in the_error(result)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert list(private.parent.iterdir()) == []
+
+
 def test_the_same_file_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     with pytest.raises(OutputError, match="same file"):
