@@ -277,7 +277,15 @@ def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) 
     from .cluster import connect
     from .settings import parse_duration
 
-    return connect(kubeconfig, context, parse_duration(request_timeout, "--request-timeout"))
+    cluster = connect(kubeconfig, context, parse_duration(request_timeout, "--request-timeout"))
+    if cluster.insecure:
+        click.echo(
+            f"warning: the kubeconfig sets insecure-skip-tls-verify for {cluster.server}: its "
+            "certificate is not checked, so anyone on the network path can pose as the API "
+            "server and read the credentials sent to it. Set certificate-authority instead.",
+            err=True,
+        )
+    return cluster
 
 
 def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:

@@ -82,6 +82,7 @@ class Cluster:
     request_timeout: float = 30.0
     requests_made: int = 0
     warnings: list[str] = field(default_factory=list)
+    insecure: bool = False  # the kubeconfig skips TLS verification
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -292,41 +293,68 @@ def connect(
     kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0
 ) -> Cluster:
     """An ApiClient from --kubeconfig, $KUBECONFIG (merged like kubectl) or ~/.kube/config, or
-    the in-cluster service account when none of those exist and we run in a pod."""
+    the in-cluster service account when none of those exist and we run in a pod.
+
+    The kubeconfig files are read and checked by `kubeconfig.load` (bounded, safe YAML, the
+    files they name inlined); whatever the client still raises while loading becomes one
+    ClusterUnreachable sentence with no token or key in it."""
     from kubernetes import client, config
 
-    paths = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    present = [p for p in paths.split(os.pathsep) if p and os.path.exists(os.path.expanduser(p))]
+    from . import kubeconfig as kubeconfigs
+
+    loaded = kubeconfigs.load(kubeconfig, context)
     configuration = client.Configuration()
+    secrets = loaded.secrets() if loaded else []
     try:
-        if present:
-            config.load_kube_config(
-                config_file=os.pathsep.join(present),
-                context=context,
+        if loaded is not None:
+            config.load_kube_config_from_dict(
+                loaded.document,
+                context=loaded.context,
                 client_configuration=configuration,
                 persist_config=False,
             )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
         else:
+            looked = os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ClusterUnreachable(
-                f"no kubeconfig found (looked at {paths}). Pass --kubeconfig, set KUBECONFIG, "
+                f"no kubeconfig found (looked at {looked}). Pass --kubeconfig, set KUBECONFIG, "
                 "or run inside a pod with a service account."
             )
+    except JwksDeployError:
+        raise
     except config.ConfigException as exc:
+        text = kubeconfigs.scrub(str(exc).splitlines()[0] if str(exc) else "", secrets)
         raise ClusterUnreachable(
-            f"cannot use the kubeconfig: {exc}. Check --kubeconfig and --context "
+            f"cannot use the kubeconfig: {text}. Check --kubeconfig and --context "
             "(`kubectl config get-contexts` lists them)."
+        ) from None
+    except Exception as exc:  # the client's parsing raises whatever it meets
+        raise ClusterUnreachable(
+            f"cannot use the kubeconfig ({type(exc).__name__} while reading its "
+            f"{'context ' + repr(loaded.context) if loaded else 'service account'}). Check the "
+            "server address, certificates and user of that context."
         ) from None
     # One quick retry on a refused connection, not urllib3's default three with backoff,
     # and never a second wait on a server that accepted the request but does not answer.
     from urllib3.util.retry import Retry
 
     configuration.retries = Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
+    host = str(configuration.host)
+    insecure = host.startswith("https") and not configuration.verify_ssl
+    if insecure:
+        # urllib3 would print a warning with file paths on every request; the CLI says it
+        # once, in our words.
+        import warnings
+
+        import urllib3
+
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     return Cluster(
         api_client=client.ApiClient(configuration),
-        server=configuration.host,
+        server=host,
         request_timeout=request_timeout,
+        insecure=insecure,
     )
 
 

@@ -3,11 +3,18 @@ through JWKSDEPLOY_TEST_KUBECONFIG). Nothing of ours or of the client is patched
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .helpers import EXAMPLES, ec_key, jwks_bytes, rsa_public
+from .helpers import EXAMPLES, ec_key, jwks_bytes, rsa_public, run, running
 from .kube import Kube
 
 pytestmark = pytest.mark.cluster
@@ -267,7 +274,6 @@ def test_server_rejects_a_node_port_outside_its_range(kube: Kube) -> None:
 @pytest.mark.emulator_only
 def test_unauthorized(kube: Kube, emulator_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     kubeconfig = emulator_server.write_kubeconfig(tmp_path / "bad", token="expired")
-    from .helpers import run
 
     result = run(
         "apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait", "--kubeconfig", str(kubeconfig)
@@ -305,14 +311,16 @@ def test_unreachable_cluster(tmp_path) -> None:  # type: ignore[no-untyped-def]
             }
         )
     )
-    from .helpers import run
 
     result = run("apply", "--jwks", JWKS, "-n", "x", "--no-wait", "--kubeconfig", str(kubeconfig))
     assert result.exit_code == 6
     assert f"cannot reach the API server at http://127.0.0.1:{port}" in result.stderr
     missing = run("apply", "--jwks", JWKS, "-n", "x", "--kubeconfig", str(tmp_path / "none"))
     assert missing.exit_code == 6
-    assert "no kubeconfig found" in missing.stderr
+    assert f"kubeconfig '{tmp_path / 'none'}' (--kubeconfig) does not exist" in missing.stderr
+    nothing = run("apply", "--jwks", JWKS, "-n", "x")  # $KUBECONFIG names a missing file
+    assert nothing.exit_code == 6
+    assert "no kubeconfig found" in nothing.stderr
 
 
 def test_private_keys_never_reach_the_cluster(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -451,3 +459,285 @@ def test_delete_leaves_objects_it_does_not_manage(kube: Kube) -> None:
     assert result.exit_code == 0
     assert "configmap/jwks-config not found" in result.stdout
     assert kube.read("ConfigMap", "jwks-config") is not None
+
+
+# --- kubeconfigs and servers that are not what they seem (issue 9, items 7, 8 and 13) ----------
+
+
+def _kubeconfig(server: str, cluster: dict | None = None, user: dict | None = None) -> dict:  # type: ignore[type-arg]
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server, **(cluster or {})}}],
+        "users": [{"name": "u", "user": user or {}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }
+
+
+def _refused_cleanly(result, code: int = 6) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and "This is a bug" not in result.stderr
+    assert result.stdout == ""
+
+
+SECRET_TOKEN = "s3cr3t-t0ken-value"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "dev-zero",
+        "huge",
+        "not-yaml",
+        "list-top-level",
+        "directory",
+        "duplicate-key",
+        "bad-ca-data",
+        "bad-client-key-data",
+        "ca-file-missing",
+        "token-file-missing",
+        "token-file-directory",
+        "token-file-dev-zero",
+        "no-such-context",
+        "clusters-not-a-list",
+    ],
+)
+def test_malformed_kubeconfigs_are_one_line_and_exit_6(case: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "kubeconfig"
+    https = "https://127.0.0.1:1"
+    documents = {
+        "bad-ca-data": _kubeconfig(https, {"certificate-authority-data": "!!not base64!!"}),
+        "bad-client-key-data": _kubeconfig(
+            https, user={"client-certificate-data": "QUJD", "client-key-data": "%%%"}
+        ),
+        "ca-file-missing": _kubeconfig(https, {"certificate-authority": "nope/ca.crt"}),
+        "token-file-missing": _kubeconfig(https, user={"tokenFile": str(tmp_path / "no-token")}),
+        "token-file-directory": _kubeconfig(https, user={"tokenFile": str(tmp_path)}),
+        "token-file-dev-zero": _kubeconfig(https, user={"tokenFile": "/dev/zero"}),
+        "no-such-context": {**_kubeconfig(https), "current-context": "elsewhere"},
+        "clusters-not-a-list": {**_kubeconfig(https), "clusters": {"c": "x"}},
+    }
+    kubeconfig = str(path)
+    if case == "dev-zero":
+        kubeconfig = "/dev/zero"
+    elif case == "huge":
+        path.write_text("# padding\n" * 500_000)
+    elif case == "not-yaml":
+        path.write_text("clusters: [{{{: :\n")
+    elif case == "list-top-level":
+        path.write_text("- a\n- b\n")
+    elif case == "directory":
+        kubeconfig = str(tmp_path)
+    elif case == "duplicate-key":
+        path.write_text(json.dumps(_kubeconfig(https))[:-1] + ', "current-context": "d"}')
+    else:
+        document = documents[case]
+        document["users"][0]["user"].setdefault("token", SECRET_TOKEN)
+        path.write_text(json.dumps(document))
+    result = run("url", "-n", "x", "--kubeconfig", kubeconfig)
+    _refused_cleanly(result)
+    assert SECRET_TOKEN not in result.stderr
+    assert "kubeconfig" in result.stderr or "Kubeconfig" in result.stderr
+
+
+def test_a_relative_token_file_is_read_next_to_its_kubeconfig(
+    kube: Kube,
+    tmp_path,
+    emulator_server,  # type: ignore[no-untyped-def]
+) -> None:
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    (config_dir / "token").write_text("emulator-token\n")
+    path = config_dir / "kubeconfig"
+    path.write_text(json.dumps(_kubeconfig(emulator_server.url, user={"tokenFile": "token"})))
+    assert apply(kube).exit_code == 0
+
+    result = run("url", "-n", kube.namespace, "--kubeconfig", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("http://")
+
+
+def test_kubeconfig_list_in_env_is_merged_first_definition_wins(
+    kube: Kube,
+    tmp_path,
+    emulator_server,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    assert apply(kube).exit_code == 0
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    good = _kubeconfig(emulator_server.url, user={"token": "emulator-token"})
+    first.write_text(json.dumps({**good, "users": [], "clusters": []}))
+    second.write_text(json.dumps({**good, "current-context": "ignored"}))
+    monkeypatch.setenv(
+        "KUBECONFIG", f"{first}{os.pathsep}{tmp_path / 'missing'}{os.pathsep}{second}"
+    )
+
+    result = run("url", "-n", kube.namespace)
+    assert result.exit_code == 0, result.stderr
+
+
+@contextlib.contextmanager
+def _tls_server(handler: type) -> Iterator[int]:  # type: ignore[type-arg]
+    """An https server on 127.0.0.1 with a throwaway self-signed certificate."""
+    import datetime
+    import http.server
+    import ssl
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        pem = Path(directory) / "server.pem"
+        pem.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+
+        with running(server) as port:
+            yield port
+
+
+class _NoService(http.server.BaseHTTPRequestHandler):
+    """An API server that has no Service: every GET is a Kubernetes 404 Status."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Failure",
+                "code": 404,
+                "reason": "NotFound",
+                "message": 'services "remote-jwks-go" not found',
+            }
+        ).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _PlainWebServer(_NoService):
+    """Not an API server at all: a web server's HTML 404."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>404 page not found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_insecure_skip_tls_verify_is_said_once_in_our_words(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with _tls_server(_NoService) as port:
+        path = tmp_path / "kubeconfig"
+        path.write_text(
+            json.dumps(
+                _kubeconfig(
+                    f"https://127.0.0.1:{port}",
+                    {"insecure-skip-tls-verify": True},
+                    {"token": SECRET_TOKEN},
+                )
+            )
+        )
+        process = subprocess.run(
+            [sys.executable, "-m", "jwksdeploy", "status", "-n", "x", "--kubeconfig", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NO_PROXY": "127.0.0.1"},
+        )
+    assert process.returncode == 9, process.stderr
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 2, process.stderr
+    assert lines[0].startswith(
+        f"warning: the kubeconfig sets insecure-skip-tls-verify for https://127.0.0.1:{port}"
+    )
+    assert lines[1].startswith("error: nothing managed by jwksdeploy")
+    assert "InsecureRequestWarning" not in process.stderr and ".py" not in process.stderr
+    assert SECRET_TOKEN not in process.stderr
+
+
+def test_a_plain_web_server_is_not_a_kubernetes_api(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlainWebServer)
+    with running(server) as port:
+        path = tmp_path / "kubeconfig"
+        path.write_text(json.dumps(_kubeconfig(f"http://127.0.0.1:{port}")))
+        result = run("apply", "--jwks", JWKS, "-n", "envoy-yang", "--kubeconfig", str(path))
+        url = run("url", "-n", "envoy-yang", "--kubeconfig", str(path))
+    for outcome in (result, url):
+        _refused_cleanly(outcome)
+        assert f"the server at http://127.0.0.1:{port} is not a Kubernetes API" in outcome.stderr
+        assert "does not exist" not in outcome.stderr
+
+
+def test_a_server_that_never_answers_times_out_once_with_exit_10(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import threading
+
+    accepted: list[socket.socket] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(connection)  # held open, never answered
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        path = tmp_path / "kubeconfig"
+        path.write_text(json.dumps(_kubeconfig(f"http://127.0.0.1:{port}")))
+        result = run("url", "-n", "x", "--kubeconfig", str(path), "--request-timeout", "300ms")
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    _refused_cleanly(result, 10)
+    assert "did not answer GET" in result.stderr
+    assert len(accepted) == 1, "one request, no retry after the timeout"

@@ -1,0 +1,234 @@
+"""Kubeconfig files, read by us before the client sees them: bounded, safely parsed, merged
+as kubectl merges them, and with every file they point at (CA, client certificate and key,
+tokenFile) read bounded and inlined, so the client never opens a file itself.
+
+The client's own loader reads whole files without a limit (`/dev/zero` runs until
+MemoryError), keeps the last of two equal keys, and raises whatever its parsing meets. Here
+every problem becomes one ClusterUnreachable sentence that names the file and never its
+secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ClusterUnreachable, InputError
+
+MAX_KUBECONFIG_BYTES = 4 << 20
+MAX_REFERENCED_BYTES = 1 << 20  # a CA bundle, certificate, key or token
+SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
+# (section entry, file key, inlined data key, base64-encode the file)
+FILE_KEYS = (
+    ("cluster", "certificate-authority", "certificate-authority-data", True),
+    ("user", "client-certificate", "client-certificate-data", True),
+    ("user", "client-key", "client-key-data", True),
+    ("user", "tokenFile", "token", False),
+)
+SECRET_KEYS = ("token", "client-key-data", "password")
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    """One merged kubeconfig, ready for the client, and the files it came from."""
+
+    document: dict[str, Any]
+    context: str
+    sources: tuple[str, ...]
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so messages can be scrubbed of them."""
+        found: list[str] = []
+        for entry in self.document.get("users") or []:
+            user = entry.get("user") or {}
+            found.extend(str(user[k]) for k in SECRET_KEYS if user.get(k))
+        return found
+
+
+def _unusable(path: str, problem: str) -> ClusterUnreachable:
+    return ClusterUnreachable(
+        f"kubeconfig {path!r} {problem}. Fix it, or pass another file with --kubeconfig."
+    )
+
+
+def candidate_paths(explicit: str | None) -> tuple[list[str], bool]:
+    """(paths, explicit?) as kubectl picks them: --kubeconfig, else $KUBECONFIG, else
+    ~/.kube/config."""
+    if explicit:
+        return [os.path.expanduser(explicit)], True
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [os.path.expanduser(p) for p in env.split(os.pathsep) if p], False
+    return [os.path.join(os.path.expanduser("~"), ".kube", "config")], False
+
+
+def read_document(path: str) -> dict[str, Any] | None:
+    """One kubeconfig file, bounded and safely parsed; None when it is empty."""
+    from .files import read_bounded
+    from .safeyaml import load_yaml
+
+    try:
+        data = read_bounded(path, "kubeconfig", MAX_KUBECONFIG_BYTES)
+        document = load_yaml(data, f"kubeconfig {path!r}", mode="kubeconfig")
+    except InputError as exc:
+        raise ClusterUnreachable(str(exc)) from None
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise _unusable(
+            path, f"is not a kubeconfig: its top level is a {type(document).__name__}, not a map"
+        )
+    return document
+
+
+def _entries(document: dict[str, Any], section: str, path: str) -> list[dict[str, Any]]:
+    entries = document.get(section)
+    if entries is None:
+        return []
+    inner = SECTIONS[section]
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict)
+        and isinstance(e.get("name"), str)
+        and isinstance(e.get(inner) or {}, dict)
+        for e in entries
+    ):
+        raise _unusable(
+            path, f"has a malformed {section!r}: it must be a list of {{name, {inner}}}"
+        )
+    return entries
+
+
+def _resolve(entry: dict[str, Any], base: str) -> dict[str, Any]:
+    """File references made absolute against the directory of the file that defines them."""
+    out = dict(entry)
+    for _, key, _, _ in FILE_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            out[key] = os.path.join(base, os.path.expanduser(value))
+    exec_config = out.get("exec")
+    if isinstance(exec_config, dict):
+        command = exec_config.get("command")
+        if isinstance(command, str) and os.sep in command and not os.path.isabs(command):
+            out["exec"] = {**exec_config, "command": os.path.join(base, command)}
+    return out
+
+
+def merge(paths: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """kubectl's merge: the first file that sets current-context wins, and the first
+    definition of each cluster, user and context name wins."""
+    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config"}
+    named: dict[str, dict[str, dict[str, Any]]] = {section: {} for section in SECTIONS}
+    read = []
+    for path in paths:
+        document = read_document(path)
+        read.append(path)
+        if document is None:
+            continue
+        base = os.path.dirname(os.path.abspath(path))
+        current = document.get("current-context")
+        if current is not None and not isinstance(current, str):
+            raise _unusable(path, "has a current-context that is not a string")
+        if current and "current-context" not in merged:
+            merged["current-context"] = current
+        for section, inner in SECTIONS.items():
+            for entry in _entries(document, section, path):
+                if entry["name"] not in named[section]:
+                    body = entry.get(inner) or {}
+                    if inner in ("cluster", "user"):
+                        body = _resolve(body, base)
+                    named[section][entry["name"]] = {"name": entry["name"], inner: body}
+    for section in SECTIONS:
+        merged[section] = list(named[section].values())
+    return merged, read
+
+
+def _inline(body: dict[str, Any], where: str, source: str) -> dict[str, Any]:
+    """Read the files a cluster or user entry points at (bounded) and inline them; check
+    that inlined certificate data is base64."""
+    out = dict(body)
+    for kind, file_key, data_key, encode in FILE_KEYS:
+        if kind != where:
+            continue
+        if data_key in out and out[data_key] not in (None, ""):
+            value = out[data_key]
+            if encode:
+                try:
+                    base64.b64decode(str(value).encode(), validate=True)
+                except (binascii.Error, ValueError):
+                    raise _unusable(
+                        source, f"has {data_key} that is not valid base64 (in its {where} entry)"
+                    ) from None
+            elif not isinstance(value, str):
+                raise _unusable(source, f"has a {data_key} that is not a string")
+            out.pop(file_key, None)
+            continue
+        path = out.pop(file_key, None)
+        if path is None:
+            continue
+        if not isinstance(path, str) or not path:
+            raise _unusable(source, f"has a {file_key} that is not a path")
+        from .files import read_bounded
+
+        try:
+            data = read_bounded(path, file_key, MAX_REFERENCED_BYTES)
+        except InputError as exc:
+            problem = str(exc).split(". ")[0].rstrip(".")
+            raise ClusterUnreachable(
+                f"kubeconfig {source!r} names a {file_key} that cannot be used: {problem}. "
+                "Fix the path in the kubeconfig."
+            ) from None
+        if encode:
+            out[data_key] = base64.b64encode(data).decode()
+        else:
+            try:
+                token = data.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise _unusable(source, f"names a {file_key} {path!r} that is not text") from None
+            if not token or any(c in token for c in "\r\n\x00"):
+                raise _unusable(source, f"names a {file_key} {path!r} that holds no single token")
+            out[data_key] = token
+    return out
+
+
+def load(explicit: str | None, context: str | None) -> Kubeconfig | None:
+    """The merged kubeconfig for --kubeconfig/$KUBECONFIG/~/.kube/config, with the chosen
+    context's files inlined; None when no kubeconfig file exists (and none was named)."""
+    paths, named = candidate_paths(explicit)
+    if named and not os.path.lexists(paths[0]):
+        raise ClusterUnreachable(
+            f"kubeconfig {explicit!r} (--kubeconfig) does not exist. Check the path, or drop "
+            "--kubeconfig to use $KUBECONFIG or ~/.kube/config."
+        )
+    present = [p for p in paths if os.path.lexists(p)]
+    if not present:
+        return None
+    document, sources = merge(present)
+    source = sources[0] if len(sources) == 1 else os.pathsep.join(sources)
+    chosen = context or document.get("current-context")
+    if not chosen:
+        raise _unusable(source, "sets no current-context. Pass --context")
+    contexts = {c["name"]: c.get("context") or {} for c in document["contexts"]}
+    if chosen not in contexts:
+        known = ", ".join(sorted(contexts)) or "none"
+        raise _unusable(source, f"has no context {chosen!r} (it has: {known})")
+    entry = contexts[chosen]
+    for section, key in (("clusters", "cluster"), ("users", "user")):
+        wanted = entry.get(key)
+        if key == "cluster" and not isinstance(wanted, str):
+            raise _unusable(source, f"has a context {chosen!r} that names no cluster")
+        for item in document[section]:
+            if item["name"] == wanted:
+                item[key] = _inline(item.get(key) or {}, key, source)
+    document["current-context"] = chosen
+    return Kubeconfig(document, chosen, tuple(sources))
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """The text with every secret value replaced, for messages built from client errors."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "<redacted>")
+    return text
