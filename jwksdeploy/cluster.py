@@ -19,10 +19,12 @@ from typing import Any
 
 from .adopt import (
     FIELD_MANAGER,
+    OURS,
     NamespacePlan,
     conflicting_fields,
     conflicting_managers,
     migrated_managed_fields,
+    ownership,
     plan_namespace,
 )
 from .errors import (
@@ -853,12 +855,12 @@ MANAGED_KINDS = ("PodDisruptionBudget", "Deployment", "Service", "ConfigMap")
 def managed_objects(
     cluster: Cluster, namespace: str, names: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
-    """The live objects of one instance that carry our managed-by label, by kind."""
+    """The live objects of one instance that are ours (managed-by and instance labels), by
+    kind: the same ownership test apply uses to decide what it adopts."""
     found = {}
     for kind in MANAGED_KINDS:
         obj = cluster.get(kind, namespace, names[kind])
-        labels = (obj or {}).get("metadata", {}).get("labels") or {}
-        if obj is not None and labels.get("app.kubernetes.io/managed-by") == FIELD_MANAGER:
+        if obj is not None and ownership(obj, names["Deployment"]) == OURS:
             found[kind] = obj
     return found
 
