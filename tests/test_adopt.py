@@ -306,9 +306,8 @@ def test_a_dry_run_refusal_in_the_third_namespace_changes_nothing(
 
 @pytest.mark.cluster
 @pytest.mark.emulator_only
-def test_an_immutable_field_is_caught_by_the_dry_run(kube: Kube) -> None:
-    """What the API server refuses in the dry run (here: the emulator's immutable selector,
-    provoked by an apply that --recreate's plan does not protect) changes nothing."""
+def test_a_recreate_the_dry_run_refuses_changes_nothing(kube: Kube) -> None:
+    """--recreate's deletion is dry-run too: a refusal there leaves everything serving."""
     assert kube.emulator is not None
     kubectl_apply_source(kube)
     before = versions(kube)
@@ -320,6 +319,25 @@ def test_an_immutable_field_is_caught_by_the_dry_run(kube: Kube) -> None:
     assert "Nothing was changed" in result.stderr
     assert writes(kube) == []
     assert versions(kube) == before
+
+
+@pytest.mark.cluster
+def test_the_deployment_selector_is_immutable_as_on_a_real_api_server(kube: Kube) -> None:
+    """Why adoption keeps the live selector: changing it is refused (422)."""
+    kubectl_apply_source(kube)
+    deployment = next(o for o in source_objects() if o["kind"] == "Deployment")
+    deployment["metadata"]["namespace"] = kube.namespace
+    deployment["spec"]["selector"] = {"matchLabels": OUR_SELECTOR}
+    deployment["spec"]["template"]["metadata"]["labels"] = OUR_SELECTOR
+    status, answer = kube.call(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/{NAME}",
+        deployment,
+        "fieldManager=someone&force=true",
+        "application/apply-patch+yaml",
+    )
+    assert status == 422, answer
+    assert "field is immutable" in answer["message"]
 
 
 @pytest.mark.cluster
