@@ -13,11 +13,13 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import stat
 import subprocess
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +84,17 @@ class Outcome:
 def invoke(
     *args: str, input: bytes | str | None = None, env: dict[str, str] | None = None
 ) -> Outcome:
-    """The CLI in-process (fast); an exception that escapes it shows up as a traceback."""
-    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=True)
+    """The CLI in-process (fast); an exception that escapes it shows up as a traceback, and a
+    Python warning the user would see (library warnings with file paths) shows up on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=True)
     stderr = result.stderr
+    for warning in caught:
+        if not issubclass(warning.category, DeprecationWarning | PendingDeprecationWarning):
+            stderr += warnings.formatwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         info = result.exc_info
         assert info is not None
@@ -110,6 +120,87 @@ def process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def spawn_many(runs: Sequence[Sequence[str | bytes]], cwd: Path, timeout: float) -> list[Outcome]:
+    """Several `python -m jwksdeploy` processes at once (tests that wait on a clock share
+    the wait). A process still running after `timeout` seconds is killed and reported as a
+    hang (exit -1)."""
+    import time
+
+    env = process_env(cwd)
+    started = [
+        (
+            args,
+            subprocess.Popen(
+                [sys.executable, "-m", "jwksdeploy", *args],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ),
+        )
+        for args in runs
+    ]
+    deadline = time.monotonic() + timeout
+    outcomes = []
+    for args, process in started:
+        try:
+            out, err = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            code = process.returncode
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            code = -1
+            err += f"\n[test: still running after {timeout:g}s: a hang]".encode()
+        outcomes.append(
+            Outcome(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), args)
+        )
+    return outcomes
+
+
+def self_signed_tls() -> ssl.SSLContext:
+    """A server-side TLS context with a throwaway certificate for 127.0.0.1."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context.load_cert_chain(cert_path, key_path)
+    return context
 
 
 def spawn(
@@ -230,9 +321,9 @@ Handler = Callable[[socket.socket, bytes], None]
 
 
 @contextlib.contextmanager
-def raw_server(handler: Handler) -> Iterator[int]:
+def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[int]:
     """A TCP server on 127.0.0.1 that reads each request head and lets `handler` answer with
-    whatever bytes it likes (a hostile HTTP server). Yields the port."""
+    whatever bytes it likes (a hostile HTTP server), over TLS if given. Yields the port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -241,6 +332,13 @@ def raw_server(handler: Handler) -> Iterator[int]:
     workers: list[threading.Thread] = []
 
     def serve_one(conn: socket.socket) -> None:
+        if tls is not None:
+            try:
+                conn.settimeout(10)
+                conn = tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         with conn:
             conn.settimeout(30)
             head = b""
