@@ -15,6 +15,8 @@ MAX_KUBECONFIG_BYTES = 4 << 20
 def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     """The bytes of a file (or of stdin for '-'), never reading more than limit + 1 bytes,
     whatever the file is (/dev/zero, a pipe that never ends)."""
+    if "\x00" in path:
+        raise InputError(f"{what} {path!r} holds a NUL byte, which no file name can. Fix it.")
     try:
         if path == "-":
             data = sys.stdin.buffer.read(limit + 1)

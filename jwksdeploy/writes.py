@@ -108,6 +108,12 @@ class TreePlan:
         return bool(self.writes or self.removes or self.rmdirs or self.manifest_changed)
 
 
+def check_path_text(what: str, path: str) -> None:
+    """A path the operating system can take at all (no NUL byte), else OutputError."""
+    if "\x00" in path:
+        raise OutputError(f"{what} {path!r} holds a NUL byte, which no file name can. Fix it.")
+
+
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -585,6 +591,7 @@ def write_tree(
 ) -> TreeResult:
     """Write one producer's files under directory; replace or remove only its own earlier
     output (see the module docstring). OutputError, with nothing changed, on a refusal."""
+    check_path_text("--output-dir", directory)
     for path in files:
         try:
             check_relative(path)
@@ -1134,6 +1141,8 @@ def write_files(outputs: Sequence[OutputFile], force: bool) -> list[str]:
     that puts the backups back. Without force an existing target is refused, and a new file
     is linked into place (no-clobber), so one created meanwhile is never overwritten either.
     """
+    for output in outputs:
+        check_path_text("an output path", output.path)
     absolute = [os.path.abspath(output.path) for output in outputs]
     if len(set(map(os.path.realpath, absolute))) < len(absolute):
         raise OutputError(

@@ -441,3 +441,19 @@ def test_text_that_is_not_utf8_never_reaches_a_token_or_key(tmp_path: Path) -> N
 def test_ca_file_is_read_with_a_limit() -> None:
     result = run("verify", "--url", "https://127.0.0.1:9/jwks", "--ca-file", "/dev/zero")
     assert result.exit_code == 3 and "larger than" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["render", "-n", "a", "--jwks", "a\x00b"], 3),
+        (["render", "-n", "a", "--jwks", JWKS, "--values", "a\x00b"], 3),
+        (["render", "-n", "a", "--jwks", JWKS, "--output-dir", "out\x00dir"], 5),
+        (["jwks", "generate", "--out", "pub\x00.json", "--private-out", "priv.json"], 5),
+        (["url", "-n", "a", "--kubeconfig", "k\x00c"], 6),
+    ],
+)
+def test_a_nul_byte_in_a_path_is_refused(args: list[str], code: int) -> None:
+    result = run(*args)
+    assert result.exit_code == code, result.stderr
+    assert "NUL byte" in result.stderr or "does not exist" in result.stderr
