@@ -81,6 +81,19 @@ class VerificationFailed(JwksDeployError):
     title = "verification failed"
 
 
+class TooEarly(JwksDeployError):
+    """A rotation step was asked for before it is safe; the message says when it will be."""
+
+    exit_code = 12
+    title = "too early"
+
+    def __init__(self, message: str, safe_at: float | None = None) -> None:
+        super().__init__(message)
+        self.safe_at = safe_at
+
+
+STEP_DUE = 13  # `rotate status` when a rotation step is due now
+
 EXIT_CODES: list[tuple[int, str]] = [
     (0, "success"),
     (1, "unexpected internal error (please report it; set JWKSDEPLOY_DEBUG=1 for a traceback)"),
@@ -97,8 +110,10 @@ EXIT_CODES: list[tuple[int, str]] = [
             ClusterRejected,
             WaitTimeout,
             VerificationFailed,
+            TooEarly,
         )
     ],
+    (STEP_DUE, "`rotate status`: a rotation step is due now (not an error)."),
 ]
 
 
