@@ -551,12 +551,13 @@ def verify_command(
 @click.command("serve")
 @click.option("--jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
 @click.option(
-    "--address",
+    "--listen",
     default="127.0.0.1",
     show_default=True,
     metavar="HOST",
     help="Listen address (0.0.0.0 in a container).",
 )
+@click.option("--address", "old_address", hidden=True, metavar="HOST")
 @click.option(
     "--port",
     default=8080,
@@ -565,20 +566,84 @@ def verify_command(
     metavar="PORT",
     help="0 picks a free port.",
 )
-def serve_command(path: str, address: str, port: int) -> None:
-    """Serve a JWKS locally like the remote-jwks-go image: /, /jwks and /valid.
+@click.option(
+    "--max-age",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Cache-Control max-age of /jwks; keep it short so a rotated set spreads quickly.",
+)
+@click.option(
+    "--access-log",
+    type=click.Choice(["text", "json", "off"]),
+    default="text",
+    show_default=True,
+    help="One line per request on stderr; the query string (it may hold a token) is dropped.",
+)
+@click.option(
+    "--max-connections",
+    default=4096,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    metavar="N",
+    help="Open connections at most; beyond it a client gets 503.",
+)
+@click.option(
+    "--idle-timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Close a kept-alive connection idle this long.",
+)
+@click.option(
+    "--header-timeout",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="A request must arrive whole within this (else 408).",
+)
+@click.option(
+    "--shutdown-grace",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="On SIGTERM, how long requests in flight may take to finish.",
+)
+def serve_command(
+    path: str,
+    listen: str,
+    old_address: str | None,
+    port: int,
+    max_age: str,
+    access_log: str,
+    max_connections: int,
+    idle_timeout: str,
+    header_timeout: str,
+    shutdown_grace: str,
+) -> None:
+    """Serve a JWKS like the remote-jwks-go image: /jwks, /valid, /healthz, else `success`.
 
-    The file is read once at start-up, as the image does. Stops cleanly on SIGTERM or Ctrl-C.
+    The file is read once at start-up, as the image does. Stops cleanly on SIGTERM or Ctrl-C,
+    finishing the requests in flight.
     """
     from .files import read_input
     from .jwks import enforce, lint_jwks, parse_jwks
-    from .serve import bind, run_until_signalled
+    from .serve import Limits, bind, run_until_signalled
+    from .settings import parse_duration
 
+    limits = Limits(
+        max_connections=max_connections,
+        idle_timeout=max(parse_duration(idle_timeout, "--idle-timeout"), 0.001),
+        header_timeout=max(parse_duration(header_timeout, "--header-timeout"), 0.001),
+        max_age=int(parse_duration(max_age, "--max-age")),
+        shutdown_grace=parse_duration(shutdown_grace, "--shutdown-grace"),
+    )
     data = read_input(path, "JWKS file")
     document = parse_jwks(data, f"JWKS file {path!r}")
     for warning in enforce(lint_jwks(document), strict=False):
         click.echo(str(warning), err=True)
-    server = bind(address, port, data, document, sys.stderr)
+    address = old_address if old_address is not None else listen
+    server = bind(address, port, data, document, sys.stderr, limits, access_log)
     host, bound = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)

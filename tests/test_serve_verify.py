@@ -350,10 +350,9 @@ def test_verify_over_https_trusts_the_system_store_or_ca_file(tmp_path: Path) ->
 
     cert, key = _self_signed(tmp_path)
     body = jwks_bytes(*PUBLIC_EC["keys"])
-    server = bind("127.0.0.1", 0, body, parse_jwks(body), io.StringIO())
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    server = bind("127.0.0.1", 0, body, parse_jwks(body), io.StringIO(), tls=tls)
     with running(server) as port:
         url = f"https://127.0.0.1:{port}/jwks"
         untrusted = run("verify", "--url", url)
