@@ -23,6 +23,7 @@ from .errors import JwksDeployError, printable
 LAZY_COMMANDS = {
     "gateway": ("cli_gateway", "gateway_command"),
     "jwks": ("cli_keys", "jwks_group"),
+    "rotate": ("cli_rotate", "rotate_group"),
     "serve": ("cli_keys", "serve_command"),
     "token": ("cli_keys", "token_command"),
     "verify": ("cli_keys", "verify_command"),

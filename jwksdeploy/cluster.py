@@ -10,6 +10,7 @@ our error tree, with one readable paragraph instead of headers and bodies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -35,6 +36,9 @@ from .errors import (
     JwksDeployError,
     WaitTimeout,
 )
+from .status import Rollout as Rollout
+from .status import rollout_state as rollout_state
+from .wait import wait_for_rollout as wait_for_rollout  # for callers not yet on apply.run
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
@@ -47,6 +51,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("/apis/policy/v1/namespaces/{namespace}", "poddisruptionbudgets"),
     "Node": ("/api/v1", "nodes"),
     "Pod": ("/api/v1/namespaces/{namespace}", "pods"),
+    "ReplicaSet": ("/apis/apps/v1/namespaces/{namespace}", "replicasets"),
     "Event": ("/api/v1/namespaces/{namespace}", "events"),
 }
 VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
@@ -58,6 +63,18 @@ class NotFound(JwksDeployError):
     exit_code = ClusterRejected.exit_code
 
 
+class WatchRefused(JwksDeployError):
+    """The API server will not watch this resource for us (403, 405...): poll instead."""
+
+    exit_code = Forbidden.exit_code
+
+
+class WatchExpired(JwksDeployError):
+    """410 Gone: the resourceVersion is too old to resume from; list again."""
+
+    exit_code = WaitTimeout.exit_code
+
+
 class ApplyConflict(Conflict):
     """A 409 from server-side apply, with the managers and fields the API server named."""
 
@@ -67,6 +84,9 @@ class ApplyConflict(Conflict):
         super().__init__(message)
         self.managers = managers or []
         self.fields = fields or []
+
+
+_Items = list[dict[str, Any]]  # a name of its own: Cluster.list shadows `list` in its body
 
 
 def resource_path(kind: str, namespace: str | None = None, name: str | None = None) -> str:
@@ -85,6 +105,7 @@ class Cluster:
     requests_made: int = 0
     warnings: list[str] = field(default_factory=list)
     insecure: bool = False  # the kubeconfig skips TLS verification
+    field_manager: str = FIELD_MANAGER  # apply --field-manager
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -229,10 +250,92 @@ class Cluster:
         items = document.get("items") or []
         return [item for item in items if isinstance(item, dict)]
 
+    def list_versioned(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[_Items, str]:
+        """The items and the list's resourceVersion, to watch from."""
+        query = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        document = self.request("GET", resource_path(kind, namespace), query=query, what=kind)
+        items = document.get("items") or []
+        version = str((document.get("metadata") or {}).get("resourceVersion") or "")
+        return [item for item in items if isinstance(item, dict)], version
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        resource_version: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout: float = 30.0,
+    ) -> WatchStream:
+        """Open a watch from resource_version; the server ends it after `timeout` seconds.
+
+        Raises WatchRefused when the server will not watch (then poll), WatchExpired on
+        410 Gone (then list again), and our usual errors otherwise."""
+        import urllib3
+
+        query = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, int(timeout))),
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        path = resource_path(kind, namespace)
+        _, url, header_params, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        self.requests_made += 1
+        try:
+            response = self.api_client.call_api(
+                "GET",
+                url,
+                header_params=header_params,
+                # the read timeout outlasts the server's own end of the watch
+                _request_timeout=(self.request_timeout, max(1.0, timeout) + self.request_timeout),
+            )
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise ClusterUnreachable(
+                f"cannot reach the API server at {self.server} to watch {kind}. Check that "
+                "the cluster is running."
+            ) from None
+        status = int(response.status)
+        if status == 200:
+            return WatchStream(response.response)
+        data = response.read()
+        try:
+            document = json.loads(data) if data else {}
+        except ValueError:
+            document = {}
+        if status == 410:
+            raise WatchExpired(f"watch of {kind} expired")
+        if status in (403, 405, 501) or (status == 400 and "watch" in str(document).lower()):
+            raise WatchRefused(f"watch of {kind} refused ({status})")
+        raise self._translate(status, document, "GET", path, kind)
+
     def apply(self, obj: dict[str, Any], *, dry_run: bool, force: bool) -> dict[str, Any]:
         """Server-side apply one object; returns the server's answer."""
         meta = obj["metadata"]
-        query = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
+        query = {"fieldManager": self.field_manager, "fieldValidation": "Strict"}
         if force:
             query["force"] = "true"
         if dry_run:
@@ -269,6 +372,46 @@ class Cluster:
         except NotFound:
             return False
         return True
+
+
+class WatchStream:
+    """The events of one open watch, as (type, object); ends when the server closes it."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        import urllib3
+        from kubernetes.watch.watch import iter_resp_lines
+
+        try:
+            for line in iter_resp_lines(self._response):
+                if not line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+                    continue
+                kind = str(event.get("type", ""))
+                obj: dict[str, Any] = event["object"]
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchExpired("watch expired")
+                    return
+                yield kind, obj
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
+            return  # the connection ended (closed, timed out or shut down): resume
+        finally:
+            # a shut-down connection cannot go back to the pool
+            with contextlib.suppress(Exception):
+                self._response.release_conn()
+
+    def close(self) -> None:
+        """End the stream from another thread (urllib3 interrupts the blocked read)."""
+        with contextlib.suppress(Exception):  # already closed: nothing to interrupt
+            self._response.shutdown()
 
 
 def describe_request(method: str, path: str) -> tuple[str, str, str | None]:
@@ -342,6 +485,8 @@ def connect(
     from urllib3.util.retry import Retry
 
     configuration.retries = Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
+    # Watches hold a connection each while apply works on several namespaces at once.
+    configuration.connection_pool_maxsize = 64
     host = str(configuration.host)
     insecure = host.startswith("https") and not configuration.verify_ssl
     if insecure:
@@ -518,55 +663,99 @@ def apply_objects(
             f"{exc} Nothing was changed: a dry run found this before any write."
         ) from None
     reports = []
-    if dry_run:
-        for plan in plans:
-            report = ApplyReport(plan.namespace, [], dry_run=True, plan=plan)
-            if on_plan:
-                on_plan(plan)
-            namespace_answer = answers.get(("Namespace", plan.namespace, None))
-            if namespace_answer is not None:
-                report.objects.append(AppliedObject("Namespace", plan.namespace, None, "created"))
-                on_applied(report.objects[-1])
-            for item in plan.objects:
-                answer = answers.get((item.kind, item.name, item.namespace))
-                outcome = (
-                    "recreated"
-                    if item.recreate
-                    else (outcome_of(item.live, answer, True) if answer is not None else "created")
-                )
-                report.objects.append(AppliedObject(item.kind, item.name, item.namespace, outcome))
-                on_applied(report.objects[-1])
-                if item.kind == "Service":
-                    report.service = answer
-            reports.append(report)
-        return reports
     for plan in plans:
-        report = ApplyReport(plan.namespace, [], plan=plan)
-        reports.append(report)
         if on_plan:
             on_plan(plan)
-        if create_namespace:
-            applied, _ = _apply_one(cluster, _namespace_object(plan.namespace), None, False, force)
-            report.objects.append(applied)
-            on_applied(applied)
+        reports.append(
+            apply_plan(
+                cluster,
+                plan,
+                answers,
+                create_namespace=create_namespace,
+                dry_run=dry_run,
+                force=force,
+                on_applied=on_applied,
+                gone_timeout=gone_timeout,
+            )
+        )
+    return reports
+
+
+def apply_plan(
+    cluster: Cluster,
+    plan: NamespacePlan,
+    answers: dict[tuple[str, str, str | None], dict[str, Any]],
+    *,
+    create_namespace: bool,
+    dry_run: bool,
+    force: bool,
+    on_applied: Callable[[AppliedObject], None],
+    gone_timeout: float = 60.0,
+) -> ApplyReport:
+    """Apply one namespace's plan (after `preflight`), ConfigMap first so a new pod never
+    starts without its JWKS; a dry run reports the pre-flight's answers instead."""
+    report = ApplyReport(plan.namespace, [], plan=plan, dry_run=dry_run)
+
+    def landed(obj: AppliedObject) -> None:
+        report.objects.append(obj)
+        on_applied(obj)
+
+    if dry_run:
+        if answers.get(("Namespace", plan.namespace, None)) is not None:
+            landed(AppliedObject("Namespace", plan.namespace, None, "created"))
         for item in plan.objects:
-            live = item.live
-            if item.recreate:
-                cluster.delete(item.kind, item.namespace, item.name)
-                report.down_since = time.monotonic()
-                deleted = AppliedObject(item.kind, item.name, item.namespace, "deleted")
-                report.objects.append(deleted)
-                on_applied(deleted)
-                _wait_gone(cluster, item.kind, item.namespace, item.name, gone_timeout)
-                live = None
-            elif item.kubectl and live is not None:
-                _take_over_from_kubectl(cluster, item.obj, live)
-            applied, answer = _apply_one(cluster, item.obj, live, False, force)
-            report.objects.append(applied)
-            on_applied(applied)
+            answer = answers.get((item.kind, item.name, item.namespace))
+            outcome = (
+                "recreated"
+                if item.recreate
+                else (outcome_of(item.live, answer, True) if answer is not None else "created")
+            )
+            landed(AppliedObject(item.kind, item.name, item.namespace, outcome))
             if item.kind == "Service":
                 report.service = answer
-    return reports
+        return report
+    if create_namespace:
+        applied, _ = _apply_one(cluster, _namespace_object(plan.namespace), None, False, force)
+        landed(applied)
+    for item in plan.objects:
+        live = item.live
+        if item.recreate:
+            cluster.delete(item.kind, item.namespace, item.name)
+            report.down_since = time.monotonic()
+            landed(AppliedObject(item.kind, item.name, item.namespace, "deleted"))
+            _wait_gone(cluster, item.kind, item.namespace, item.name, gone_timeout)
+            live = None
+        elif item.kubectl and live is not None:
+            _take_over_from_kubectl(cluster, item.obj, live)
+        applied, answer = _apply_one(cluster, item.obj, live, False, force)
+        landed(applied)
+        if item.kind == "Service":
+            report.service = answer
+    return report
+
+
+def prune(
+    cluster: Cluster,
+    namespace: str,
+    rendered: list[dict[str, Any]],
+    instance: str,
+    *,
+    dry_run: bool,
+    on_applied: Callable[[AppliedObject], None],
+) -> list[AppliedObject]:
+    """Delete what an earlier apply of this instance made and this one no longer renders
+    (the PodDisruptionBudget after scaling to one replica), found by our labels only and
+    checked again by `adopt.ownership` before each delete."""
+    from .prune import instance_selector, prunable_kinds, prune_candidates
+
+    pruned = []
+    for kind in prunable_kinds(rendered):
+        live = cluster.list(kind, namespace, instance_selector(instance))
+        for name in prune_candidates(live, rendered, instance):
+            if cluster.delete(kind, namespace, name, dry_run=dry_run):
+                pruned.append(AppliedObject(kind, name, namespace, "pruned"))
+                on_applied(pruned[-1])
+    return pruned
 
 
 def _apply_one(
@@ -609,15 +798,9 @@ def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[st
 def _wait_gone(
     cluster: Cluster, kind: str, namespace: str | None, name: str, timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while cluster.get(kind, namespace, name) is not None:
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(
-                f"{kind} {name!r} in {namespace!r} still exists {timeout:g}s after it was "
-                f"deleted (a finalizer may hold it). Check `kubectl get {kind.lower()} {name} "
-                f"-n {namespace} -o yaml`, then run apply again."
-            )
-        time.sleep(0.2)
+    from .wait import wait_until_gone
+
+    wait_until_gone(cluster, namespace, [(kind, name)], timeout)
 
 
 def _now() -> str:
@@ -761,92 +944,6 @@ def deployed_url(
     return str(endpoint.url)
 
 
-# --- waiting ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rollout:
-    ready: int
-    desired: int
-    done: bool
-    message: str
-
-
-def rollout_state(deployment: dict[str, Any]) -> Rollout:
-    """The same test `kubectl rollout status` makes."""
-    spec = deployment.get("spec", {})
-    status = deployment.get("status", {})
-    desired = int(spec.get("replicas", 1))
-    generation = deployment.get("metadata", {}).get("generation", 0)
-    observed = status.get("observedGeneration", 0)
-    updated = status.get("updatedReplicas", 0)
-    replicas = status.get("replicas", 0)
-    available = status.get("availableReplicas", 0)
-    if observed < generation:
-        return Rollout(available, desired, False, "waiting for the deployment to be observed")
-    if updated < desired:
-        return Rollout(available, desired, False, f"{updated}/{desired} pods updated")
-    if replicas > updated:
-        return Rollout(available, desired, False, f"{replicas - updated} old pods terminating")
-    if available < updated:
-        return Rollout(available, desired, False, f"{available}/{desired} pods available")
-    return Rollout(available, desired, True, f"{available}/{desired} pods available")
-
-
-def wait_for_rollout(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    timeout: float,
-    progress: Callable[[Rollout, float], None],
-    poll: float = 1.0,
-) -> Rollout:
-    """Poll the Deployment until it is rolled out; on timeout raise WaitTimeout with why."""
-    start = time.monotonic()
-    while True:
-        deployment = cluster.get("Deployment", namespace, name)
-        if deployment is None:
-            raise ClusterRejected(
-                f"Deployment {name!r} in {namespace!r} disappeared while waiting."
-            )
-        state = rollout_state(deployment)
-        elapsed = time.monotonic() - start
-        progress(state, elapsed)
-        if state.done:
-            return state
-        if elapsed >= timeout:
-            selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {})
-            reasons = "; ".join(explain_not_ready(cluster, namespace, selector)) or (
-                "no pod reported a reason"
-            )
-            raise WaitTimeout(
-                f"Deployment {name!r} in {namespace!r} was not ready after {timeout:g}s "
-                f"({state.message}): {reasons}. Fix the cause and run apply again, or raise "
-                "--timeout."
-            )
-        time.sleep(min(poll, max(0.05, timeout - elapsed)))
-
-
-def explain_not_ready(cluster: Cluster, namespace: str, selector: dict[str, str]) -> Iterator[str]:
-    """Container waiting reasons of the pods, then the latest warning events."""
-    label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    try:
-        pods = cluster.list("Pod", namespace, label_selector)
-        for pod in pods:
-            for container in pod.get("status", {}).get("containerStatuses") or []:
-                waiting = container.get("state", {}).get("waiting")
-                if waiting and waiting.get("reason"):
-                    detail = f" ({waiting['message']})" if waiting.get("message") else ""
-                    yield f"pod {pod['metadata']['name']}: {waiting['reason']}{detail}"
-        events = [e for e in cluster.list("Event", namespace) if e.get("type") == "Warning"]
-        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-        for event in events[-3:]:
-            involved = event.get("involvedObject", {}).get("name", "?")
-            yield f"event on {involved}: {event.get('reason')}: {event.get('message')}"
-    except (Forbidden, NotFound):
-        return
-
-
 # --- lifecycle ---------------------------------------------------------------------------------
 
 MANAGED_KINDS = ("PodDisruptionBudget", "Deployment", "Service", "ConfigMap")
@@ -871,6 +968,8 @@ def delete_objects(
     names: dict[str, str],
     wait: bool,
     timeout: float,
+    *,
+    dry_run: bool = False,
 ) -> list[tuple[str, str, str]]:
     """Delete what jwksdeploy manages (by name and managed-by label); (kind, name, outcome)."""
     results = []
@@ -879,17 +978,11 @@ def delete_objects(
         if kind not in live:
             results.append((kind, names[kind], "not found"))
             continue
-        gone = cluster.delete(kind, namespace, names[kind])
-        results.append((kind, names[kind], "deleted" if gone else "not found"))
-    if wait:
-        deadline = time.monotonic() + timeout
-        for kind in live:
-            while cluster.get(kind, namespace, names[kind]) is not None:
-                if time.monotonic() >= deadline:
-                    raise WaitTimeout(
-                        f"{kind} {names[kind]!r} in {namespace!r} still exists after "
-                        f"{timeout:g}s (a finalizer may hold it). Check `kubectl get {kind} "
-                        f"{names[kind]} -n {namespace} -o yaml`."
-                    )
-                time.sleep(0.5)
+        gone = cluster.delete(kind, namespace, names[kind], dry_run=dry_run)
+        outcome = ("deleted (dry run)" if dry_run else "deleted") if gone else "not found"
+        results.append((kind, names[kind], outcome))
+    if wait and live:
+        from .wait import wait_until_gone
+
+        wait_until_gone(cluster, namespace, [(kind, names[kind]) for kind in live], timeout)
     return results

@@ -45,6 +45,7 @@ NAMESPACED = {
     "pods": ("v1", "Pod"),
     "events": ("v1", "Event"),
     "deployments": ("apps/v1", "Deployment"),
+    "replicasets": ("apps/v1", "ReplicaSet"),
     "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudget"),
 }
 CLUSTER_SCOPED = {"namespaces": ("v1", "Namespace"), "nodes": ("v1", "Node")}
@@ -56,10 +57,11 @@ _PATHS = [
     ),
     re.compile(
         r"^/apis/(?:apps|policy)/v1/namespaces/(?P<ns>[^/]+)/"
-        r"(?P<plural>deployments|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"
+        r"(?P<plural>deployments|replicasets|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"
     ),
     re.compile(r"^/api/v1/(?P<plural>namespaces|nodes)(?:/(?P<name>[^/]+))?$"),
 ]
+REVISION = "deployment.kubernetes.io/revision"
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 
 
@@ -201,12 +203,13 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         super().__init__()
         self.lock = threading.RLock()
         # Discovery, so kubectl can find our resources (kmock's scaffold serves it).
-        verbs = ["get", "list", "create", "patch", "delete"]
+        verbs = ["get", "list", "watch", "create", "patch", "delete"]
         for plural, (api_version, kind) in {**NAMESPACED, **CLUSTER_SCOPED}.items():
             short = {
                 "services": ["svc"],
                 "configmaps": ["cm"],
                 "deployments": ["deploy"],
+                "replicasets": ["rs"],
                 "namespaces": ["ns"],
                 "nodes": ["no"],
                 "poddisruptionbudgets": ["pdb"],
@@ -232,6 +235,15 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.token: str | None = "emulator-token"
             self.auto_ready = True
             self.revision = itertools.count(1000)
+            # Watches: every change, in order, as (resourceVersion, type, plural, ns, object).
+            self.changes: list[tuple[int, str, str, str | None, dict[str, Any]]] = []
+            self.watch_refused: int | None = None  # answer watches with this status
+            self.watch_close_after: int | None = None  # end each watch after N events
+            # What the kubelet reports for new pods, by namespace (None: every namespace):
+            # a pod status (waiting reasons...) that keeps the rollout from finishing.
+            self.pod_faults: dict[str | None, dict[str, Any]] = {}
+            # A ReplicaFailure condition for new ReplicaSets, by namespace: no pods start.
+            self.replicaset_faults: dict[str | None, dict[str, Any]] = {}
             for name in ("default", "kube-system"):
                 self.put("namespaces", None, {"metadata": {"name": name}})
             self.add_node("node-1", InternalIP="127.0.0.1", Hostname="node-1")
@@ -248,8 +260,34 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta["resourceVersion"] = str(next(self.revision))
         with self.lock:
+            existed = (plural, namespace, meta["name"]) in self.store
             self.store[(plural, namespace, meta["name"])] = _Stored(obj)
+            self._changed("MODIFIED" if existed else "ADDED", plural, namespace, obj)
         return obj
+
+    def _changed(
+        self, kind: str, plural: str, namespace: str | None, obj: dict[str, Any], bump: bool = False
+    ) -> None:
+        """Record a change for watchers (bump: the object changed in place, give it a new
+        resourceVersion first)."""
+        if bump:
+            obj["metadata"]["resourceVersion"] = str(next(self.revision))
+        version = int(obj["metadata"].get("resourceVersion") or next(self.revision))
+        self.changes.append((version, kind, plural, namespace, copy.deepcopy(obj)))
+
+    def _dropped(self, key: tuple[str, str | None, str]) -> None:
+        stored = self.store.pop(key, None)
+        if stored is not None:
+            self._changed("DELETED", key[0], key[1], stored.obj, bump=True)
+
+    def set_status(
+        self, plural: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> None:
+        """Merge into an object's status, as a controller or the kubelet would."""
+        with self.lock:
+            stored = self.store[(plural, namespace, name)]
+            stored.obj["status"] = {**(stored.obj.get("status") or {}), **status}
+            self._changed("MODIFIED", plural, namespace, stored.obj, bump=True)
 
     def add_node(self, name: str, ready: bool = True, **addresses: str) -> None:
         self.put(
@@ -307,9 +345,9 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
     def set_deployment_ready(self, namespace: str, name: str) -> None:
         with self.lock:
             stored = self.store[("deployments", namespace, name)]
-            self._ready(stored.obj)
-            stored.obj["metadata"]["resourceVersion"] = str(next(self.revision))
             self._finish_rollout(namespace, stored.obj, f"deployment/{name} ready")
+            self._ready(stored.obj)
+            self._changed("MODIFIED", "deployments", namespace, stored.obj, bump=True)
 
     def pods_of(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -367,6 +405,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             )
             return _status(fault.status, reason, fault.message)
         plural, namespace, name = match["plural"], match.groupdict().get("ns"), match["name"]
+        if method == "GET" and name is None and query.get("watch") in ("1", "true"):
+            return await self._watch(raw, plural, namespace, query)
         with self.lock:
             return self._serve(method, plural, namespace, name, query, content_type, body)
 
@@ -401,17 +441,12 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 plural, namespace, meta.get("name"), body, query.get("fieldManager", ""), dry_run
             )
         if method == "GET" and name is None:
-            selector = dict(
-                p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p
-            )
             items = [
                 copy.deepcopy(s.obj)
                 for (p, ns, _), s in sorted(self.store.items(), key=lambda kv: kv[0][2])
                 if p == plural
                 and (namespace is None or ns == namespace)
-                and all(
-                    (s.obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items()
-                )
+                and _selected(s.obj, query)
             ]
             return aiohttp.web.json_response(
                 {
@@ -437,16 +472,19 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 )
             if dry_run:
                 return _status(200, "", "", name=name, kind=plural)
-            self.store.pop(key)
+            self._dropped(key)
             if plural == "namespaces":
                 for other in [k for k in self.store if k[1] == name]:
-                    del self.store[other]
+                    self._dropped(other)
             if plural == "deployments":
                 for pod in [
                     p for p, owner in self.pod_owner.items() if p[0] == namespace and owner == name
                 ]:
-                    self.store.pop(("pods", pod[0], pod[1]), None)
+                    self._dropped(("pods", pod[0], pod[1]))
                     del self.pod_owner[pod]
+                for rs in [k for k in self.store if k[:2] == ("replicasets", namespace)]:
+                    if rs[2].startswith(f"{name}-"):
+                        self._dropped(rs)
             self._snapshot(f"DELETE {plural}/{name}")
             return _status(200, "", "", name=name, kind=plural)
         if method == "PUT":
@@ -497,6 +535,69 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 return result
             return aiohttp.web.json_response(result, status=code)
         return _status(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    async def _watch(
+        self,
+        raw: aiohttp.web.BaseRequest,
+        plural: str,
+        namespace: str | None,
+        query: dict[str, str],
+    ) -> aiohttp.web.StreamResponse:
+        """?watch=1: JSON lines of {type, object} after resourceVersion (without one, the
+        current objects as ADDED first), until timeoutSeconds or watch_close_after events."""
+        with self.lock:
+            if self.watch_refused:
+                return _status(self.watch_refused, "MethodNotAllowed", "watch is not allowed")
+            start = query.get("resourceVersion")
+            initial: list[dict[str, Any]] = []
+            if start and start.isdigit() and start != "0":
+                position = next(
+                    (i for i, c in enumerate(self.changes) if c[0] > int(start)),
+                    len(self.changes),
+                )
+            else:
+                position = len(self.changes)
+                initial = [
+                    {"type": "ADDED", "object": copy.deepcopy(st.obj)}
+                    for (p, ns, _), st in sorted(self.store.items(), key=lambda kv: kv[0][2])
+                    if p == plural
+                    and (namespace is None or ns == namespace)
+                    and _selected(st.obj, query)
+                ]
+            close_after = self.watch_close_after
+        response = aiohttp.web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json"}
+        )
+        await response.prepare(raw)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + float(query.get("timeoutSeconds") or 1800)
+        sent = 0
+        try:
+            for event in initial:
+                await response.write((json.dumps(event) + "\n").encode())
+                sent += 1
+            while loop.time() < ends and (close_after is None or sent < close_after):
+                with self.lock:
+                    fresh = [
+                        c
+                        for c in self.changes[position:]
+                        if c[2] == plural
+                        and (namespace is None or c[3] == namespace)
+                        and _selected(c[4], query)
+                    ]
+                    position = len(self.changes)
+                for _, kind, _, _, obj in fresh:
+                    await response.write(
+                        (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+                    )
+                    sent += 1
+                    if close_after is not None and sent >= close_after:
+                        break
+                await asyncio.sleep(0.01)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
+            pass  # the client went away
+        return response
 
     # --- create, update and merge patch (operation Update) --------------------------------------
 
@@ -729,7 +830,11 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             old_spec = existing.obj.get("spec") if existing else None
             meta["generation"] = meta.get("generation", 0) + (old_spec != new.get("spec"))
             template_changed = (old_spec or {}).get("template") != new["spec"].get("template")
-            if self.auto_ready:
+            namespace_ok = namespace is None or (
+                self._fault(self.pod_faults, namespace) is None
+                and self._fault(self.replicaset_faults, namespace) is None
+            )
+            if self.auto_ready and namespace_ok:
                 self._ready(new)
             else:
                 new["status"] = {
@@ -740,6 +845,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 }
         if not dry_run:
             self.store[(plural, namespace, name)] = _Stored(new, owners, operations)
+            self._changed("ADDED" if existing is None else "MODIFIED", plural, namespace, new)
             if plural == "deployments" and namespace:
                 self._start_rollout(namespace, new, template_changed)
             self._snapshot(f"{'create' if existing is None else 'update'} {plural}/{name}")
@@ -747,37 +853,77 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
 
     # --- pods -----------------------------------------------------------------------------------
 
+    def _fault(self, table: dict[str | None, dict[str, Any]], namespace: str) -> Any:
+        return table.get(namespace, table.get(None))
+
     def _start_rollout(self, namespace: str, deployment: dict[str, Any], changed: bool) -> None:
-        """New pods first (ready at once when auto_ready), then the old ones go."""
+        """A ReplicaSet for the template, new pods first (ready at once when auto_ready and
+        no fault is set), then the old ones go."""
         name = deployment["metadata"]["name"]
         current = _template_hash(deployment)
         template = deployment["spec"]["template"]
         replicas = deployment["spec"].get("replicas", 1)
+        labels = {
+            **(template.get("metadata", {}).get("labels") or {}),
+            "pod-template-hash": current,
+        }
+        rs_name = f"{name}-{current}"
+        rs_fault = self._fault(self.replicaset_faults, namespace)
+        pod_fault = self._fault(self.pod_faults, namespace)
+        if ("replicasets", namespace, rs_name) not in self.store:
+            revisions = [
+                int(s.obj["metadata"]["annotations"][REVISION])
+                for (p, ns, n), s in self.store.items()
+                if p == "replicasets" and ns == namespace and n.startswith(f"{name}-")
+            ]
+            self.put(
+                "replicasets",
+                namespace,
+                {
+                    "metadata": {
+                        "name": rs_name,
+                        "labels": labels,
+                        "annotations": {REVISION: str(max(revisions, default=0) + 1)},
+                        "ownerReferences": [_owner(deployment)],
+                    },
+                    "spec": {"replicas": replicas, "selector": deployment["spec"]["selector"]},
+                    "status": {"replicas": 0}
+                    if rs_fault is None
+                    else {"replicas": 0, "conditions": [copy.deepcopy(rs_fault)]},
+                },
+            )
+        replicaset = self.store[("replicasets", namespace, rs_name)].obj
+        if rs_fault is not None:
+            return
+        ready = self.auto_ready and pod_fault is None
         for index in range(replicas):
             pod = f"{name}-{current}-{index}"
             if ("pods", namespace, pod) in self.store:
                 continue
-            labels = {
-                **(template.get("metadata", {}).get("labels") or {}),
-                "pod-template-hash": current,
-            }
+            status = (
+                copy.deepcopy(pod_fault)
+                if pod_fault is not None
+                else {
+                    "phase": "Running" if ready else "Pending",
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                }
+            )
             self.put(
                 "pods",
                 namespace,
                 {
-                    "metadata": {"name": pod, "labels": labels},
-                    "status": {
-                        "phase": "Running" if self.auto_ready else "Pending",
-                        "conditions": [
-                            {"type": "Ready", "status": "True" if self.auto_ready else "False"}
-                        ],
+                    "metadata": {
+                        "name": pod,
+                        "labels": labels,
+                        "ownerReferences": [_owner(replicaset)],
                     },
+                    "status": status,
                 },
             )
             self.pod_owner[(namespace, pod)] = name
         if changed:
             self._snapshot(f"rollout of deployment/{name}: new pods started")
-        if self.auto_ready:
+        if ready:
             self._finish_rollout(
                 namespace, deployment, f"rollout of deployment/{name}: old pods gone"
             )
@@ -796,10 +942,19 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     "phase": "Running",
                     "conditions": [{"type": "Ready", "status": "True"}],
                 }
+                self._changed("MODIFIED", "pods", namespace, stored.obj, bump=True)
             else:
-                self.store.pop(("pods", namespace, pod[1]), None)
+                self._dropped(("pods", namespace, pod[1]))
                 del self.pod_owner[pod]
                 removed = True
+        for (plural, ns, rs), stored in list(self.store.items()):
+            if plural == "replicasets" and ns == namespace and rs.startswith(f"{name}-"):
+                count = replicas if rs == f"{name}-{current}" else 0
+                status = {"replicas": count, "readyReplicas": count, "availableReplicas": count}
+                if stored.obj.get("status") != status or stored.obj["spec"]["replicas"] != count:
+                    stored.obj["spec"]["replicas"] = count
+                    stored.obj["status"] = status
+                    self._changed("MODIFIED", plural, namespace, stored.obj, bump=True)
         if removed:
             self._snapshot(step)
 
@@ -895,6 +1050,34 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 "`labels`"
             )
         return ""
+
+
+def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    """Whether obj matches the query's labelSelector and fieldSelector (equality terms)."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for term in filter(None, query.get("labelSelector", "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    for term in filter(None, query.get("fieldSelector", "").split(",")):
+        negate = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        node: Any = obj
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if (str(node) == value) == negate:
+            return False
+    return True
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+    }
 
 
 def _strip(obj: dict[str, Any]) -> Any:

@@ -381,7 +381,7 @@ def test_wait_times_out_with_the_reason(kube: Kube) -> None:
             "type": "Warning",
             "reason": "Failed",
             "message": "Failed to pull image",
-            "involvedObject": {"name": "remote-jwks-go-abc"},
+            "involvedObject": {"kind": "Pod", "name": "remote-jwks-go-abc"},
             "lastTimestamp": "2026-11-28T10:00:00Z",
         },
     )

@@ -1,0 +1,301 @@
+"""`apply` as Options -> run() -> Result: pre-flight, adopt, apply, prune, wait, endpoint,
+on one namespace or many (a bounded pool); no flag parsing and no printing here.
+
+The pre-flight (reading what is live and a server-side dry run of every object) covers every
+namespace before the first write, so a predictable refusal anywhere changes nothing. After
+that each namespace goes on alone: one whose rollout fails does not stop the others, and
+the result says which failed and why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import JwksDeployError, WaitTimeout
+from .status import Verdict
+
+if TYPE_CHECKING:
+    from .adopt import NamespacePlan
+    from .cluster import AppliedObject, Cluster, Endpoint
+
+DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What to apply and how; the CLI binds its flags to these fields."""
+
+    objects: list[dict[str, Any]]  # rendered, every namespace
+    instance: str
+    create_namespace: bool = False
+    dry_run: bool = False
+    force: bool = False
+    recreate: bool = False
+    prune: bool = True
+    wait: bool = True
+    timeout: float = 120.0
+    parallel: int = DEFAULT_PARALLEL
+    address: str | None = None
+
+
+@dataclass
+class Listener:
+    """What the caller hears while apply runs (from several threads at once)."""
+
+    plan: Callable[[NamespacePlan], None] = lambda plan: None
+    applied: Callable[[AppliedObject], None] = lambda obj: None
+    progress: Callable[[str, Verdict, float], None] = lambda ns, verdict, elapsed: None
+
+
+@dataclass
+class NamespaceResult:
+    namespace: str
+    objects: list[AppliedObject] = field(default_factory=list)  # pruned ones included
+    endpoint: Endpoint | None = None
+    verdict: Verdict | None = None  # None without --wait
+    error: JwksDeployError | None = None
+    waited: float | None = None  # seconds from the last write to the verdict
+    down_for: float | None = None  # --recreate: seconds the endpoint was down (with wait)
+    down_since: float | None = None
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ApplyResult:
+    results: list[NamespaceResult]
+
+    @property
+    def failed(self) -> list[NamespaceResult]:
+        return [r for r in self.results if r.error is not None]
+
+    def error(self) -> JwksDeployError | None:
+        """None when every namespace succeeded; else the one error to exit with: the only
+        failure itself, or a summary with the first failure's exit code."""
+        failed = self.failed
+        if not failed:
+            return None
+        first = failed[0].error
+        assert first is not None
+        if len(self.results) == 1:
+            return first
+        names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
+        return NamespacesFailed(
+            f"{len(failed)} of {len(self.results)} namespaces failed "
+            f"({', '.join(r.namespace for r in failed)}); the others succeeded. {names}",
+            first.exit_code,
+        )
+
+
+class NamespacesFailed(JwksDeployError):
+    """Some namespaces of a multi-namespace run failed; exits with the first one's code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, min(parallel, count)))
+
+
+def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None) -> ApplyResult:
+    """Apply options.objects; raise only when the pre-flight refuses (nothing changed)."""
+    from .cluster import plan_apply, preflight
+
+    listen = listen or Listener()
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for obj in options.objects:
+        by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj)
+
+    def check(namespace: str) -> tuple[Any, Any]:
+        group = by_namespace[namespace]
+        plans = plan_apply(
+            cluster,
+            group,
+            instance=options.instance,
+            recreate=options.recreate,
+            force=options.force,
+        )
+        try:
+            answers = preflight(
+                cluster, plans, create_namespace=options.create_namespace, force=options.force
+            )
+        except JwksDeployError as exc:
+            raise type(exc)(
+                f"{exc} Nothing was changed: a dry run found this before any write."
+            ) from None
+        return plans[0], answers
+
+    namespaces = list(by_namespace)
+    with _pool(options.parallel, len(namespaces)) as pool:
+        futures = [pool.submit(check, ns) for ns in namespaces]
+        checked = []
+        for future in futures:
+            try:
+                checked.append(future.result())
+            except JwksDeployError:
+                for other in futures:
+                    other.cancel()
+                raise
+    with _pool(options.parallel, len(namespaces)) as pool:
+        results = list(
+            pool.map(
+                lambda item: _one_namespace(cluster, options, listen, *item),
+                checked,
+            )
+        )
+    return ApplyResult(results)
+
+
+def _one_namespace(
+    cluster: Cluster,
+    options: ApplyOptions,
+    listen: Listener,
+    plan: NamespacePlan,
+    answers: dict[tuple[str, str, str | None], dict[str, Any]],
+) -> NamespaceResult:
+    from .cluster import apply_plan, endpoint_for, partial_failure, prune
+
+    namespace = plan.namespace
+    result = NamespaceResult(namespace, dry_run=options.dry_run)
+
+    def applied(obj: AppliedObject) -> None:
+        result.objects.append(obj)
+        listen.applied(obj)
+
+    listen.plan(plan)
+    try:
+        report = apply_plan(
+            cluster,
+            plan,
+            answers,
+            create_namespace=options.create_namespace,
+            dry_run=options.dry_run,
+            force=options.force,
+            on_applied=applied,
+            gone_timeout=options.timeout,
+        )
+        result.down_since = report.down_since
+        if options.prune:
+            rendered = [o for o in options.objects if o["metadata"]["namespace"] == namespace]
+            prune(
+                cluster,
+                namespace,
+                rendered,
+                options.instance,
+                dry_run=options.dry_run,
+                on_applied=applied,
+            )
+    except JwksDeployError as exc:
+        result.error = partial_failure(exc, result.objects)
+        return result
+    try:
+        service = report.service
+        if options.wait and not options.dry_run:
+            service = _wait(cluster, options, listen, result, service)
+        if service is not None:
+            result.endpoint = endpoint_for(cluster, service, options.address)
+    except JwksDeployError as exc:  # everything landed: the message says what is wrong
+        result.error = exc
+    return result
+
+
+def _wait(
+    cluster: Cluster,
+    options: ApplyOptions,
+    listen: Listener,
+    result: NamespaceResult,
+    service: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """Wait for the rollout, then (LoadBalancer, no --address) for the ingress address."""
+    from .wait import wait_for_ingress, wait_for_rollout
+
+    began = time.monotonic()
+    namespace = result.namespace
+
+    def progress(verdict: Verdict, elapsed: float) -> None:
+        result.verdict = verdict
+        listen.progress(namespace, verdict, elapsed)
+
+    result.verdict = wait_for_rollout(
+        cluster, namespace, options.instance, options.timeout, progress, start=began
+    )
+    result.waited = time.monotonic() - began
+    if result.down_since is not None:
+        result.down_for = time.monotonic() - result.down_since
+    if (
+        service is not None
+        and (service.get("spec") or {}).get("type") == "LoadBalancer"
+        and not options.address
+    ):
+        remaining = options.timeout - (time.monotonic() - began)
+        if remaining <= 0:
+            raise WaitTimeout(
+                f"the LoadBalancer Service in {namespace!r} has no ingress address yet and "
+                f"--timeout ({options.timeout:g}s) is spent. Check the cloud's load balancer, "
+                "or pass --address."
+            )
+        service = wait_for_ingress(
+            cluster, namespace, service["metadata"]["name"], remaining, options.timeout
+        )
+    return service
+
+
+@dataclass
+class DeleteResult:
+    namespace: str
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # kind, name, outcome
+    error: JwksDeployError | None = None
+
+
+def delete(
+    cluster: Cluster,
+    namespaces: list[str],
+    names: dict[str, str],
+    *,
+    wait: bool,
+    timeout: float,
+    parallel: int = DEFAULT_PARALLEL,
+    dry_run: bool = False,
+) -> list[DeleteResult]:
+    """Delete one instance's objects in each namespace (a bounded pool); a namespace that
+    fails does not stop the others."""
+    from .cluster import delete_objects
+
+    def one(namespace: str) -> DeleteResult:
+        result = DeleteResult(namespace)
+        try:
+            result.outcomes = delete_objects(
+                cluster, namespace, names, wait and not dry_run, timeout, dry_run=dry_run
+            )
+        except JwksDeployError as exc:
+            result.error = exc
+        return result
+
+    with _pool(parallel, len(namespaces)) as pool:
+        return list(pool.map(one, namespaces))
+
+
+def delete_error(results: list[DeleteResult]) -> JwksDeployError | None:
+    """The error to exit with after a delete (see ApplyResult.error)."""
+    failed = [r for r in results if r.error is not None]
+    if not failed:
+        return None
+    first = failed[0].error
+    assert first is not None
+    if len(results) == 1:
+        return first
+    names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
+    return NamespacesFailed(
+        f"{len(failed)} of {len(results)} namespaces failed "
+        f"({', '.join(r.namespace for r in failed)}); the others were deleted. {names}",
+        first.exit_code,
+    )

@@ -1,0 +1,311 @@
+"""One waiter: watches (resumed from their resourceVersion, polling only when the server
+refuses to watch), one deadline, a progress callback, and a verdict from `status`.
+
+Waiting for a rollout follows the Deployment, its ReplicaSets, its pods and their events,
+and ends as soon as `status.rollout_verdict` says Current (success) or Failed (the object's
+own reason, at once, not at the timeout). Waiting for deletion is the same machinery waiting
+for each object to be gone. Talks to the cluster only through `cluster.Cluster`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import JwksDeployError, WaitTimeout
+from .status import Verdict, rollout_verdict, waiting_reasons, warning_events
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+POLL_SECONDS = 0.5  # only when the server refuses to watch
+WATCH_SECONDS = 60.0  # how long one watch request stays open before we resume it
+
+
+class RolloutFailed(WaitTimeout):
+    """The rollout cannot succeed without a change from the user (same exit code as a wait
+    that runs out of time: the pods did not become ready)."""
+
+    def __init__(
+        self, message: str, namespace: str, reason: str, subject: str, events: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.reason = reason
+        self.subject = subject
+        self.events = events
+
+
+@dataclass
+class _Source:
+    """One resource followed by a watch (or by polling), and its objects by name."""
+
+    kind: str
+    label_selector: str | None = None
+    field_selector: str | None = None
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    polling: bool = False
+    listed: bool = False  # the first list answered
+    watches: int = 0  # watch requests opened, resumptions included
+
+
+class _Follower:
+    """Threads that keep each source's objects current and wake the waiter on a change."""
+
+    def __init__(self, cluster: Cluster, namespace: str | None, deadline: float) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.changes: queue.Queue[BaseException | None] = queue.Queue()
+        self.stopped = threading.Event()
+        self.sources: list[_Source] = []
+        self._streams: list[Any] = []
+
+    def follow(self, source: _Source) -> None:
+        self.sources.append(source)
+        thread = threading.Thread(
+            target=self._run, args=(source,), name=f"watch-{source.kind}", daemon=True
+        )
+        thread.start()
+
+    def snapshot(self, source: _Source) -> list[dict[str, Any]]:
+        with self.lock:
+            return [source.objects[k] for k in sorted(source.objects)]
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with self.lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+
+    def _replace(self, source: _Source, items: list[dict[str, Any]]) -> None:
+        with self.lock:
+            source.objects = {str(i.get("metadata", {}).get("name")): i for i in items}
+            source.listed = True
+        self.changes.put(None)
+
+    def _run(self, source: _Source) -> None:
+        from .cluster import WatchExpired, WatchRefused
+
+        try:
+            version = self._list(source)
+            while not self.stopped.is_set():
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if source.polling:
+                    time.sleep(min(POLL_SECONDS, remaining))
+                    if not self.stopped.is_set():
+                        self._list(source)
+                    continue
+                try:
+                    stream = self.cluster.watch(
+                        source.kind,
+                        self.namespace,
+                        version,
+                        label_selector=source.label_selector,
+                        field_selector=source.field_selector,
+                        timeout=min(WATCH_SECONDS, remaining + 1),
+                    )
+                except WatchRefused:
+                    source.polling = True
+                    continue
+                except WatchExpired:
+                    version = self._list(source)
+                    continue
+                source.watches += 1
+                with self.lock:
+                    self._streams.append(stream)
+                try:
+                    for kind, obj in stream:
+                        version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                        if kind == "BOOKMARK":
+                            continue
+                        name = str(obj.get("metadata", {}).get("name"))
+                        with self.lock:
+                            if kind == "DELETED":
+                                source.objects.pop(name, None)
+                            else:
+                                source.objects[name] = obj
+                        self.changes.put(None)
+                except WatchExpired:
+                    version = self._list(source)
+                finally:
+                    with self.lock:
+                        self._streams.remove(stream)
+        except JwksDeployError as exc:
+            if not self.stopped.is_set():
+                self.changes.put(exc)
+        except Exception as exc:  # a bug in a thread must still end the wait
+            if not self.stopped.is_set():
+                self.changes.put(exc)
+
+    def _list(self, source: _Source) -> str:
+        items, version = self.cluster.list_versioned(
+            source.kind,
+            self.namespace,
+            label_selector=source.label_selector,
+            field_selector=source.field_selector,
+        )
+        self._replace(source, items)
+        return version
+
+    def next_change(self) -> None:
+        """Block until a source changed, or the deadline; re-raise a thread's error."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            problem = self.changes.get(timeout=remaining)
+        except queue.Empty:
+            return
+        if problem is not None:
+            raise problem
+        # Several changes often arrive together (a pod and its ReplicaSet): take them all.
+        while True:
+            try:
+                more = self.changes.get_nowait()
+            except queue.Empty:
+                return
+            if more is not None:
+                raise more
+
+
+def _selector_text(selector: dict[str, Any]) -> str:
+    labels = selector.get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def wait_for_rollout(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    timeout: float,
+    progress: Callable[[Verdict, float], None],
+    *,
+    start: float | None = None,
+) -> Verdict:
+    """Follow the rollout until Current (returned), Failed (RolloutFailed, at once) or the
+    timeout (WaitTimeout with the pods' waiting reasons and the latest warning events)."""
+    began = time.monotonic() if start is None else start
+    follower = _Follower(cluster, namespace, began + timeout)
+    deployments = _Source("Deployment", field_selector=f"metadata.name={name}")
+    follower.follow(deployments)
+    replicasets: _Source | None = None
+    pods: _Source | None = None
+    events = _Source("Event", field_selector="involvedObject.kind=Pod")
+    last: Verdict | None = None
+    try:
+        while True:
+            follower.next_change()
+            elapsed = time.monotonic() - began
+            found = follower.snapshot(deployments)
+            deployment = found[0] if found else None
+            if deployment is not None and pods is None:
+                selector = _selector_text(deployment.get("spec", {}).get("selector") or {})
+                replicasets = _Source("ReplicaSet", label_selector=selector)
+                pods = _Source("Pod", label_selector=selector)
+                for source in (replicasets, pods, events):
+                    follower.follow(source)
+            verdict = rollout_verdict(
+                deployment,
+                follower.snapshot(replicasets) if replicasets else [],
+                follower.snapshot(pods) if pods else [],
+                follower.snapshot(events),
+            )
+            if not deployments.listed and elapsed < timeout:
+                continue
+            if verdict != last or verdict.done or verdict.failed:
+                progress(verdict, elapsed)
+            last = verdict
+            if verdict.done:
+                return verdict
+            if verdict.failed:
+                notes = warning_events(follower.snapshot(events), verdict.pods)
+                tail = f" Latest warnings: {'; '.join(notes)}." if notes else ""
+                raise RolloutFailed(
+                    f"the rollout of Deployment {name!r} in {namespace!r} cannot succeed: "
+                    f"{verdict.subject}: {verdict.reason} (after {elapsed:.0f}s).{tail} Fix "
+                    "the cause (image, quota, ConfigMap, ...) and run apply again.",
+                    namespace,
+                    verdict.reason,
+                    verdict.subject,
+                    notes,
+                )
+            if elapsed >= timeout:
+                pod_list = follower.snapshot(pods) if pods else []
+                reasons = [
+                    *waiting_reasons(pod_list),
+                    *warning_events(follower.snapshot(events), ()),
+                ]
+                raise WaitTimeout(
+                    f"Deployment {name!r} in {namespace!r} was not ready after {timeout:g}s "
+                    f"({verdict.message}): {'; '.join(reasons) or 'no pod reported a reason'}. "
+                    "Fix the cause and run apply again, or raise --timeout."
+                )
+    finally:
+        follower.stop()
+
+
+def wait_for_ingress(
+    cluster: Cluster, namespace: str, name: str, timeout: float, total: float
+) -> dict[str, Any]:
+    """Follow a LoadBalancer Service until it has an ingress address; returns the Service."""
+    follower = _Follower(cluster, namespace, time.monotonic() + timeout)
+    services = _Source("Service", field_selector=f"metadata.name={name}")
+    follower.follow(services)
+    try:
+        while True:
+            follower.next_change()
+            found = follower.snapshot(services)
+            if found and ((found[0].get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+                return found[0]
+            if time.monotonic() >= follower.deadline:
+                raise WaitTimeout(
+                    f"the LoadBalancer Service {name!r} in {namespace!r} got no ingress address "
+                    f"within --timeout ({total:g}s). Check the cluster's load balancer "
+                    "controller, raise --timeout, or pass --address."
+                )
+    finally:
+        follower.stop()
+
+
+def wait_until_gone(
+    cluster: Cluster,
+    namespace: str | None,
+    objects: list[tuple[str, str]],
+    timeout: float,
+) -> None:
+    """Wait until every (kind, name) is gone, following each with a watch; WaitTimeout names
+    those still there (a finalizer may hold them)."""
+    deadline = time.monotonic() + timeout
+    follower = _Follower(cluster, namespace, deadline)
+    sources = [_Source(kind, field_selector=f"metadata.name={name}") for kind, name in objects]
+    for source in sources:
+        follower.follow(source)
+    try:
+        while True:
+            follower.next_change()
+            waiting = [
+                (s.kind, name)
+                for s, (_, name) in zip(sources, objects, strict=True)
+                if not s.listed or follower.snapshot(s)
+            ]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                kind, name = waiting[0]
+                where = f" in {namespace!r}" if namespace else ""
+                raise WaitTimeout(
+                    f"{', '.join(f'{k} {n!r}' for k, n in waiting)}{where} still exist(s) "
+                    f"{timeout:g}s after deletion (a finalizer may hold it). Check `kubectl get "
+                    f"{kind.lower()} {name}{f' -n {namespace}' if namespace else ''} -o yaml`."
+                )
+    finally:
+        follower.stop()
