@@ -121,6 +121,11 @@ def render_options(command: F) -> F:
             help="JWKS server image.  [default: the source's remote-jwks-go:0.1.0]",
         ),
         click.option(
+            "--server",
+            type=click.Choice(["remote-jwks-go", "jwksdeploy", "nginx"]),
+            help="Server preset: image, command, probes and mounts.  [default: remote-jwks-go]",
+        ),
+        click.option(
             "--replicas",
             type=int,
             metavar="N",

@@ -36,6 +36,48 @@ TEMPLATES = (
     ("PodDisruptionBudget", "poddisruptionbudget.yaml.j2"),
 )
 
+
+
+@dataclass(frozen=True)
+class ServerPreset:
+    """How one --server runs in the pod: the rest of the manifests do not change."""
+
+    container: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]  # "{port}" is the container port
+    probe_path: str
+    config_mount: str  # where the ConfigMap goes; a file path is a subPath mount of the JWKS
+    writable_dirs: tuple[tuple[str, str], ...] = ()  # (volume name, path) as emptyDir
+    config_template: str | None = None  # another ConfigMap key, rendered from this template
+
+
+NGINX_DIR = "/etc/jwks"
+SERVER_PRESETS = {
+    # The source document's image and command line, unchanged.
+    "remote-jwks-go": ServerPreset(
+        CONTAINER_NAME, ("main",), ("jwks", "-c", JWKS_PATH), "/", JWKS_PATH
+    ),
+    # examples/image/: `jwksdeploy serve`, with a probe that is not the catch-all.
+    "jwksdeploy": ServerPreset(
+        "jwksdeploy",
+        ("jwksdeploy",),
+        ("serve", "--jwks", JWKS_PATH, "--listen", "0.0.0.0", "--port", "{port}"),
+        "/healthz",
+        JWKS_PATH,
+    ),
+    # nginx's unprivileged image with our nginx.conf; it writes only its pid and temp files.
+    "nginx": ServerPreset(
+        "nginx",
+        ("nginx",),
+        ("-e", "stderr", "-c", f"{NGINX_DIR}/nginx.conf"),
+        "/healthz",
+        NGINX_DIR,
+        (("tmp", "/tmp"), ("cache", "/var/cache/nginx")),
+        "nginx.conf.j2",
+    ),
+}
+CONFIG_CHECKSUM_ANNOTATION = "checksum/server-config"
+
 _SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
 
 
@@ -152,6 +194,16 @@ def _render_namespace(settings: Settings, jwks_text: str, namespace: str) -> lis
     """Render every template for one namespace and parse each back, checked."""
     environment = _environment(template_dir())
     annotations = dict(settings.annotations)
+    preset = SERVER_PRESETS[settings.server]
+    server_config: dict[str, str] = {}
+    pod_annotations = {**annotations, CHECKSUM_ANNOTATION: jwks_checksum(jwks_text)}
+    if preset.config_template is not None:
+        text = environment.get_template(preset.config_template).render(
+            port=settings.container_port, jwks_dir=NGINX_DIR, jwks_key=JWKS_KEY
+        )
+        server_config[preset.config_template.removesuffix(".j2")] = text
+        # The server reads its configuration once, so a new one must roll the pods too.
+        pod_annotations[CONFIG_CHECKSUM_ANNOTATION] = hashlib.sha256(text.encode()).hexdigest()
     resources = dict(settings.resources)
     context = {
         "namespace": namespace,
@@ -160,14 +212,21 @@ def _render_namespace(settings: Settings, jwks_text: str, namespace: str) -> lis
         "labels": object_labels(settings),
         "selector": selector_labels(settings),
         "annotations": annotations,
-        "pod_annotations": {**annotations, CHECKSUM_ANNOTATION: jwks_checksum(jwks_text)},
+        "pod_annotations": pod_annotations,
         "jwks_key": JWKS_KEY,
         "jwks_path": JWKS_PATH,
         "jwks_text": jwks_text,
         "image": settings.image,
         "image_pull_policy": settings.image_pull_policy,
         "image_pull_secrets": list(settings.image_pull_secrets),
-        "container_name": CONTAINER_NAME,
+        "container_name": preset.container,
+        "command": list(preset.command),
+        "args": [a.replace("{port}", str(settings.container_port)) for a in preset.args],
+        "probe_path": preset.probe_path,
+        "config_mount": preset.config_mount,
+        "config_sub_path": JWKS_KEY if preset.config_mount == JWKS_PATH else None,
+        "writable_dirs": [{"name": n, "path": p} for n, p in preset.writable_dirs],
+        "server_config": server_config,
         "container_port": settings.container_port,
         "replicas": settings.replicas,
         "port": settings.port,
@@ -183,12 +242,17 @@ def _render_namespace(settings: Settings, jwks_text: str, namespace: str) -> lis
         if kind == "PodDisruptionBudget" and settings.replicas < 2:
             continue
         text = environment.get_template(template).render(context)
-        objects.append(_parse_back(text, kind, namespace, settings, jwks_text))
+        objects.append(_parse_back(text, kind, namespace, settings, jwks_text, server_config))
     return objects
 
 
 def _parse_back(
-    text: str, kind: str, namespace: str, settings: Settings, jwks_text: str
+    text: str,
+    kind: str,
+    namespace: str,
+    settings: Settings,
+    jwks_text: str,
+    server_config: dict[str, str],
 ) -> dict[str, Any]:
     """Parse one rendered template and check it is the single object it should be."""
     documents = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
@@ -205,7 +269,7 @@ def _parse_back(
             namespace,
         ):
             problem = "produced the wrong kind, name or namespace"
-        elif kind == "ConfigMap" and obj.get("data") != {JWKS_KEY: jwks_text}:
+        elif kind == "ConfigMap" and obj.get("data") != {JWKS_KEY: jwks_text, **server_config}:
             problem = "did not carry the JWKS bytes unchanged"
         elif meta.get("labels", {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
             problem = "lost the managed-by label"

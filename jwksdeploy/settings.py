@@ -19,6 +19,12 @@ from .errors import InputError
 DEFAULT_NAME = "remote-jwks-go"
 DEFAULT_CONFIGMAP = "jwks-config"
 DEFAULT_IMAGE = "release-ci.daocloud.io/skoala/demo/remote-jwks-go:0.1.0"
+# --server presets (render.SERVER_PRESETS says how each runs); jwksdeploy's has no public image.
+SERVERS = ("remote-jwks-go", "jwksdeploy", "nginx")
+SERVER_IMAGES = {
+    "remote-jwks-go": DEFAULT_IMAGE,
+    "nginx": "docker.io/nginxinc/nginx-unprivileged:1.27.4-alpine",
+}
 DEFAULT_PORT = 8080
 DEFAULT_NODE_PORT_RANGE = (30000, 32767)
 SERVICE_TYPES = ("NodePort", "ClusterIP", "LoadBalancer")
@@ -102,6 +108,7 @@ VALUE_KEYS = (
     "memory-limit",
     "strict",
     "selector-compat",
+    "server",
 )
 SELECTOR_COMPAT = ("recommended", "source")
 
@@ -128,6 +135,7 @@ class Settings:
     )
     strict: bool = False
     selector_compat: str = "recommended"  # "source": select pods by the source's `app` label
+    server: str = "remote-jwks-go"  # which JWKS server runs in the pod (render.SERVER_PRESETS)
 
     @property
     def configmap_name(self) -> str:
@@ -380,7 +388,15 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
         if namespace not in seen:
             seen.append(namespace)
     name = check_object_name(_text("--name", values.get("name", DEFAULT_NAME)))
-    image = check_image(_text("--image", values.get("image", DEFAULT_IMAGE)))
+    server = _text("--server", values.get("server", SERVERS[0]))
+    if server not in SERVERS:
+        raise _fail("--server", server, f"it must be one of {', '.join(SERVERS)}", "")
+    if server not in SERVER_IMAGES and values.get("image") is None:
+        raise InputError(
+            f"--server {server} needs --image: build examples/image/Dockerfile, push it to "
+            "your registry and pass its reference."
+        )
+    image = check_image(_text("--image", values.get("image", SERVER_IMAGES.get(server))))
     replicas = _integer("--replicas", values.get("replicas", 1))
     if not 1 <= replicas <= 100:
         raise _fail("--replicas", replicas, "it must be 1-100", "Pick a count in that range.")
@@ -475,6 +491,7 @@ def build_settings(values: Mapping[str, Any], default_namespace: str) -> Setting
         resources=resources,
         strict=strict,
         selector_compat=selector_compat,
+        server=server,
     )
 
 
