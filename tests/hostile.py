@@ -102,6 +102,21 @@ def invoke(
     return Outcome(result.exit_code, result.stdout, stderr, args)
 
 
+def flag(command: str, *candidates: str) -> str:
+    """The first of `candidates` that `jwksdeploy COMMAND` accepts (flags get renamed; the
+    hostile cases stay about the value, not the name)."""
+    import click
+
+    with click.Context(cli) as ctx:
+        found = cli.get_command(ctx, command)
+    assert found is not None, command
+    names = {name for param in found.params for name in (*param.opts, *param.secondary_opts)}
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    raise AssertionError(f"jwksdeploy {command} has none of {candidates}")
+
+
 def process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """An environment that reads nothing of the developer's and never uses a proxy."""
     env = {
@@ -326,8 +341,7 @@ def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[
     whatever bytes it likes (a hostile HTTP server), over TLS if given. Yields the port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.1)
+    listener.listen(64)
     stop = threading.Event()
     workers: list[threading.Thread] = []
 
@@ -352,12 +366,13 @@ def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[
                     handler(conn, head)
 
     def accept_loop() -> None:
-        while not stop.is_set():
+        while True:
             try:
                 conn, _ = listener.accept()
-            except TimeoutError:
-                continue
             except OSError:
+                return
+            if stop.is_set():
+                conn.close()
                 return
             worker = threading.Thread(target=serve_one, args=(conn,), daemon=True)
             worker.start()
@@ -369,6 +384,8 @@ def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[
         yield int(listener.getsockname()[1])
     finally:
         stop.set()
+        with contextlib.suppress(OSError), socket.create_connection(listener.getsockname(), 5):
+            pass  # wakes the blocking accept() so the loop sees `stop`
         thread.join()
         listener.close()
 

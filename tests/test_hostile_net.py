@@ -8,6 +8,7 @@ Every server here listens on 127.0.0.1 only. Each case asserts a documented exit
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,6 +32,7 @@ from .hostile import (
     billion_laughs,
     closed_port,
     dumps,
+    flag,
     http_answer,
     invoke,
     jwks_server,
@@ -54,6 +56,7 @@ HYPOTHESIS = settings(
 KUBE_TOKEN = marker("kube-token")
 CLIENT_KEY = marker("client-key")
 DEEP = 100_000
+VERIFY_TIMEOUT = flag("verify", "--request-timeout", "--timeout")
 
 
 @pytest.fixture(autouse=True)
@@ -300,22 +303,6 @@ def _not_found(conn: socket.socket, head: bytes) -> None:
     conn.sendall(http_answer("404 Not Found", b"404 page not found\n", "Content-Type: text/plain"))
 
 
-def test_api_server_that_never_answers_times_out(tmp_path: Path, jwks_file: Path) -> None:
-    """A server that accepts and never answers: exit 10 ("timed out") after about one
-    --request-timeout, not 6 after several (the process timeout is the bound)."""
-    with raw_server(_never_answers) as port:
-        kubeconfig_path = _write_kubeconfig(tmp_path, f"http://127.0.0.1:{port}")
-        k = ["--kubeconfig", kubeconfig_path, "--request-timeout", "2s"]
-        runs = [
-            ["url", "-n", "x", *k],
-            ["status", "-n", "x", *k],
-            ["delete", "-n", "x", *k],
-            ["apply", "--jwks", str(jwks_file), "-n", "x", "--no-wait", *k],
-        ]
-        for out in spawn_many(runs, tmp_path, timeout=5.5):
-            assert_refused(out, 10, secrets=[KUBE_TOKEN], mentions=["time"])
-
-
 def test_plain_http_server_is_not_a_kubernetes_api(tmp_path: Path, jwks_file: Path) -> None:
     """404 to everything means "not a Kubernetes API", never "namespace does not exist"."""
     with raw_server(_not_found) as port:
@@ -425,7 +412,7 @@ HOSTILE_ANSWERS: dict[str, bytes] = {
 def test_verify_against_hostile_jwks_answer(case: str, tmp_path: Path) -> None:
     with jwks_server(HOSTILE_ANSWERS[case]) as port:
         before = snapshot(tmp_path)
-        out = invoke("verify", "--url", f"http://127.0.0.1:{port}/jwks", "--timeout", "10s")
+        out = invoke("verify", "--url", f"http://127.0.0.1:{port}/jwks", VERIFY_TIMEOUT, "10s")
     assert_refused(out, 11, before=before, after=snapshot(tmp_path))
 
 
@@ -446,7 +433,7 @@ def test_verify_against_hostile_root_answer(case: str, tmp_path: Path) -> None:
         conn.sendall(HOSTILE_ANSWERS[case])
 
     with raw_server(handler) as port:
-        out = invoke("verify", "--url", f"http://127.0.0.1:{port}/jwks", "--timeout", "10s")
+        out = invoke("verify", "--url", f"http://127.0.0.1:{port}/jwks", VERIFY_TIMEOUT, "10s")
     assert_refused(out, 11)
 
 
@@ -462,24 +449,63 @@ def _drip(head_first: bytes) -> Callable[[socket.socket], None]:
     return answer
 
 
-def test_slow_servers_hit_the_total_deadline(tmp_path: Path) -> None:
+# Servers that stall, each exercised by processes bounded by the process timeout. They all
+# run at once (one module fixture), so the suite waits for one timeout, not one per case.
+STALLS = {
+    "verify-slow-status-line": _drip(b"HTTP/1.1 200"),
+    "verify-slow-headers": _drip(b"HTTP/1.1 200 OK\r\n"),
+    "verify-slow-body": _drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"),
+}
+KUBE_STALLS = ("url", "status", "delete", "apply")
+STALL_BOUND = 6.0  # seconds, for a 2 s timeout: start-up plus one timeout, with slack
+
+
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Outcome of every stalled run, by name (see STALLS and KUBE_STALLS)."""
+    tmp_path = tmp_path_factory.mktemp("stalls")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(valid_jwks())
+    with contextlib.ExitStack() as stack:
+        runs: dict[str, list[str]] = {}
+        for name, answer in STALLS.items():
+            port = stack.enter_context(jwks_server(answer))
+            url = f"http://127.0.0.1:{port}/jwks"
+            runs[name] = ["verify", "--url", url, VERIFY_TIMEOUT, "2s"]
+        port = stack.enter_context(raw_server(_never_answers))
+        path = tmp_path / "kubeconfig"
+        path.write_bytes(_yaml(kubeconfig(f"http://127.0.0.1:{port}", token=KUBE_TOKEN)))
+        k = ["--kubeconfig", str(path), "--request-timeout", "2s"]
+        runs["url"] = ["url", "-n", "x", *k]
+        runs["status"] = ["status", "-n", "x", *k]
+        runs["delete"] = ["delete", "-n", "x", *k]
+        runs["apply"] = ["apply", "--jwks", str(jwks), "-n", "x", "--no-wait", *k]
+        outcomes = spawn_many(list(runs.values()), tmp_path, timeout=STALL_BOUND)
+    return dict(zip(runs, outcomes, strict=True))
+
+
+@pytest.mark.parametrize("name", list(STALLS))
+def test_slow_servers_hit_the_total_deadline(name: str, stalled: dict[str, Outcome]) -> None:
     """One byte a second never trips a per-read timeout: --timeout must be a total deadline
     (exit 10 within a small multiple of it; the process timeout is the bound)."""
-    slow_status = _drip(b"HTTP/1.1 200")
-    slow_headers = _drip(b"HTTP/1.1 200 OK\r\n")
-    slow_body = _drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-    with (
-        jwks_server(slow_status) as a,
-        jwks_server(slow_headers) as b,
-        jwks_server(slow_body) as c,
-    ):
-        runs = [
-            ["verify", "--url", f"http://127.0.0.1:{port}/jwks", "--timeout", "2s"]
-            for port in (a, b, c)
-        ]
-        outcomes = spawn_many(runs, tmp_path, timeout=8)
-    for out in outcomes:
-        assert_refused(out, 10)
+    assert_refused(stalled[name], 10)
+
+
+@pytest.mark.parametrize("name", KUBE_STALLS)
+def test_api_server_that_never_answers_times_out(name: str, stalled: dict[str, Outcome]) -> None:
+    """A server that accepts and never answers: exit 10 ("timed out") after about one
+    --request-timeout, not 6 after several (the process timeout is the bound)."""
+    assert_refused(stalled[name], 10, secrets=[KUBE_TOKEN], mentions=["time"])
+
+
+def test_repro_7_verify_timeout_is_a_total_deadline(stalled: dict[str, Outcome]) -> None:
+    """Issue 9, item 7: `verify --url` against a server sending one byte a second."""
+    assert_refused(stalled["verify-slow-body"], 10)
+
+
+def test_repro_13_silent_server_is_a_timeout(stalled: dict[str, Outcome]) -> None:
+    """Issue 9, item 13: a server that accepts but never answers is exit 10, "timed out"."""
+    assert_refused(stalled["url"], 10, mentions=["time"])
 
 
 # ---------------------------------------------------------------------------------------------
