@@ -40,6 +40,7 @@ from .hostile import (
     kubeconfig,
     marker,
     private_rsa,
+    process_env,
     raw_server,
     self_signed_tls,
     snapshot,
@@ -797,3 +798,84 @@ def test_token_with_unusable_key(case: str, tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     out = invoke("token", "--key", str(path))
     assert_refused(out, (3, 4), before=before, after=snapshot(tmp_path))
+
+
+# render (and apply) without -n take the namespace from the kubeconfig's current context.
+
+KUBECONFIG_NAMESPACE_TEXTS = [
+    "010",
+    "0x1f",
+    "1_0",
+    "12:30",
+    "yes",
+    "off",
+    "1e3",
+]  # `~` is no namespace
+
+
+def _context_namespace_kubeconfig(text: str) -> str:
+    """A kubeconfig in plain YAML (not JSON) whose context namespace is written unquoted."""
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        f"contexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {text}}}\n"
+        "current-context: x\n"
+    )
+
+
+def test_kubeconfig_namespace_keeps_its_text(
+    tmp_path: Path, jwks_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubectl reads a context's namespace as the text written (sigs.k8s.io/yaml keeps string
+    fields literal): `namespace: 010` is namespace "010", never 8 and never silently
+    "default". render must use that text or refuse."""
+    path = tmp_path / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    checks = {}
+    for text in KUBECONFIG_NAMESPACE_TEXTS:
+
+        def run_one(text: str = text) -> None:
+            path.write_text(_context_namespace_kubeconfig(text))
+            out = invoke("render", "--jwks", str(jwks_file), "-o", "json")
+            if out.code == 0:
+                assert_clean_stderr(out)
+                namespaces = {
+                    item["metadata"]["namespace"] for item in json.loads(out.stdout)["items"]
+                }
+                assert namespaces == {text}, (
+                    f"namespace {text!r} became {namespaces}\n{out.describe()}"
+                )
+            else:
+                assert_refused(out, (3, 6))
+
+        checks[text] = run_one
+    each_failure(checks)
+
+
+def test_kubeconfig_namespace_of_the_wrong_type_is_refused(
+    tmp_path: Path, jwks_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubectl refuses a context whose namespace is a list or a mapping; render must not
+    quietly fall back to "default"."""
+    path = tmp_path / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    for text in ("[a]", "{a: b}"):
+        path.write_text(_context_namespace_kubeconfig(text))
+        assert_refused(invoke("render", "--jwks", str(jwks_file)), (3, 6))
+
+
+def test_render_with_an_endless_kubeconfig_ends(tmp_path: Path, jwks_file: Path) -> None:
+    """render reads the kubeconfig only for a default namespace: an endless or exploding one
+    must neither hang it nor crash it (it may fall back to "default" or refuse)."""
+    laughs = tmp_path / "laughs"
+    laughs.write_text(billion_laughs("preferences") + "current-context: x\n")
+    runs = [["render", "--jwks", str(jwks_file)]]
+    for kubeconfig_path in ("/dev/zero", str(laughs), str(tmp_path)):
+        env = process_env(tmp_path, KUBECONFIG=kubeconfig_path)
+        out = spawn(*runs[0], cwd=tmp_path, env=env, timeout=30)
+        if out.code == 0:
+            assert_clean_stderr(out)
+            assert "namespace: default" in out.stdout, out.describe()
+        else:
+            assert_refused(out, (3, 6))
