@@ -95,6 +95,8 @@ def etag_of(body: bytes) -> str:
 def escape(text: str) -> str:
     """Printable ASCII as is; control characters, quotes, backslashes and the rest as \\xNN,
     so a request line cannot move the terminal's cursor or forge a log line."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
     out = []
     for char in text:
         code = ord(char)
@@ -168,17 +170,28 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 
 class _Clock:
-    """time.monotonic for deadlines, and the Date header recomputed once a second."""
+    """The Date header and the log's timestamp, formatted once a second."""
 
     def __init__(self) -> None:
         self._second = -1
-        self._date = ""
+        self._date = self._stamp = ""
 
-    def date(self) -> str:
+    def _tick(self) -> None:
         now = int(time.time())
         if now != self._second:
             self._second, self._date = now, formatdate(now, usegmt=True)
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+    def date(self) -> str:
+        self._tick()
         return self._date
+
+    def stamp(self) -> str:
+        self._tick()
+        return self._stamp
+
+
+CLOCK = _Clock()
 
 
 class _Log:
@@ -194,7 +207,7 @@ class _Log:
     ) -> None:
         if self.stream is None:
             return
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        when = CLOCK.stamp()
         if request is not None:
             method, path, version = request.method, request.path, request.version
             shown = f"{method} {path} {version}"
@@ -227,7 +240,7 @@ class _State:
 
     def __init__(self, site: Site, limits: Limits, log: _Log) -> None:
         self.site, self.limits, self.log = site, limits, log
-        self.clock = _Clock()
+        self.clock = CLOCK
         self.connections: set[_Connection] = set()
         self.stopping = False
 
