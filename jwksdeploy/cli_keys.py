@@ -74,6 +74,7 @@ def _write_sets(
     force: bool,
     replaces: bool,
     rotating: bool = False,
+    extra: list[Any] | None = None,
 ) -> None:
     """Both files land together or neither does; the public one may go to stdout.
 
@@ -87,6 +88,7 @@ def _write_sets(
         outputs.append(OutputFile(private_path, to_json(private), True, replaces or rotating))
     if public_path != "-":
         outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
+    outputs.extend(extra or [])
     for note in write_files(outputs, force):
         click.echo(f"note: {note}", err=True)
     if public_path == "-":
@@ -167,11 +169,14 @@ def generate(
 
 
 def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, force: bool) -> None:
+    from .cli_rotate import fresh_rotation_record
     from .keys import public_set
 
     private = {"keys": [key]}
     public = public_set(private, include_symmetric=True)
-    _write_sets(private, private_path, public, public_path, force, replaces=False)
+    record = fresh_rotation_record(private_path, str(key["kid"]))
+    extra = [record] if record is not None else []
+    _write_sets(private, private_path, public, public_path, force, replaces=False, extra=extra)
     shown = "stdout" if public_path == "-" else public_path
     click.echo(
         f"generated {_describe(key)}: private set {private_path} (mode 0600, keep it secret), "
@@ -216,8 +221,18 @@ def _rotate(
         _refuse_out_of_step(private_in, public_in, private_path, public_path)
         key = generate_key(spec, kid)
         private, public = rotate(private_in, public_in, key, keep)
+        from .cli_rotate import legacy_rotation_record
+
+        record = legacy_rotation_record(private_path, private_in, private, key)
         _write_sets(
-            private, private_path, public, target, force, target == public_path, rotating=True
+            private,
+            private_path,
+            public,
+            target,
+            force,
+            target == public_path,
+            rotating=True,
+            extra=[record],
         )
     kept = {k.get("kid") for k in private["keys"]}
     dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
@@ -225,8 +240,10 @@ def _rotate(
     if dropped:
         click.echo(f"dropped the oldest: {', '.join(json.dumps(d) for d in dropped)}", err=True)
     click.echo(
-        f"updated {private_path} and {target}. Deploy the public set (`jwksdeploy apply`) before "
-        "signing with the new key: gateways only trust keys they have fetched.",
+        f"updated {private_path} and {target}; the new key is `next`: `token` keeps signing with "
+        f"the active key. Deploy the public set now (`jwksdeploy apply`), then `jwksdeploy rotate "
+        f"promote --local --private {private_path}` once gateways can have fetched it. (`jwks "
+        "rotate` is `jwksdeploy rotate start --local`, which the cluster steps build on.)",
         err=True,
     )
     if key["kty"] == "oct":
@@ -262,7 +279,7 @@ def _refuse_out_of_step(
     )
 
 
-@jwks_group.command("rotate")
+@jwks_group.command("rotate", hidden=True)
 @key_type_options
 @click.option(
     "--jwks",
@@ -392,7 +409,16 @@ def check_command(path: str, strict: bool, output: str) -> None:
     metavar="FILE",
     help="Private JWK or key set.",
 )
-@click.option("--kid", metavar="KID", help="Key to sign with.  [default: the newest (last) key]")
+@click.option(
+    "--kid",
+    metavar="KID",
+    help="Key to sign with.  [default: the active key of `rotate`, else the newest (last)]",
+)
+@click.option(
+    "--allow-next",
+    is_flag=True,
+    help="Sign with a `next` key anyway (gateways that have not fetched it reject the token).",
+)
 @click.option("--iss", metavar="ISSUER", help="iss claim.")
 @click.option("--sub", metavar="SUBJECT", help="sub claim.")
 @click.option("--aud", multiple=True, metavar="AUDIENCE", help="aud claim, repeatable.")
@@ -407,6 +433,7 @@ def check_command(path: str, strict: bool, output: str) -> None:
 def token_command(
     key_path: str,
     kid: str | None,
+    allow_next: bool,
     iss: str | None,
     sub: str | None,
     aud: tuple[str, ...],
@@ -415,7 +442,10 @@ def token_command(
     claim: tuple[str, ...],
     header: tuple[str, ...],
 ) -> None:
-    """Sign a test JWT with a private key and print it (stdout holds the token and nothing else)."""
+    """Sign a test JWT with a private key and print it (stdout holds the token and nothing else).
+
+    With a rotation state next to the key set (see `rotate`), only the active key signs by
+    default; a `next` key needs --allow-next, a retired one never signs."""
     import time
 
     from .files import read_input
@@ -431,7 +461,11 @@ def token_command(
     )
     headers = parse_pairs_json(header, "--header")
     source = f"key file {key_path!r}"
-    key = pick_signing_key(parse_key_file(read_input(key_path, "key file"), source), kid, source)
+    document = parse_key_file(read_input(key_path, "key file"), source)
+    from .cli_rotate import signing_kid
+
+    kid = signing_kid(key_path, document, kid, allow_next)
+    key = pick_signing_key(document, kid, source)
     click.echo(sign(key, claims, headers))
 
 

@@ -491,7 +491,7 @@ def signing_check(state: State, kid: str, now: float, force: bool) -> str | None
         text = "its rollout was not seen complete yet"
     raise TooEarly(
         f"kid {json.dumps(kid)} is the next key, not the active one: gateways may not have "
-        f"fetched it, and would reject the token; {text}. Pass --force to sign anyway "
+        f"fetched it, and would reject the token; {text}. Pass --allow-next to sign anyway "
         "(for testing that rejection).",
         at,
     )

@@ -174,14 +174,23 @@ def test_the_same_file_for_both_sets_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 3 and "its own file" in result.stderr
 
 
-def test_rotation_appends_keeps_the_sets_in_step_and_drops_the_oldest(tmp_path: Path) -> None:
+def test_rotation_appends_keeps_the_sets_in_step_and_drops_the_oldest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     public_path, private_path = tmp_path / "jwks.json", tmp_path / "private.json"
     generate(tmp_path, "--alg", "ES384")
     kids = [load(private_path)["keys"][0]["kid"]]
-    for _ in range(3):
-        result = run("jwks", "rotate", "--jwks", str(public_path), "--private", str(private_path))
+    files = ("--jwks", str(public_path), "--private", str(private_path))
+    # `jwks rotate` is `rotate start --local`: each new key must be promoted (after the
+    # cache window) before the next rotation, and --keep drops only expired retired keys.
+    for hour in range(3):
+        monkeypatch.setenv("JWKSDEPLOY_NOW", str(1_800_000_000 + 7200 * hour))
+        result = run("jwks", "rotate", *files)
         assert result.exit_code == 0, result.stderr
         kids.append(load(private_path)["keys"][-1]["kid"])
+        monkeypatch.setenv("JWKSDEPLOY_NOW", str(1_800_000_000 + 7200 * hour + 1200))
+        promoted = run("rotate", "promote", "--local", *files)
+        assert promoted.exit_code == 0, promoted.stderr
     private, public = load(private_path), load(public_path)
     # --keep defaults to 2: the newest key plus the one before it.
     assert [k["kid"] for k in private["keys"]] == kids[-2:]
@@ -203,6 +212,8 @@ def test_rotation_appends_keeps_the_sets_in_step_and_drops_the_oldest(tmp_path: 
     )
     assert longer.exit_code == 0, longer.stderr
     assert [k["alg"] for k in load(public_path)["keys"]] == ["ES384", "ES384", "EdDSA"]
+    again = run("jwks", "rotate", *files)
+    assert again.exit_code == 12 and "already in progress" in again.stderr
 
 
 def test_rotation_refuses_sets_out_of_step(tmp_path: Path) -> None:

@@ -183,3 +183,195 @@ def test_token_signing_rules() -> None:
     state = rotation.promote(state, private("a", "b"), T0 + WINDOW).state
     with pytest.raises(InputError, match="retired"):
         rotation.signing_check(state, "a", T0 + WINDOW, force=True)
+
+
+# --- the CLI on local files -------------------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jwt as pyjwt  # noqa: E402
+
+from .helpers import run, serving  # noqa: E402
+
+
+class Files:
+    """A key pair in tmp_path and the rotate flags that name it; time moves with `at`."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.private = tmp_path / "jwks.private.json"
+        self.public = tmp_path / "jwks.json"
+        self.record = tmp_path / "jwks.private.rotation.json"
+        self.monkeypatch = monkeypatch
+        self.base = float(int(time.time()))
+        result = run(
+            "jwks", "generate", "--private-out", str(self.private), "--out", str(self.public)
+        )
+        assert result.exit_code == 0, result.stderr
+        self.first = self.kids()[0]
+
+    def at(self, seconds: float) -> None:
+        self.monkeypatch.setenv("JWKSDEPLOY_NOW", str(self.base + seconds))
+
+    def rotate(self, *args: str) -> Any:
+        return run(
+            "rotate", *args, "--local", "--private", str(self.private), "--jwks", str(self.public)
+        )
+
+    def kids(self) -> list[str]:
+        return [k["kid"] for k in json.loads(self.private.read_text())["keys"]]
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in self.private.parent.iterdir() if p.is_file()}
+
+    def token(self, *args: str) -> Any:
+        return run("token", "--private", str(self.private), *args)
+
+
+import time  # noqa: E402
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Files:
+    return Files(tmp_path, monkeypatch)
+
+
+def verifies(token: str, jwks: bytes) -> bool:
+    """PyJWT, an independent verifier, against the set served over HTTP on 127.0.0.1."""
+    with serving(jwks) as url:
+        client = pyjwt.PyJWKClient(url, cache_keys=False)
+        try:
+            key = client.get_signing_key_from_jwt(token)
+            pyjwt.decode(token, key.key, algorithms=["ES256"])
+        except (pyjwt.PyJWTError, pyjwt.PyJWKClientError):
+            return False
+    return True
+
+
+def test_the_local_cycle_refuses_each_early_step_with_its_time(files: Files) -> None:
+    files.at(0)
+    old_token = files.token().stdout.strip()
+    started = files.rotate("start")
+    assert started.exit_code == 0, started.stderr
+    first, second = files.kids()
+    assert first == files.first
+    assert f"promote at {rotation.when(files.base + 1200)}" in started.stdout
+
+    # token keeps signing with the active key, refuses the next one unless allowed
+    assert pyjwt.get_unverified_header(files.token().stdout.strip())["kid"] == first
+    refused = files.token("--kid", second)
+    assert refused.exit_code == 12 and "--allow-next" in refused.stderr
+    assert rotation.when(files.base + 1200) in refused.stderr
+
+    files.at(1199)
+    before = files.snapshot()
+    early = files.rotate("promote")
+    assert early.exit_code == 12
+    assert f"safe at {rotation.when(files.base + 1200)} (in 1s)" in early.stderr
+    assert files.snapshot() == before, "a refusal changes nothing"
+
+    files.at(1200)
+    promoted = files.rotate("promote")
+    assert promoted.exit_code == 0, promoted.stderr
+    new_token = files.token().stdout.strip()
+    assert pyjwt.get_unverified_header(new_token)["kid"] == second
+    retired = files.token("--kid", first, "--allow-next")
+    assert retired.exit_code == 3 and "retired" in retired.stderr
+    served = files.public.read_bytes()
+    assert verifies(old_token, served) and verifies(new_token, served)
+
+    finish_at = files.base + 1200 + 3600 + 1200
+    files.at(finish_at - files.base - 1)
+    early = files.rotate("finish")
+    assert early.exit_code == 12 and rotation.when(finish_at) in early.stderr
+    files.at(finish_at - files.base)
+    done = files.rotate("finish")
+    assert done.exit_code == 0, done.stderr
+    assert files.kids() == [second]
+    assert not verifies(old_token, files.public.read_bytes())
+    assert verifies(new_token, files.public.read_bytes())
+
+
+def test_run_does_at_most_one_step_per_call(files: Files) -> None:
+    files.at(0)
+    nothing = files.rotate("run")
+    assert nothing.exit_code == 0 and "nothing due" in nothing.stdout
+    assert files.rotate("run", "--rotate-after", "720h").exit_code == 0, "unknown age: start"
+    assert len(files.kids()) == 2
+    again = files.rotate("run", "--rotate-after", "720h")
+    assert "nothing due; next: promote at" in again.stdout and len(files.kids()) == 2
+    files.at(5 * 3600)
+    assert "promote:" in files.rotate("run").stdout
+    assert "nothing due; next: finish" in files.rotate("run").stdout
+    files.at(10 * 3600)
+    assert "finish:" in files.rotate("run").stdout
+    assert len(files.kids()) == 1
+    last = files.rotate("run", "--rotate-after", "720h", "-o", "json")
+    assert last.exit_code == 0 and "nothing due" in last.stdout
+
+
+def test_status_exits_13_when_a_step_is_due(files: Files) -> None:
+    files.at(0)
+    assert files.rotate("start").exit_code == 0
+    waiting = files.rotate("status", "-o", "json")
+    assert waiting.exit_code == 0, waiting.stderr
+    document = json.loads(waiting.stdout)
+    assert document["next"] == {
+        "step": "promote",
+        "at": rotation.when(files.base + 1200),
+        "reason": document["next"]["reason"],
+    }
+    assert [k["phase"] for k in document["state"]["keys"]] == ["active", "next"]
+    files.at(1200)
+    due = files.rotate("status")
+    assert due.exit_code == 13 and "due now" in due.stdout
+
+
+def test_revoke_promotes_a_replacement_and_names_the_window(files: Files) -> None:
+    files.at(0)
+    result = files.rotate("revoke", files.first)
+    assert result.exit_code == 0, result.stderr
+    [replacement] = files.kids()
+    assert replacement != files.first
+    assert f"until {rotation.when(files.base + 1200)}" in result.stdout
+    assert pyjwt.get_unverified_header(files.token().stdout.strip())["kid"] == replacement
+    unknown = files.rotate("revoke", "nope")
+    assert unknown.exit_code == 3 and 'no kid "nope"' in unknown.stderr
+
+
+def test_bad_records_are_refused_and_nothing_changes(files: Files) -> None:
+    files.at(0)
+    assert files.rotate("start").exit_code == 0
+    document = json.loads(files.record.read_text())
+    two_active = json.loads(json.dumps(document))
+    for key in two_active["state"]["keys"]:
+        key["phase"] = "active"
+    files.record.write_text(json.dumps(two_active))
+    before = files.snapshot()
+    result = files.rotate("promote")
+    assert result.exit_code == 3 and "2 active keys" in result.stderr
+    assert files.token().exit_code == 3
+    assert files.snapshot() == before
+
+    files.record.write_text(json.dumps(document))
+    files.at(-7200)  # this machine's clock is two hours behind the record
+    before = files.snapshot()
+    skewed = files.rotate("promote")
+    assert skewed.exit_code == 3 and "ahead of this machine's clock" in skewed.stderr
+    assert files.snapshot() == before
+
+
+def test_dry_run_changes_no_file(files: Files) -> None:
+    files.at(0)
+    before = files.snapshot()
+    result = files.rotate("start", "--dry-run=client")
+    assert result.exit_code == 0 and "would have" in result.stdout
+    assert files.snapshot() == before
+
+
+def test_every_rotate_command_has_help() -> None:
+    for name in ("start", "promote", "finish", "status", "run", "revoke"):
+        result = run("rotate", name, "--help")
+        assert result.exit_code == 0 and "Usage" in result.stdout, name
+    assert os.environ.get("JWKSDEPLOY_NOW") is None

@@ -198,7 +198,8 @@ def test_token_claims_headers_and_key_choice(tmp_path: Path) -> None:
     )
     header = pyjwt.get_unverified_header(token)
     claims = pyjwt.decode(token, options={"verify_signature": False})
-    assert header["kid"] == "new" and header["x-test"] == 1  # the newest key by default
+    # The active key by default: the new key is `next` until `rotate promote`.
+    assert header["kid"] == "old" and header["x-test"] == 1
     assert claims["aud"] == ["a", "b"] and claims["exp"] - claims["iat"] == 300
     assert claims["nbf"] == claims["iat"]
     assert (claims["roles"], claims["n"], claims["note"]) == (["admin"], 3, "plain text")
