@@ -41,6 +41,7 @@ import yaml
 
 NAMESPACED = {
     "configmaps": ("v1", "ConfigMap"),
+    "secrets": ("v1", "Secret"),  # rotate --private-secret
     "services": ("v1", "Service"),
     "pods": ("v1", "Pod"),
     "events": ("v1", "Event"),
@@ -52,7 +53,7 @@ CLUSTER_SCOPED = {"namespaces": ("v1", "Namespace"), "nodes": ("v1", "Node")}
 NODE_PORTS = range(30000, 32768)
 _PATHS = [
     re.compile(
-        r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|services|pods|events)"
+        r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|secrets|services|pods|events)"
         r"(?:/(?P<name>[^/]+))?$"
     ),
     re.compile(
@@ -208,6 +209,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             short = {
                 "services": ["svc"],
                 "configmaps": ["cm"],
+                "secrets": [],
                 "deployments": ["deploy"],
                 "replicasets": ["rs"],
                 "namespaces": ["ns"],

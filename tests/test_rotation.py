@@ -375,3 +375,188 @@ def test_every_rotate_command_has_help() -> None:
         result = run("rotate", name, "--help")
         assert result.exit_code == 0 and "Usage" in result.stdout, name
     assert os.environ.get("JWKSDEPLOY_NOW") is None
+
+
+# --- against the cluster (the emulator, or JWKSDEPLOY_TEST_KUBECONFIG) ------------------------
+
+from .kube import Kube  # noqa: E402
+
+
+def served_jwks(kube: Kube, configmap: str = "jwks-config") -> bytes:
+    """The bytes every pod of the rolled-out Deployment serves: the ConfigMap it mounts."""
+    obj = kube.read("ConfigMap", configmap)
+    assert obj is not None
+    return str(obj["data"]["jwks.json"]).encode()
+
+
+def recorded(kube: Kube, configmap: str = "jwks-config") -> dict[str, Any]:
+    obj = kube.read("ConfigMap", configmap)
+    assert obj is not None
+    result: dict[str, Any] = json.loads(obj["metadata"]["annotations"][rotation.STATE_ANNOTATION])
+    return result
+
+
+def test_the_cluster_cycle_start_promote_finish(
+    kube: Kube, files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = ("--private", str(files.private), "--jwks", str(files.public))
+    target = ("-n", kube.namespace, *keys)
+    applied = kube.jwksdeploy("apply", "-n", kube.namespace, "--jwks", str(files.public), "--wait")
+    assert applied.exit_code == 0, applied.stderr
+    files.at(0)
+    old_token = files.token().stdout.strip()
+
+    started = kube.jwksdeploy("rotate", "start", *target)
+    assert started.exit_code == 0, started.stderr
+    first, second = files.kids()
+    assert first == files.first
+    assert json.loads(served_jwks(kube))["keys"][1]["kid"] == second
+    state = recorded(kube)
+    assert [k["phase"] for k in state["keys"]] == ["active", "next"]
+    assert state["keys"][1]["published"] == rotation.when(files.base)
+    assert verifies(old_token, served_jwks(kube))
+
+    files.at(600)
+    early = kube.jwksdeploy("rotate", "promote", *target)
+    assert early.exit_code == 12, early.stderr
+    assert f"safe at {rotation.when(files.base + 1200)} (in 10m)" in early.stderr
+
+    files.at(1200)
+    promoted = kube.jwksdeploy("rotate", "promote", *target)
+    assert promoted.exit_code == 0, promoted.stderr
+    new_token = files.token().stdout.strip()
+    assert pyjwt.get_unverified_header(new_token)["kid"] == second
+    assert verifies(new_token, served_jwks(kube)) and verifies(old_token, served_jwks(kube))
+
+    files.at(1200 + 3600 + 1199)
+    early = kube.jwksdeploy("rotate", "finish", *target)
+    assert early.exit_code == 12 and "(in 1s)" in early.stderr
+    files.at(1200 + 3600 + 1200)
+    finished = kube.jwksdeploy("rotate", "finish", *target)
+    assert finished.exit_code == 0, finished.stderr
+    assert [k["kid"] for k in json.loads(served_jwks(kube))["keys"]] == [second]
+    assert verifies(new_token, served_jwks(kube)) and not verifies(old_token, served_jwks(kube))
+    assert [k["phase"] for k in recorded(kube)["keys"]] == ["active"]
+
+    status = kube.jwksdeploy("rotate", "status", *target, "-o", "json")
+    assert status.exit_code == 0, status.stderr
+    assert json.loads(status.stdout)["next"]["step"] is None
+
+
+def _deployed(kube: Kube, files: Files) -> tuple[str, ...]:
+    applied = kube.jwksdeploy("apply", "-n", kube.namespace, "--jwks", str(files.public), "--wait")
+    assert applied.exit_code == 0, applied.stderr
+    return ("-n", kube.namespace, "--private", str(files.private), "--jwks", str(files.public))
+
+
+def secret_data(kube: Kube, name: str) -> dict[str, str] | None:
+    import base64
+
+    status, answer = kube.call("GET", f"/api/v1/namespaces/{kube.namespace}/secrets/{name}")
+    if status == 404:
+        return None
+    assert status == 200, answer
+    return {k: base64.b64decode(v).decode() for k, v in answer["data"].items()}
+
+
+def test_the_issuer_secret_changes_only_at_promote(kube: Kube, files: Files) -> None:
+    target = (*_deployed(kube, files), "--private-secret", "issuer-key")
+    files.at(0)
+    assert kube.jwksdeploy("rotate", "start", *target).exit_code == 0
+    assert secret_data(kube, "issuer-key") is None, "start does not touch the Secret"
+    first, second = files.kids()
+    files.at(1200)
+    promoted = kube.jwksdeploy("rotate", "promote", *target)
+    assert promoted.exit_code == 0, promoted.stderr
+    data = secret_data(kube, "issuer-key")
+    assert data is not None and data["kid"] == second
+    assert [k["kid"] for k in json.loads(data["jwks.private.json"])["keys"]] == [second]
+    files.at(1200 + 4800)
+    assert kube.jwksdeploy("rotate", "finish", *target).exit_code == 0
+    assert secret_data(kube, "issuer-key") == data, "finish does not touch it either"
+    assert first not in json.dumps(data)
+
+
+def test_revoke_on_the_cluster_serves_the_replacement_at_once(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    files.at(0)
+    revoked = kube.jwksdeploy("rotate", "revoke", files.first, *target)
+    assert revoked.exit_code == 0, revoked.stderr
+    [replacement] = files.kids()
+    assert [k["kid"] for k in json.loads(served_jwks(kube))["keys"]] == [replacement]
+    assert f"until {rotation.when(files.base + 1200)}" in revoked.stdout
+    token = files.token().stdout.strip()
+    assert pyjwt.get_unverified_header(token)["kid"] == replacement
+    assert verifies(token, served_jwks(kube))
+
+
+def test_run_on_the_cluster_is_idempotent(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    files.at(0)
+    first = kube.jwksdeploy("rotate", "run", "--rotate-after", "720h", *target)
+    assert first.exit_code == 0 and first.stdout.startswith("start:"), first.stderr
+    served = served_jwks(kube)
+    second = kube.jwksdeploy("rotate", "run", "--rotate-after", "720h", *target)
+    assert second.exit_code == 0 and second.stdout.startswith("nothing due; next: promote at")
+    assert served_jwks(kube) == served and len(files.kids()) == 2
+
+
+def test_the_cluster_contradicting_the_files_is_refused(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    # Another key set was applied by hand: the cluster serves a kid the files do not hold.
+    elsewhere = files.private.parent / "elsewhere"
+    elsewhere.mkdir()
+    assert (
+        run(
+            "jwks",
+            "generate",
+            "--private-out",
+            str(elsewhere / "p.json"),
+            "--out",
+            str(elsewhere / "j.json"),
+        ).exit_code
+        == 0
+    )
+    assert (
+        kube.jwksdeploy(
+            "apply", "-n", kube.namespace, "--jwks", str(elsewhere / "j.json"), "--wait"
+        ).exit_code
+        == 0
+    )
+    files.at(0)
+    before = (files.snapshot(), served_jwks(kube))
+    result = kube.jwksdeploy("rotate", "start", *target)
+    assert result.exit_code == 3 and "the cluster and the local files disagree" in result.stderr
+    assert (files.snapshot(), served_jwks(kube)) == before
+
+
+def test_a_plain_apply_keeps_the_rotation_record(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    files.at(0)
+    assert kube.jwksdeploy("rotate", "start", *target).exit_code == 0
+    state = recorded(kube)
+    again = kube.jwksdeploy("apply", "-n", kube.namespace, "--jwks", str(files.public), "--wait")
+    assert again.exit_code == 0, again.stderr
+    assert recorded(kube) == state, "the record has its own field manager"
+
+
+def test_the_cluster_record_wins_over_the_local_copy(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    files.at(0)
+    assert kube.jwksdeploy("rotate", "start", *target).exit_code == 0
+    document = json.loads(files.record.read_text())
+    document["state"]["cacheWindowSeconds"] = 60
+    files.record.write_text(json.dumps(document))
+    status = kube.jwksdeploy("rotate", "status", *target)
+    assert "the cluster wins" in status.stderr
+    assert f"promote at {rotation.when(files.base + 1200)}" in status.stdout
+
+
+def test_dry_run_on_the_cluster_changes_nothing(kube: Kube, files: Files) -> None:
+    target = _deployed(kube, files)
+    files.at(0)
+    before = (files.snapshot(), kube.read("ConfigMap", "jwks-config"))
+    result = kube.jwksdeploy("rotate", "start", *target, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "(dry run)" in result.stderr and "would have" in result.stdout
+    assert (files.snapshot(), kube.read("ConfigMap", "jwks-config")) == before
