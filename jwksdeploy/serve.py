@@ -42,6 +42,7 @@ REASONS = {
     505: "HTTP Version Not Supported",
 }
 TEXT = "text/plain; charset=utf-8"
+BATCH_BYTES = 16 * 1024  # replies written per turn, and a connection's write buffer mark
 ALLOW = "GET, HEAD"
 LOG_FORMATS = ("text", "json", "off")
 _TOKEN_CHARS = frozenset(
@@ -60,6 +61,10 @@ class Limits:
     max_age: int = 60  # Cache-Control for /jwks: short, so a rotated key set spreads quickly
     shutdown_grace: float = 10.0  # how long requests in flight may take to finish
     backlog: int = 4096  # the kernel caps it at net.core.somaxconn
+    # What all connections together may hold, so memory stays bounded whatever clients do:
+    # bytes of requests not yet whole, and clients that do not read their replies.
+    max_buffered_bytes: int = 8 * 1024 * 1024
+    max_stalled: int = 256
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,8 @@ class _State:
         self.site, self.limits, self.log = site, limits, log
         self.clock = CLOCK
         self.connections: set[_Connection] = set()
+        self.buffered = 0  # bytes in the connections' buffers
+        self.stalled = 0  # connections paused because their client does not read
         self.stopping = False
 
 
@@ -276,80 +283,121 @@ class _Connection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         state.connections.add(self)
+        transport.set_write_buffer_limits(high=BATCH_BYTES)
         self.deadline = time.monotonic() + state.limits.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        self._set_buffer(b"")
+        if self.paused:
+            self.paused = False
+            self.state.stalled -= 1
 
     def pause_writing(self) -> None:
-        # A client that does not read its replies gets no more of them (nor is read from)
-        # until it does; the idle deadline still applies.
+        # A client that does not read its replies is not read from (so gets no more of them)
+        # until it does; the idle deadline still applies, and only so many may stall at once.
         self.paused = True
+        self.state.stalled += 1
         if self.transport is not None:
             self.transport.pause_reading()
+            if self.state.stalled > self.state.limits.max_stalled:
+                self.transport.abort()
         self.deadline = time.monotonic() + self.state.limits.idle_timeout
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.state.stalled -= 1
         if self.transport is not None and not self.closing:
             self.transport.resume_reading()
+            if self.buffer:
+                self._work()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        limits = self.state.limits
         if not self.buffer:
-            self.deadline = time.monotonic() + limits.header_timeout
-        self.buffer += data
+            self.deadline = time.monotonic() + self.state.limits.header_timeout
+        self._set_buffer(self.buffer + data)
+        if self.state.buffered > self.state.limits.max_buffered_bytes:
+            replies: list[bytes] = []
+            self._refuse(replies, 503, "the server is busy: try again shortly")
+            self._send(replies)
+            self._finish()
+            return
+        self._work()
+
+    def _set_buffer(self, buffer: bytes) -> None:
+        self.state.buffered += len(buffer) - len(self.buffer)
+        self.buffer = buffer
+
+    def _work(self) -> None:
+        """Answer the whole requests in the buffer, in batches of about BATCH_BYTES of replies
+        so that pipelining cannot pile up replies a client does not read."""
+        if self.paused or self.closing:
+            return  # resume_writing carries on
         replies: list[bytes] = []
-        while self.buffer and not self.closing:
-            if not self._one_request(replies):
+        size, pos = 0, 0
+        while pos < len(self.buffer) and not self.closing and size < BATCH_BYTES:
+            taken = self._one_request(replies, pos)
+            if not taken:
                 break
+            pos += taken
+            size += len(replies[-1])
+        if pos:
+            self._set_buffer(self.buffer[pos:])
         self._send(replies)
+        self._finish()
+        if self.buffer and not self.closing and size >= BATCH_BYTES and not self.paused:
+            asyncio.get_running_loop().call_soon(self._work)
+
+    def _finish(self) -> None:
         if self.closing:
             assert self.transport is not None
             self.transport.close()
         elif not self.buffer:
-            self.deadline = time.monotonic() + limits.idle_timeout
+            self.deadline = time.monotonic() + self.state.limits.idle_timeout
 
-    def _one_request(self, replies: list[bytes]) -> bool:
-        """Answer the request at the head of the buffer; False when it is not all there yet."""
+    def _one_request(self, replies: list[bytes], pos: int) -> int:
+        """Answer the request at pos in the buffer; return the bytes it took, 0 when it is
+        not all there yet (or was refused)."""
         limits = self.state.limits
-        self.buffer = self.buffer.lstrip(b"\r\n")  # RFC 9112 §2.2: ignore empty lines first
-        end = self.buffer.find(b"\r\n\r\n")
+        buffer = self.buffer
+        start = pos
+        while buffer.startswith(b"\r\n", pos):  # RFC 9112 §2.2: ignore empty lines first
+            pos += 2
+        end = buffer.find(b"\r\n\r\n", pos)
         too_big = (
-            len(self.buffer) > limits.max_request_bytes
+            len(buffer) - pos > limits.max_request_bytes
             if end < 0
-            else end + 4 > limits.max_request_bytes
+            else end + 4 - pos > limits.max_request_bytes
         )
         if too_big:
             self._refuse(replies, 431, "the request head is larger than the server takes")
         if end < 0 or too_big:
-            return False
-        head = self.buffer[:end].decode("latin-1")
+            return 0
+        head = buffer[pos:end].decode("latin-1")
         request_line = head.partition("\r\n")[0]
         request, problem = _parse(head)
         if request is None:
             self._refuse(replies, problem[0], problem[1], request_line)
-            return False
+            return 0
         length_text = request.headers.get("content-length", "0")
         if "transfer-encoding" in request.headers:
             self._refuse(
                 replies, 400, "Transfer-Encoding bodies are not accepted", request_line, request
             )
-            return False
+            return 0
         if not length_text.isdigit() or len(length_text) > 12:
             self._refuse(replies, 400, "Content-Length is not a number", request_line, request)
-            return False
+            return 0
         total = end + 4 + int(length_text)
-        if total > limits.max_request_bytes:
+        if total - pos > limits.max_request_bytes:
             self._refuse(
                 replies, 413, "the request is larger than the server takes", request_line, request
             )
-            return False
-        if len(self.buffer) < total:
-            return False
-        self.buffer = self.buffer[total:]
+            return 0
+        if len(buffer) < total:
+            return 0
         tokens = {t.strip().lower() for t in request.headers.get("connection", "").split(",")}
         close = (
             "close" in tokens
@@ -362,7 +410,7 @@ class _Connection(asyncio.Protocol):
             self.peer, request_line, request, response.status, len(response.body)
         )
         self.closing = close
-        return True
+        return total - start
 
     def _refuse(
         self,
@@ -376,7 +424,7 @@ class _Connection(asyncio.Protocol):
         replies.append(self._encode(Response(status, body), "HTTP/1.1", close=True, head=False))
         self.state.log.request(self.peer, line, request, status, len(body))
         self.closing = True
-        self.buffer = b""
+        self._set_buffer(b"")
 
     def _encode(self, response: Response, version: str, close: bool, head: bool) -> bytes:
         status = response.status

@@ -202,6 +202,31 @@ def test_slow_and_stuck_clients_do_not_hold_up_others() -> None:
         stuck.close()
 
 
+def test_thousands_of_pipelined_requests_are_answered_in_order_in_batches() -> None:
+    paths = [f"/p{i}" if i % 2 else "/healthz" for i in range(3000)]
+    with server() as port, connect(port) as sock:
+        sock.sendall("".join(get(path) for path in paths).encode())
+        pending = bytearray()
+        bodies = [read_response(sock, pending)[2] for _ in paths]
+        assert bodies == [b"success" if i % 2 else b"ok" for i in range(3000)]
+        assert ask(sock, get("/jwks"))[2] == BODY
+
+
+def test_half_sent_requests_share_one_memory_budget() -> None:
+    half = b"GET /jwks HTTP/1.1\r\nX: " + b"a" * 1000
+    limits = Limits(max_buffered_bytes=1500)
+    with server(limits) as port, connect(port) as first, connect(port) as second:
+        first.sendall(half)
+        assert ask(first, "\r\n\r\n")[0] == 200, "within the budget"
+        first.sendall(half)
+        # answered after the half request was sent, so the server has read that by now
+        assert ask(second, get("/"))[0] == 200
+        second.sendall(half)
+        status, headers, _ = read_response(second)
+        assert (status, headers["connection"]) == (503, "close")
+        assert ask(first, "\r\n\r\n")[0] == 200, "the first is still served"
+
+
 def test_connections_beyond_the_limit_get_503() -> None:
     with server(Limits(max_connections=2)) as port:
         first, second = connect(port), connect(port)
