@@ -97,6 +97,7 @@ def publish(
         dry_run=dry_run,
         wait=not dry_run,
         timeout=timeout,
+        prune=False,  # rotation changes the key set only; pruning stays apply's job
     )
     result = run(cluster, options, Listener(applied=on_applied))
     error = result.error()

@@ -560,3 +560,46 @@ def test_dry_run_on_the_cluster_changes_nothing(kube: Kube, files: Files) -> Non
     assert result.exit_code == 0, result.stderr
     assert "(dry run)" in result.stderr and "would have" in result.stdout
     assert (files.snapshot(), kube.read("ConfigMap", "jwks-config")) == before
+
+
+# --- the shipped CronJob ----------------------------------------------------------------------
+
+
+def test_the_rotation_cronjob_example_is_valid_and_least_privileged() -> None:
+    import click
+    import kubernetes_validate
+    import yaml
+
+    from jwksdeploy.cli import cli
+
+    from .helpers import EXAMPLES
+
+    documents = list(yaml.safe_load_all((EXAMPLES / "rotation" / "cronjob.yaml").read_text()))
+    kinds = sorted(d["kind"] for d in documents)
+    assert kinds == [
+        "CronJob",
+        "PersistentVolumeClaim",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
+    for document in documents:
+        kubernetes_validate.validate(document, "1.32", strict=True)
+    [role] = [d for d in documents if d["kind"] == "Role"]
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+        assert not {"delete", "deletecollection", "update"} & set(rule["verbs"]), rule
+    # The container's arguments are flags `rotate run` has.
+    [cronjob] = [d for d in documents if d["kind"] == "CronJob"]
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:2] == ["rotate", "run"]
+    context = click.Context(cli)
+    group = cli.get_command(context, "rotate")
+    assert isinstance(group, click.Group)
+    command = group.get_command(context, "run")
+    assert command is not None
+    known = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert {a for a in args[2:] if a.startswith("--")} <= known
+    parsed = command.make_context("run", list(args[2:]))
+    assert parsed.params["private_secret"] == "jwks-issuer-key"
