@@ -452,9 +452,10 @@ def revoke(
                 f"refetched until {when(until)}"
             )
         notes.append(
-            "to shorten both windows: restart the gateways or make them refetch (`kubectl "
-            "rollout restart` of Envoy/Contour/Envoy Gateway pods; for Istio, of istiod), "
-            "lower their JWKS cache duration, and on Envoy 1.31+ enable refetch on unknown kid"
+            "to shorten both windows: make the gateways refetch now by restarting them "
+            "(`kubectl rollout restart` of the Envoy, Contour or Envoy Gateway proxies; for "
+            "Istio, of istiod, which inlines the keys), and lower their JWKS cache duration "
+            "(`jwksdeploy gateway --cache-duration`) before the next emergency"
         )
     return Step(
         "revoke",
