@@ -14,9 +14,17 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_common import F, stack_options
+from .cli_common import (
+    F,
+    apply_set_values,
+    check_field_manager,
+    dry_run_option,
+    field_manager_option,
+    stack_options,
+    vocab_option,
+)
 from .cli_gateway import PROVIDERS, policy_options, print_gateway
-from .errors import JwksDeployError, printable
+from .errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
 
 # Commands defined in other modules, imported only when named, so `render` and the cluster
 # commands do not pay for building the key, token and gateway commands.
@@ -32,6 +40,18 @@ LAZY_COMMANDS = {
 
 class _Cli(click.Group):
     """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} `jwksdeploy --help` lists them.")
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -49,6 +69,9 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Differences as exc:  # a verdict, not a failure: no "error:"
+            click.echo(printable(str(exc)), err=True)
+            ctx.exit(exc.exit_code)
         except JwksDeployError as exc:
             click.echo(f"error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
@@ -68,18 +91,25 @@ class _Cli(click.Group):
                 "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
                 err=True,
             )
-            ctx.exit(1)
+            ctx.exit(INTERNAL_ERROR)
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Cli,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="jwksdeploy")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Render, deploy and check a JWKS server for Envoy-based API gateways.
 
     Typical flow: `jwksdeploy jwks generate`, `jwksdeploy apply` (or `render` for
     GitOps), `jwksdeploy gateway`, then `jwksdeploy token` and `jwksdeploy verify`.
     Locally, without a cluster: `jwksdeploy serve`.
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 def print_findings(findings: list[Any]) -> None:
@@ -90,27 +120,34 @@ def print_findings(findings: list[Any]) -> None:
 def render_options(command: F) -> F:
     """The flags shared by render and apply; every one may also come from --values."""
     options = [
-        click.option(
-            "--values",
+        vocab_option(
+            "values",
             "values_file",
+            multiple=True,
             metavar="FILE",
-            help="YAML file with any of these flags by long name; flags override it.",
+            help="YAML file with any of these flags by long name, repeatable (later files "
+            "win); flags override it.",
         ),
-        click.option(
-            "--jwks",
+        vocab_option(
+            "set",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Any long flag of this command by name (Helm's --set), checked like the flag.",
+        ),
+        vocab_option(
+            "jwks",
             metavar="PATH",
             help="JWKS file to publish ('-' reads stdin).  [default: ./jwks.json]",
         ),
-        click.option(
-            "--namespace",
-            "-n",
+        vocab_option(
+            "namespace",
             multiple=True,
             metavar="NS",
             help="Target namespace, repeatable.  [default: $JWKSDEPLOY_NAMESPACE, "
             "else the kubeconfig context's namespace, else default]",
         ),
-        click.option(
-            "--name",
+        vocab_option(
+            "name",
             metavar="NAME",
             help="Name of the Deployment and Service; other names derive from it.  "
             "[default: remote-jwks-go]",
@@ -132,15 +169,15 @@ def render_options(command: F) -> F:
             help="Pod count; 2+ adds a PodDisruptionBudget and spreads pods across "
             "nodes.  [default: 1]",
         ),
-        click.option("--port", type=int, metavar="PORT", help="Service port.  [default: 8080]"),
+        vocab_option("port", type=int, metavar="PORT", help="Service port.  [default: 8080]"),
         click.option(
             "--container-port",
             type=int,
             metavar="PORT",
             help="Port the server listens on in the container.  [default: 8080]",
         ),
-        click.option(
-            "--node-port",
+        vocab_option(
+            "node-port",
             type=int,
             metavar="PORT",
             help="Fixed nodePort (else the cluster picks one).",
@@ -179,8 +216,8 @@ def render_options(command: F) -> F:
         click.option("--memory-request", metavar="Q", help="[default: 16Mi]"),
         click.option("--cpu-limit", metavar="Q", help="[default: 200m]"),
         click.option("--memory-limit", metavar="Q", help="[default: 64Mi]"),
-        click.option(
-            "--strict/--no-strict",
+        vocab_option(
+            "strict",
             default=None,
             help="Treat JWKS warnings as errors (for CI).  [default: no-strict]",
         ),
@@ -197,52 +234,78 @@ def render_options(command: F) -> F:
 def load_render_inputs(
     params: dict[str, Any], kubeconfig: str | None = None, context: str | None = None
 ) -> tuple[Any, bytes, str]:
-    """Values file + flags -> (Settings, JWKS bytes, JWKS path), validated."""
-    from .files import default_namespace, read_input, read_values, relative_to_file
+    """Values files + --set + flags -> (Settings, JWKS bytes, JWKS path), validated."""
+    from .files import read_input, read_values, relative_to_file
     from .settings import build_settings, merge_layers, normalize_values
 
+    apply_set_values(click.get_current_context(), params, params.pop("set", ()))
     file_values: dict[str, Any] = {}
-    values_file = params.pop("values_file", None)
-    if values_file:
-        file_values = normalize_values(read_values(values_file), f"values file {values_file!r}")
+    jwks_from: str | None = None
+    for values_file in params.pop("values_file", ()) or ():
+        layer = normalize_values(read_values(values_file), f"values file {values_file!r}")
+        for key in ("label", "annotation"):
+            if isinstance(file_values.get(key), dict) and isinstance(layer.get(key), dict):
+                layer[key] = {**file_values[key], **layer[key]}
+        if "jwks" in layer:
+            jwks_from = values_file
+        file_values.update(layer)
     flags = {key.replace("_", "-"): value for key, value in params.items()}
     merged = merge_layers(file_values, flags)
-    namespace = None if merged.get("namespace") else default_namespace(kubeconfig, context)
+    namespace = None if merged.get("namespace") else _default_namespace(kubeconfig, context)
     settings = build_settings(merged, namespace or "default")
     jwks_path = str(merged.get("jwks") or "jwks.json")
-    if values_file and not params.get("jwks") and "jwks" in file_values:
-        jwks_path = relative_to_file(jwks_path, values_file)
+    if jwks_from and not params.get("jwks"):
+        jwks_path = relative_to_file(jwks_path, jwks_from)
     return settings, read_input(jwks_path, "JWKS file"), jwks_path
+
+
+def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace when none is given; one line on stderr when a kubeconfig chose it, so
+    a CI job's output never silently depends on a file nobody sees."""
+    from .files import default_namespace, kubeconfig_namespace
+
+    namespace = default_namespace(kubeconfig, context)
+    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and kubeconfig_namespace(kubeconfig, context):
+        which = f"context {context!r}" if context else "the current context"
+        click.echo(
+            f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
+            "make the output independent of it.",
+            err=True,
+        )
+    return namespace
 
 
 @cli.command()
 @render_options
-@click.option(
-    "--output",
-    "-o",
+@vocab_option(
+    "output",
     type=click.Choice(["yaml", "json"]),
     default="yaml",
     show_default=True,
     help="Format on stdout.",
 )
-@click.option(
-    "--output-dir",
+@vocab_option(
+    "output-dir",
     metavar="DIR",
     help="Write one file per object and a kustomization.yaml per namespace under "
     "DIR/<namespace>/, atomically, instead of printing. Only files jwksdeploy wrote there "
     "(listed in DIR/.jwksdeploy-manifest.json) are replaced or removed.",
 )
-@click.option(
-    "--force",
+@vocab_option(
+    "force",
     is_flag=True,
     help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
 )
-def render(output: str, output_dir: str | None, force: bool, **params: Any) -> None:
+def render(**params: Any) -> None:
     """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
     that serve a JWKS in one or more namespaces."""
     from .render import output_files, render_objects, to_json_list, to_yaml_stream
     from .writes import write_tree
 
+    apply_set_values(click.get_current_context(), params, params.pop("set", ()))
+    output: str = params.pop("output")
+    output_dir: str | None = params.pop("output_dir")
+    force: bool = params.pop("force")
     settings, jwks_bytes, jwks_path = load_render_inputs(params)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
@@ -261,15 +324,15 @@ def render(output: str, output_dir: str | None, force: bool, **params: Any) -> N
 def cluster_options(command: F) -> F:
     """How to reach the cluster, shared by apply, url, status and delete."""
     options = [
-        click.option(
-            "--kubeconfig",
+        vocab_option(
+            "kubeconfig",
             metavar="PATH",
             help="Kubeconfig file.  [default: $KUBECONFIG (merged), ~/.kube/config, "
             "else in-cluster]",
         ),
-        click.option("--context", metavar="NAME", help="Kubeconfig context to use."),
-        click.option(
-            "--request-timeout",
+        vocab_option("context", metavar="NAME", help="Kubeconfig context to use."),
+        vocab_option(
+            "request-timeout",
             default="30s",
             show_default=True,
             metavar="DURATION",
@@ -313,11 +376,11 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
 @render_options
 @cluster_options
 @click.option("--create-namespace", is_flag=True, help="Create the namespace if it is missing.")
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Server-side dry run (dryRun=All): validated by the server, nothing stored.",
+@dry_run_option(
+    "client: render and validate only, no cluster; server (bare --dry-run): the API "
+    "server's dry run (dryRun=All), validated by the server, nothing stored."
 )
+@field_manager_option
 @click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
 )
@@ -328,138 +391,156 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
     "delete and recreate it with jwksdeploy's selector; the endpoint is down until the new "
     "pod is ready. Without it the live selector is kept.",
 )
-@click.option(
-    "--address",
+@vocab_option(
+    "address",
     metavar="HOST",
     help="Address for the URL (e.g. the gateway's); else a node's ExternalIP, else its InternalIP.",
 )
-@click.option(
-    "--wait/--no-wait",
-    default=None,
-    help="Wait for the rollout like `kubectl rollout status`.  [default: wait when "
-    "stdout is a terminal]",
+@vocab_option(
+    "wait",
+    default=True,
+    show_default=True,
+    help="Wait until the pods serve (and a LoadBalancer has its address); stop at once, with "
+    "the pod's own reason, when they cannot (image pull, crash loop, quota...).",
 )
 @click.option(
-    "--timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Namespaces worked on at once.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
+@vocab_option(
+    "timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
+)
+@vocab_option(
+    "output",
+    type=click.Choice(["text", "json", "yaml", "name"]),
     default="text",
     show_default=True,
-    help="text: the URL on stdout, details on stderr; json: one object for scripts.",
+    help="text: the URL on stdout, details on stderr; json/yaml: one object for scripts; "
+    "name: kind/name of each object.",
 )
-@click.option(
-    "--gateway",
+@vocab_option(
+    "provider",
+    aliases=("--gateway",),
     type=click.Choice(PROVIDERS),
     help="Then print this gateway's JWT provider for the URL (on stdout; the URL goes to "
     "stderr). Takes the `jwksdeploy gateway` flags below.",
 )
-@click.option("--provider-name", metavar="NAME", help="With --gateway.  [default: the --name]")
-@policy_options("--fetch-timeout")
-def apply(
-    kubeconfig: str | None,
-    context: str | None,
-    request_timeout: str,
-    create_namespace: bool,
-    dry_run: bool,
-    force_conflicts: bool,
-    recreate: bool,
-    address: str | None,
-    wait: bool | None,
-    timeout: str,
-    output: str,
-    gateway: str | None,
-    provider_name: str | None,
-    **params: Any,
-) -> None:
+@vocab_option("provider-name", metavar="NAME", help="With --provider.  [default: the --name]")
+@policy_options
+def apply(**flags: Any) -> None:
     """Apply the rendered objects with server-side apply and print the JWKS URL.
 
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
-    import json
-    import time
-
+    from .apply import ApplyOptions
+    from .cli_apply import result_fields, run_apply
     from .cli_gateway import POLICY_PARAMS
-    from .cluster import apply_objects, endpoint_for, partial_failure, wait_for_rollout
-    from .errors import JwksDeployError
     from .render import render_objects
     from .settings import parse_duration
 
-    wait_seconds = parse_duration(timeout, "--timeout")
-    policy = {key: params.pop(key) for key in POLICY_PARAMS}
-    settings, jwks_bytes, jwks_path = load_render_inputs(params, kubeconfig, context)
+    apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
+    kubeconfig: str | None = flags.pop("kubeconfig")
+    context: str | None = flags.pop("context")
+    request_timeout: str = flags.pop("request_timeout")
+    mode: str = flags.pop("dry_run")
+    field_manager = check_field_manager(flags.pop("field_manager"))
+    output: str = flags.pop("output")
+    address: str | None = flags.pop("address")
+    wait: bool = flags.pop("wait")
+    parallel: int = flags.pop("parallel")
+    provider: str | None = flags.pop("provider")
+    provider_name: str | None = flags.pop("provider_name")
+    create_namespace: bool = flags.pop("create_namespace")
+    force_conflicts: bool = flags.pop("force_conflicts")
+    recreate: bool = flags.pop("recreate")
+    wait_seconds = parse_duration(flags.pop("timeout"), "--timeout")
+    policy = {key: flags.pop(key) for key in POLICY_PARAMS}
+    settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
+    if mode == "client":
+        _print_client_dry_run(rendered.objects, output)
+        return
+    dry_run = mode == "server"
     cluster = _connect(kubeconfig, context, request_timeout)
-    landed: list[Any] = []
-
-    def on_applied(obj: Any) -> None:
-        landed.append(obj)
-        if output == "text":
-            suffix = " (dry run)" if dry_run else ""
-            click.echo(f"{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}", err=True)
-
-    try:
-        reports = apply_objects(
-            cluster,
-            rendered.objects,
+    cluster.field_manager = field_manager
+    outcome = run_apply(
+        cluster,
+        ApplyOptions(
+            objects=rendered.objects,
+            instance=settings.name,
             create_namespace=create_namespace,
             dry_run=dry_run,
             force=force_conflicts,
-            on_applied=on_applied,
-            instance=settings.name,
             recreate=recreate,
-            on_plan=lambda plan: _print_plan(plan, dry_run),
-            gone_timeout=wait_seconds,
-        )
-    except JwksDeployError as exc:
-        raise partial_failure(exc, landed) from None
-    if wait is None:
-        wait = sys.stdout.isatty() and not dry_run
-    for report in reports:
-        if wait and not dry_run:
-            wait_for_rollout(
-                cluster,
-                report.namespace,
-                settings.name,
-                wait_seconds,
-                _progress(sys.stderr.isatty()),
-            )
-        if report.down_since is not None:
-            if wait:
-                down = time.monotonic() - report.down_since
-                click.echo(
-                    f"{report.namespace}: the endpoint was down for about {down:.0f}s "
-                    "(--recreate: from the deletion to the new pods being ready).",
-                    err=True,
-                )
-            else:
-                click.echo(
-                    f"{report.namespace}: the endpoint is down until the new pods are ready "
-                    f"(--recreate); `jwksdeploy status -n {report.namespace}` shows when.",
-                    err=True,
-                )
-        if report.service is not None:
-            report.endpoint = endpoint_for(cluster, report.service, address)
+            wait=wait,
+            timeout=wait_seconds,
+            parallel=parallel,
+            address=address,
+        ),
+        output,
+    )
+    reports = outcome.results
     for warning in cluster.warnings:
         click.echo(f"warning: the API server says: {warning}", err=True)
-    gateways = _gateways_for(reports, gateway, provider_name or settings.name, policy)
-    if output == "json":
-        results = [_report_json(r) for r in reports]
+    gateways = _gateways_for(reports, provider, provider_name or settings.name, policy)
+    if output in ("json", "yaml"):
+        results = [{**_report_json(r), **result_fields(r)} for r in reports]
         for result, config in zip(results, gateways, strict=True):
             result["gateway"] = config.objects if config is not None else None
-        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        return
-    for report, config in zip(reports, gateways, strict=True):
-        if config is None:
-            _print_endpoint(report.endpoint, report.namespace, dry_run)
-            continue
-        click.echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
-        for warning in config.warnings:
-            click.echo(f"warning: {warning}", err=True)
-        print_gateway(config, str(gateway), "yaml", None)
+        print_data(results if len(results) > 1 else results[0], output)
+    elif output == "name":
+        for report in reports:
+            for obj in report.objects:
+                click.echo(f"{obj.kind.lower()}/{obj.name}")
+    else:
+        for report, config in zip(reports, gateways, strict=True):
+            if report.error is not None:
+                continue
+            if config is None:
+                _print_endpoint(report.endpoint, report.namespace, dry_run)
+                continue
+            click.echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
+            for warning in config.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            print_gateway(config, str(provider), "yaml", None)
+    failure = outcome.error()
+    if failure is not None:
+        raise failure
+
+
+def print_data(data: Any, output: str) -> None:
+    """A result for scripts: indented JSON, or the same data as YAML."""
+    import json
+
+    if output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        click.echo(json.dumps(data, indent=2))
+
+
+def _print_client_dry_run(objects: list[dict[str, Any]], output: str) -> None:
+    """--dry-run=client: what would be sent, validated locally; the cluster is not contacted."""
+    from .render import to_json_list, to_yaml_stream
+
+    if output == "yaml":
+        click.echo(to_yaml_stream(objects), nl=False)
+    elif output == "json":
+        click.echo(to_json_list(objects), nl=False)
+    else:
+        for obj in objects:
+            line = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+            if output == "name":
+                click.echo(line)
+            else:
+                namespace = obj["metadata"].get("namespace")
+                click.echo(f"{line} in {namespace} (dry run: client, not sent)", err=True)
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
@@ -569,15 +650,40 @@ def _namespaces(
     return [check_dns1123_label("--namespace", ns) for ns in chosen]
 
 
+def instance_options(command: F) -> F:
+    """Which instance(s): -n (repeatable) and --name, for url, status, delete and diff."""
+    return stack_options(
+        command,
+        [
+            vocab_option(
+                "namespace",
+                multiple=True,
+                metavar="NS",
+                help="Namespace, repeatable.  [default: the kubeconfig context's]",
+            ),
+            vocab_option(
+                "name",
+                default="remote-jwks-go",
+                show_default=True,
+                metavar="NAME",
+                help="The --name apply used.",
+            ),
+        ],
+    )
+
+
 @cli.command()
-@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
-@click.option("--name", default="remote-jwks-go", show_default=True)
-@click.option("--address", metavar="HOST", help="Address to use instead of a node's.")
+@instance_options
+@vocab_option("address", metavar="HOST", help="Address to use instead of a node's.")
+@vocab_option(
+    "output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True
+)
 @cluster_options
 def url(
     namespace: tuple[str, ...],
     name: str,
     address: str | None,
+    output: str,
     kubeconfig: str | None,
     context: str | None,
     request_timeout: str,
@@ -588,16 +694,33 @@ def url(
     names = _instance_names(name)
     namespaces = _namespaces(namespace, kubeconfig, context)
     cluster = _connect(kubeconfig, context, request_timeout)
+    results = []
     for ns in namespaces:
-        _print_endpoint(deployed_endpoint(cluster, ns, names["Service"], address), ns, False)
+        endpoint = deployed_endpoint(cluster, ns, names["Service"], address)
+        if output == "text":
+            _print_endpoint(endpoint, ns, False)
+        results.append(
+            {
+                "namespace": ns,
+                "url": endpoint.url,
+                "address": endpoint.address,
+                "nodePort": endpoint.node_port,
+                "port": endpoint.port,
+                "addressSource": endpoint.source,
+            }
+        )
+    if output != "text":
+        print_data(results if len(results) > 1 else results[0], output)
 
 
 @cli.command()
-@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
-@click.option("--name", default="remote-jwks-go", show_default=True)
-@click.option("--jwks", metavar="PATH", help="Local JWKS to compare with the live ConfigMap.")
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+@instance_options
+@vocab_option("jwks", metavar="PATH", help="Local JWKS to compare with the live ConfigMap.")
+@vocab_option(
+    "output",
+    type=click.Choice(["text", "json", "yaml", "name"]),
+    default="text",
+    show_default=True,
 )
 @cluster_options
 def status(
@@ -609,11 +732,11 @@ def status(
     context: str | None,
     request_timeout: str,
 ) -> None:
-    """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches."""
-    import json
+    """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches.
 
+    Exit 1 when the live JWKS differs from --jwks or the rollout is incomplete."""
     from .cluster import endpoint_for, managed_objects, rollout_state
-    from .errors import ClusterRejected
+    from .errors import ClusterRejected, Differences
     from .files import read_input
     from .render import JWKS_KEY, jwks_checksum
 
@@ -647,10 +770,13 @@ def status(
             ),
         }
         results.append(result)
-    if output == "json":
-        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        return
-    for result in results:
+    if output in ("json", "yaml"):
+        print_data(results if len(results) > 1 else results[0], output)
+    elif output == "name":
+        for result in results:
+            for obj in result["objects"]:
+                click.echo(obj)
+    for result in results if output == "text" else []:
         click.echo(f"namespace: {result['namespace']}")
         click.echo(f"  objects: {', '.join(result['objects'])}")
         click.echo(
@@ -660,33 +786,97 @@ def status(
         if result["matchesLocalJwks"] is not None:
             verdict = "matches" if result["matchesLocalJwks"] else "DIFFERS from"
             click.echo(f"  jwks:    live ConfigMap {verdict} {jwks}")
+    behind = [r["namespace"] for r in results if not r["rolledOut"]]
+    differs = [r["namespace"] for r in results if r["matchesLocalJwks"] is False]
+    if behind or differs:
+        reasons = []
+        if differs:
+            reasons.append(f"the live JWKS differs from {jwks} in {', '.join(differs)}")
+        if behind:
+            reasons.append(f"the rollout is incomplete in {', '.join(behind)}")
+        raise Differences(
+            f"{'; '.join(reasons)}. `jwksdeploy apply` deploys the local set; `jwksdeploy "
+            "apply --wait` waits for the rollout."
+        )
 
 
 @cli.command()
-@click.option("--namespace", "-n", multiple=True, metavar="NS", help="Namespace, repeatable.")
-@click.option("--name", default="remote-jwks-go", show_default=True)
-@click.option("--wait/--no-wait", default=False, help="Wait until the objects are gone.")
-@click.option("--timeout", default="2m", show_default=True, metavar="DURATION")
+@instance_options
+@dry_run_option(
+    "server (bare --dry-run): the API server's dry run of each delete; client: only list "
+    "what would be deleted."
+)
+@vocab_option("wait", default=False, help="Wait until the objects are gone (a watch).")
+@vocab_option("timeout", default="2m", show_default=True, metavar="DURATION")
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Namespaces worked on at once.",
+)
+@vocab_option(
+    "output",
+    type=click.Choice(["text", "json", "yaml", "name"]),
+    default="text",
+    show_default=True,
+)
 @cluster_options
 def delete(
     namespace: tuple[str, ...],
     name: str,
+    dry_run: str,
     wait: bool,
     timeout: str,
+    parallel: int,
+    output: str,
     kubeconfig: str | None,
     context: str | None,
     request_timeout: str,
 ) -> None:
     """Delete the objects jwksdeploy manages (matched by name and managed-by label)."""
-    from .cluster import delete_objects
+    from .apply import delete as delete_instances
+    from .apply import delete_error
+    from .cluster import managed_objects
     from .settings import parse_duration
 
     seconds = parse_duration(timeout, "--timeout")
     names = _instance_names(name)
     cluster = _connect(kubeconfig, context, request_timeout)
-    for ns in _namespaces(namespace, kubeconfig, context):
-        for kind, object_name, outcome in delete_objects(cluster, ns, names, wait, seconds):
-            click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
+    results: list[dict[str, Any]] = []
+    chosen = _namespaces(namespace, kubeconfig, context)
+    deleted = (
+        delete_instances(cluster, chosen, names, wait=wait, timeout=seconds, parallel=parallel)
+        if dry_run == "none"
+        else []
+    )
+    for index, ns in enumerate(chosen):
+        if dry_run == "none":
+            outcomes = deleted[index].outcomes
+            if deleted[index].error is not None:
+                results.append({"namespace": ns, "error": str(deleted[index].error)})
+        else:
+            outcomes = []
+            live = managed_objects(cluster, ns, names)
+            for kind, obj_name in ((k, names[k]) for k in reversed(list(names))):
+                found = kind in live and (
+                    dry_run == "client" or cluster.delete(kind, ns, obj_name, dry_run=True)
+                )
+                outcomes.append(
+                    (kind, obj_name, f"deleted ({dry_run} dry run)" if found else "not found")
+                )
+        for kind, object_name, outcome in outcomes:
+            results.append({"namespace": ns, "kind": kind, "name": object_name, "outcome": outcome})
+            if output == "text":
+                click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
+            elif output == "name" and outcome != "not found":
+                click.echo(f"{kind.lower()}/{object_name}")
+    if output in ("json", "yaml"):
+        print_data(results, output)
+    failure = delete_error(deleted)
+    if failure is not None:
+        raise failure
 
 
 def main() -> None:

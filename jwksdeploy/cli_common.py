@@ -1,13 +1,102 @@
-"""Pieces the command modules share: option stacks and the --url/--namespace lookup."""
+"""Pieces the command modules share: the flag vocabulary, option stacks and the URL lookup."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One idea the command line names: its visible flags and the old spellings kept hidden."""
+
+    flags: tuple[str, ...]
+    meaning: str
+    aliases: tuple[str, ...] = ()
+
+
+# The vocabulary: one concept, one flag, one meaning in every command. A flag that two
+# commands share is either one of these or comes from one shared option definition
+# (tests/test_vocabulary.py walks every command to check). Add a concept with one line.
+VOCABULARY: dict[str, Concept] = {
+    "namespace": Concept(("-n", "--namespace"), "the JWKS instance's namespace"),
+    "name": Concept(("--name",), "the JWKS instance's name", ("--deployment",)),
+    "jwks": Concept(("--jwks",), "the public key set file", ("--out",)),
+    "private": Concept(("--private",), "the private key set file", ("--private-out", "--key")),
+    "issuer": Concept(("--issuer",), "the issuer tokens carry", ("--iss",)),
+    "audience": Concept(("--audience",), "an audience tokens may carry", ("--aud",)),
+    "provider": Concept(("--provider",), "which gateway", ("--gateway",)),
+    "provider-name": Concept(("--provider-name",), "the gateway's provider/object name"),
+    "fetch-timeout": Concept(("--fetch-timeout",), "the gateway's JWKS fetch timeout"),
+    "timeout": Concept(("--timeout",), "how long the command waits in total"),
+    "request-timeout": Concept(("--request-timeout",), "one request's timeout", ("--timeout",)),
+    "kubeconfig": Concept(("--kubeconfig",), "the kubeconfig file"),
+    "context": Concept(("--context",), "the kubeconfig context"),
+    "address": Concept(("--address",), "the host to print in a URL instead of a node's"),
+    "listen": Concept(("--listen",), "the address `serve` listens on", ("--address",)),
+    "port": Concept(("--port",), "the port the JWKS is served on"),
+    "url": Concept(("--url",), "the JWKS URL"),
+    "dry-run": Concept(("--dry-run",), "none, client or server (bare: server)"),
+    "output": Concept(("-o", "--output"), "the output format"),
+    "output-dir": Concept(("--output-dir",), "write files under this directory"),
+    "force": Concept(("--force",), "overwrite outputs"),
+    "field-manager": Concept(("--field-manager",), "the server-side apply field manager"),
+    "values": Concept(("-f", "--values"), "a values file, repeatable"),
+    "set": Concept(("--set",), "one value by long flag name"),
+    "wait": Concept(("--wait/--no-wait",), "wait until the cluster is done"),
+    "strict": Concept(("--strict/--no-strict",), "JWKS warnings are errors"),
+    "kid": Concept(("--kid",), "a key ID"),
+    "url-from": Concept(("--url-from",), "where the gateway's URL comes from"),
+    "node-port": Concept(("--node-port",), "the Service's fixed nodePort"),
+    "keep": Concept(("--keep",), "how many of the newest keys a key set keeps"),
+}
+
+
+class VocabOption(click.Option):
+    """A click option that belongs to a VOCABULARY concept; its old spellings work but are
+    not shown in --help."""
+
+    def __init__(
+        self,
+        param_decls: Sequence[str],
+        concept: str = "",
+        hidden_aliases: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(param_decls, **kwargs)
+        self.concept = concept
+        self.hidden_aliases = tuple(hidden_aliases)
+
+    def visible_opts(self) -> list[str]:
+        return [o for o in self.opts if o not in self.hidden_aliases]
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        opts = self.opts
+        self.opts = self.visible_opts()
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
+def vocab_option(
+    concept: str, dest: str | None = None, aliases: Sequence[str] = (), **kwargs: Any
+) -> Callable[[F], F]:
+    """`click.option` for a VOCABULARY concept: its flags, plus `aliases` (old spellings the
+    concept lists) hidden from --help."""
+    entry = VOCABULARY[concept]
+    unknown = set(aliases) - set(entry.aliases)
+    if unknown:  # pragma: no cover - a programming error caught by the vocabulary test
+        raise ValueError(f"{sorted(unknown)} are not aliases of {concept!r}")
+    decls = [*entry.flags, *aliases, *([dest] if dest else [])]
+    return click.option(
+        *decls, cls=VocabOption, concept=concept, hidden_aliases=tuple(aliases), **kwargs
+    )
 
 
 def stack_options(command: F, options: Sequence[Callable[[F], F]]) -> F:
@@ -17,29 +106,29 @@ def stack_options(command: F, options: Sequence[Callable[[F], F]]) -> F:
     return command
 
 
-def url_lookup_options(name_flag: str) -> Callable[[F], F]:
+def url_lookup_options(name_aliases: Sequence[str] = ()) -> Callable[[F], F]:
     """`--url URL`, or `--namespace NS` with what it takes to find that deployment's URL."""
 
     def decorate(command: F) -> F:
         options = [
-            click.option("--url", metavar="URL", help="The JWKS URL `apply` printed (http(s))."),
-            click.option(
-                "--namespace",
-                "-n",
+            vocab_option("url", metavar="URL", help="The JWKS URL `apply` printed (http(s))."),
+            vocab_option(
+                "namespace",
                 metavar="NS",
                 help="Instead of --url: the URL of what apply deployed in NS (reads the cluster).",
             ),
-            click.option(
-                name_flag,
+            vocab_option(
+                "name",
                 "instance",
+                aliases=name_aliases,
                 default="remote-jwks-go",
                 show_default=True,
                 metavar="NAME",
                 help="With --namespace: the --name apply used.",
             ),
-            click.option("--address", metavar="HOST", help="With --namespace: the URL's host."),
-            click.option("--kubeconfig", metavar="PATH", help="With --namespace."),
-            click.option("--context", metavar="NAME", help="With --namespace."),
+            vocab_option("address", metavar="HOST", help="With --namespace: the URL's host."),
+            vocab_option("kubeconfig", metavar="PATH", help="With --namespace."),
+            vocab_option("context", metavar="NAME", help="With --namespace."),
         ]
         return stack_options(command, options)
 
@@ -69,3 +158,88 @@ def resolve_url(
     from .cluster import deployed_url
 
     return deployed_url(str(namespace), instance, address, kubeconfig, context, timeout)
+
+
+DRY_RUN_CHOICES = ("none", "client", "server")
+
+
+def dry_run_option(help: str) -> Callable[[F], F]:
+    """`--dry-run[=none|client|server]`, kubectl's; a bare `--dry-run` is `server`."""
+    return vocab_option(
+        "dry-run",
+        type=click.Choice(DRY_RUN_CHOICES),
+        is_flag=False,
+        flag_value="server",
+        default="none",
+        show_default=True,
+        help=help,
+    )
+
+
+def field_manager_option(command: F) -> F:
+    return vocab_option(
+        "field-manager",
+        default="jwksdeploy",
+        show_default=True,
+        metavar="NAME",
+        help="Field manager of the server-side apply (kubectl's --field-manager).",
+    )(command)
+
+
+def check_field_manager(value: str) -> str:
+    """The API server takes a field manager of 1-128 printable characters."""
+    from .errors import InputError
+
+    if not value or len(value) > 128 or not value.isprintable():
+        raise InputError(
+            f"--field-manager {value!r} must be 1-128 printable characters, e.g. jwksdeploy."
+        )
+    return value
+
+
+def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[str]) -> None:
+    """Helm's `--set name=value`: as if `--name value` were given, converted and checked by
+    that flag's own type; repeatable flags collect every value."""
+    from click.core import ParameterSource
+
+    from .errors import InputError
+
+    by_flag = {
+        opt: param
+        for param in ctx.command.params
+        if isinstance(param, click.Option)
+        for opt in [*param.opts, *param.secondary_opts]
+        if opt.startswith("--") and param.name not in ("set", "values_file")
+    }
+    for item in sets:
+        key, sep, value = item.partition("=")
+        flag = "--" + key.strip().replace("_", "-")
+        param = by_flag.get(flag)
+        if not sep or param is None or param.name is None:
+            names = sorted({o[2:] for o in by_flag if not o.startswith("--no-")})
+            raise InputError(
+                f"--set {item!r}: expected NAME=VALUE with NAME a long flag of this command "
+                f"({', '.join(names)})."
+            )
+        if param.name not in params:
+            continue
+        if param.is_flag and not param.multiple:
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false"):
+                raise InputError(f"--set {key}={value}: {flag} takes true or false.")
+            converted: Any = (lowered == "true") != (flag in param.secondary_opts)
+            if param.flag_value is not True and param.flag_value is not None and converted:
+                converted = param.flag_value
+        else:
+            try:
+                converted = param.type_cast_value(ctx, (value,) if param.multiple else value)
+            except click.BadParameter as exc:
+                raise InputError(f"--set {key}={value}: {exc.message}") from None
+        if param.multiple:
+            params[param.name] = (*(params[param.name] or ()), *converted)
+            continue
+        if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+            raise InputError(
+                f"{flag} was given both as a flag and as --set {key}=...; keep one of the two."
+            )
+        params[param.name] = converted

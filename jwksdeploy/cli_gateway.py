@@ -6,12 +6,11 @@ Parses, calls `gateway.build`, prints; warnings go to stderr, the configuration 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from .cli_common import F, resolve_url, stack_options, url_lookup_options
+from .cli_common import F, resolve_url, stack_options, url_lookup_options, vocab_option
 
 # What `gateway.build` knows; kept here so --help need not import the gateway module
 # (tests/test_gateway.py checks the two agree).
@@ -19,108 +18,107 @@ PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # gateway.DEFAULT_TRUSTED_CA
 
 
-def policy_options(timeout_flag: str) -> Callable[[F], F]:
-    """The source's JWT-policy fields and what each target needs to be complete.
-
-    `apply` names the fetch timeout `--fetch-timeout`, since its `--timeout` is the wait.
-    """
-
-    def decorate(command: F) -> F:
-        options = [
-            click.option("--issuer", metavar="ISS", help="Required iss claim (else not checked)."),
-            click.option(
-                "--audience",
-                "audiences",
-                multiple=True,
-                metavar="AUD",
-                help="Allowed aud, repeatable (else not checked).",
-            ),
-            click.option(
-                "--forward/--no-forward",
-                default=None,
-                help="Pass the token on to the backend.  [default: the gateway's, no]",
-            ),
-            click.option(
-                "--cache-duration",
-                metavar="DURATION",
-                help="How long the gateway caches the JWKS, e.g. 5m.  [default: the gateway's]",
-            ),
-            click.option(
-                timeout_flag,
-                "fetch_timeout",
-                metavar="DURATION",
-                help="JWKS fetch timeout, e.g. 1s.  [default: the gateway's; 1s for envoy]",
-            ),
-            click.option(
-                "--fqdn", metavar="HOST", help="contour: the virtual host's domain (required)."
-            ),
-            click.option(
-                "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
-            ),
-            click.option(
-                "--target-route", metavar="ROUTE", help="envoy-gateway: the HTTPRoute to protect."
-            ),
-            click.option(
-                "--selector",
-                multiple=True,
-                metavar="K=V",
-                help="istio: workload label to select, repeatable.",
-            ),
-            click.option(
-                "--cluster",
-                metavar="NAME",
-                help="envoy: the JWKS cluster's name.  [default: <name>-jwks]",
-            ),
-            click.option(
-                "--backend",
-                metavar="SERVICE:PORT",
-                help="contour: add a catch-all route to this Service port.",
-            ),
-            click.option(
-                "--require-token",
-                is_flag=True,
-                help="istio: also emit an AuthorizationPolicy that denies requests without a "
-                "valid token.",
-            ),
-            click.option(
-                "--dns-lookup-family",
-                type=click.Choice(["auto", "v4", "v6", "all"]),
-                help="contour, envoy: how the gateway resolves the JWKS host.  [default: the "
-                "gateway's]",
-            ),
-            click.option(
-                "--token-header",
-                metavar="NAME[:PREFIX]",
-                help="envoy, istio, envoy-gateway: read the token from this header, after "
-                "PREFIX (e.g. 'Authorization:Token ').  [default: Authorization: Bearer]",
-            ),
-            click.option(
-                "--trusted-ca",
-                metavar="PATH",
-                help="envoy, https URL: CA bundle inside the Envoy container that must sign the "
-                f"JWKS server's certificate.  [default: {DEFAULT_TRUSTED_CA}]",
-            ),
-            click.option(
-                "--ca-secret",
-                metavar="SECRET",
-                help="contour, https URL: Secret (key ca.crt) with the CA that must sign the "
-                "JWKS server's certificate; [NAMESPACE/]NAME.",
-            ),
-            click.option(
-                "--subject-name",
-                metavar="NAME",
-                help="contour, envoy: the name the JWKS server's certificate must carry.  "
-                "[default: the URL's host]",
-            ),
-            click.option(
-                "--policy-namespace",
-                metavar="NS",
-                help="Namespace of the generated object.  [default: none; kubectl's current]",
-            ),
-        ]
-        return stack_options(command, options)
-
-    return decorate
+def policy_options(command: F) -> F:
+    """The source's JWT-policy fields and what each target needs to be complete."""
+    options = [
+        vocab_option(
+            "issuer",
+            aliases=("--iss",),
+            metavar="ISS",
+            help="Required iss claim (else not checked).",
+        ),
+        vocab_option(
+            "audience",
+            "audiences",
+            aliases=("--aud",),
+            multiple=True,
+            metavar="AUD",
+            help="Allowed aud, repeatable (else not checked).",
+        ),
+        click.option(
+            "--forward/--no-forward",
+            default=None,
+            help="Pass the token on to the backend.  [default: the gateway's, no]",
+        ),
+        click.option(
+            "--cache-duration",
+            metavar="DURATION",
+            help="How long the gateway caches the JWKS, e.g. 5m.  [default: the gateway's]",
+        ),
+        vocab_option(
+            "fetch-timeout",
+            "fetch_timeout",
+            metavar="DURATION",
+            help="JWKS fetch timeout, e.g. 1s.  [default: the gateway's; 1s for envoy]",
+        ),
+        click.option(
+            "--fqdn", metavar="HOST", help="contour: the virtual host's domain (required)."
+        ),
+        click.option(
+            "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
+        ),
+        click.option(
+            "--target-route", metavar="ROUTE", help="envoy-gateway: the HTTPRoute to protect."
+        ),
+        click.option(
+            "--selector",
+            multiple=True,
+            metavar="K=V",
+            help="istio: workload label to select, repeatable.",
+        ),
+        click.option(
+            "--cluster",
+            metavar="NAME",
+            help="envoy: the JWKS cluster's name.  [default: <name>-jwks]",
+        ),
+        click.option(
+            "--backend",
+            metavar="SERVICE:PORT",
+            help="contour: add a catch-all route to this Service port.",
+        ),
+        click.option(
+            "--require-token",
+            is_flag=True,
+            help="istio: also emit an AuthorizationPolicy that denies requests without a "
+            "valid token.",
+        ),
+        click.option(
+            "--dns-lookup-family",
+            type=click.Choice(["auto", "v4", "v6", "all"]),
+            help="contour, envoy: how the gateway resolves the JWKS host.  [default: the "
+            "gateway's]",
+        ),
+        click.option(
+            "--token-header",
+            metavar="NAME[:PREFIX]",
+            help="envoy, istio, envoy-gateway: read the token from this header, after "
+            "PREFIX (e.g. 'Authorization:Token ').  [default: Authorization: Bearer]",
+        ),
+        click.option(
+            "--trusted-ca",
+            metavar="PATH",
+            help="envoy, https URL: CA bundle inside the Envoy container that must sign the "
+            f"JWKS server's certificate.  [default: {DEFAULT_TRUSTED_CA}]",
+        ),
+        click.option(
+            "--ca-secret",
+            metavar="SECRET",
+            help="contour, https URL: Secret (key ca.crt) with the CA that must sign the "
+            "JWKS server's certificate; [NAMESPACE/]NAME.",
+        ),
+        click.option(
+            "--subject-name",
+            metavar="NAME",
+            help="contour, envoy: the name the JWKS server's certificate must carry.  "
+            "[default: the URL's host]",
+        ),
+        click.option(
+            "--policy-namespace",
+            metavar="NS",
+            help="Namespace of the generated object.  [default: none; kubectl's current]",
+        ),
+    ]
+    return stack_options(command, options)
 
 
 def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) -> Any:
@@ -128,16 +126,6 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
     from .gateway import build, gateway_options
     from .settings import parse_pairs
 
-    # The fetch timeout is --timeout here and --fetch-timeout in `apply`: errors name the one used.
-    context = click.get_current_context(silent=True)
-    timeout_flag = next(
-        (
-            param.opts[0]
-            for param in (context.command.params if context else [])
-            if param.name == "fetch_timeout"
-        ),
-        "--timeout",
-    )
     options = gateway_options(
         provider,
         name,
@@ -160,7 +148,7 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         trusted_ca=params["trusted_ca"],
         ca_secret=params["ca_secret"],
         subject_name=params["subject_name"],
-        timeout_flag=timeout_flag,
+        timeout_flag="--fetch-timeout",
     )
     return build(options)
 
@@ -187,29 +175,50 @@ POLICY_PARAMS = (
 )
 
 
+URL_FROM = ("service", "node-port")
+
+
 @click.command("gateway")
-@click.option(
-    "--provider", required=True, type=click.Choice(PROVIDERS), help="The gateway to configure."
+@vocab_option(
+    "provider", required=True, type=click.Choice(PROVIDERS), help="The gateway to configure."
 )
-@click.option(
-    "--name",
-    "--provider-name",
+@vocab_option(
+    "provider-name",
     "provider_name",
     metavar="NAME",
-    help="Provider (and object) name.  [default: the --deployment name]",
+    help="Provider (and object) name.  [default: the --name]",
 )
-@url_lookup_options("--deployment")
-@policy_options("--timeout")
-@click.option(
-    "--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+@url_lookup_options(name_aliases=("--deployment",))
+@vocab_option(
+    "url-from",
+    type=click.Choice(URL_FROM),
+    help="With --namespace, build the URL without reading the cluster: service = the "
+    "in-cluster http://NAME.NS.svc.cluster.local:PORT/jwks (gateway in the same cluster); "
+    "node-port = http://ADDRESS:NODE-PORT/jwks (needs --address and --node-port).",
 )
-@click.option(
-    "--output-dir",
+@vocab_option(
+    "port",
+    type=int,
+    default=8080,
+    show_default=True,
+    metavar="PORT",
+    help="With --url-from service: the Service port render used.",
+)
+@vocab_option(
+    "node-port",
+    type=int,
+    metavar="PORT",
+    help="With --url-from node-port: the fixed --node-port render used.",
+)
+@policy_options
+@vocab_option("output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@vocab_option(
+    "output-dir",
     metavar="DIR",
     help="Write one file per object under DIR/<provider>/ (render's output may share DIR).",
 )
-@click.option(
-    "--force",
+@vocab_option(
+    "force",
     is_flag=True,
     help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
 )
@@ -222,6 +231,9 @@ def gateway_command(
     address: str | None,
     kubeconfig: str | None,
     context: str | None,
+    url_from: str | None,
+    port: int,
+    node_port: int | None,
     output: str,
     output_dir: str | None,
     force: bool,
@@ -232,12 +244,53 @@ def gateway_command(
     Targets: a Contour HTTPProxy, Envoy's jwt_authn filter and its cluster, an Istio
     RequestAuthentication, or an Envoy Gateway SecurityPolicy.
     """
+    if url_from is not None:
+        url = url_from_flags(url_from, url, namespace, instance, address, port, node_port)
+        namespace = None
     example = "jwksdeploy gateway --provider contour --url https://jwks.example.com/jwks"
     url = resolve_url(url, namespace, instance, address, kubeconfig, context, example)
     config = build_gateway(provider, provider_name or instance, url, params)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
+
+
+def url_from_flags(
+    url_from: str,
+    url: str | None,
+    namespace: str | None,
+    instance: str,
+    address: str | None,
+    port: int,
+    node_port: int | None,
+) -> str:
+    """The JWKS URL `render`'s objects will have, from flags alone (no cluster read)."""
+    from .errors import InputError
+    from .settings import check_dns1123_label, check_object_name
+
+    if url is not None:
+        raise InputError("--url-from builds the URL, so --url cannot be given with it. Drop one.")
+    if namespace is None:
+        raise InputError(
+            f"--url-from {url_from} needs -n/--namespace: the namespace render deployed to, "
+            f"e.g. `jwksdeploy gateway --provider istio -n envoy-yang --url-from {url_from}`."
+        )
+    namespace = check_dns1123_label("--namespace", namespace)
+    name = check_object_name(instance)
+    if url_from == "service":
+        if not 1 <= port <= 65535:
+            raise InputError(f"--port {port} is not a port (1-65535).")
+        return f"http://{name}.{namespace}.svc.cluster.local:{port}/jwks"
+    if node_port is None or address is None:
+        raise InputError(
+            "--url-from node-port needs --node-port (the fixed nodePort given to render) and "
+            "--address (a node's address the gateway can reach), e.g. `--url-from node-port "
+            "--node-port 31456 --address 10.0.0.12`."
+        )
+    if not 1 <= node_port <= 65535:
+        raise InputError(f"--node-port {node_port} is not a port (1-65535).")
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{node_port}/jwks"
 
 
 def print_gateway(

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .cli_common import resolve_url, stack_options, url_lookup_options
+from .cli_common import resolve_url, stack_options, url_lookup_options, vocab_option
 from .jwks import ALGS_BY_KTY
 
 DEFAULT_PUBLIC = "jwks.json"
@@ -49,7 +49,7 @@ def key_type_options(command: Any) -> Any:
             type=click.Choice([alg for algs in ALGS_BY_KTY.values() for alg in algs]),
             help="Signing algorithm, written into the key.  [default: from the key]",
         ),
-        click.option("--kid", metavar="VALUE", help="Key ID.  [default: --kid-from]"),
+        vocab_option("kid", metavar="VALUE", help="Key ID.  [default: --kid-from]"),
         click.option(
             "--kid-from",
             type=click.Choice(["thumbprint"]),
@@ -109,14 +109,18 @@ def _oct_notice(public_path: str) -> None:
 @click.option(
     "--use", type=click.Choice(["sig"]), default="sig", show_default=True, help="Key use."
 )
-@click.option(
-    "--out",
+@vocab_option(
+    "jwks",
+    "out",
+    aliases=("--out",),
     metavar="PATH",
     help=f"Public JWKS to deploy ('-' for stdout).  [default: {DEFAULT_PUBLIC}, or the "
     "--add-to file]",
 )
-@click.option(
-    "--private-out",
+@vocab_option(
+    "private",
+    "private_out",
+    aliases=("--private-out",),
     metavar="PATH",
     default=DEFAULT_PRIVATE,
     show_default=True,
@@ -129,7 +133,7 @@ def _oct_notice(public_path: str) -> None:
     "set in step.",
 )
 @click.option("--keep", type=int, metavar="N", help="With --add-to: keep only the newest N keys.")
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@vocab_option("force", is_flag=True, help="Overwrite existing output files.")
 def generate(
     kty: str | None,
     size: int | None,
@@ -162,7 +166,7 @@ def generate(
     public_path = out or DEFAULT_PUBLIC
     if public_path == private_out:
         raise InputError(
-            f"--out and --private-out are both {public_path!r}. Give the private set its own file."
+            f"--jwks and --private are both {public_path!r}. Give the private set its own file."
         )
     key = generate_key(spec, kid, use)
     _publish_new_set(key, private_out, public_path, force)
@@ -213,8 +217,8 @@ def _rotate(
         if not os.path.lexists(private_path):
             raise InputError(
                 f"the private key set {private_path!r} is missing. Rotation keeps the public "
-                "and private sets in step, so it needs both: pass --private-out (or --private "
-                "for `jwks rotate`) with the file `jwks generate` wrote."
+                "and private sets in step, so it needs both: pass --private with the file "
+                "`jwks generate` wrote."
             )
         private_bytes = read_input(private_path, "private key set")
         private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
@@ -274,8 +278,8 @@ def _refuse_out_of_step(
         f"same order (public {public_path}: {kids(public_in['keys'])}; private {private_path}: "
         f"{kids(keys)}). {out_of_step_detail([private_path, public_path])} If the private set "
         "is the one you want, regenerate the public set from it with `jwksdeploy jwks public "
-        f"{private_path} --out {public_path} --force` (add --include-symmetric for oct keys); "
-        "otherwise restore the private set from your backup."
+        f"--private {private_path} --jwks {public_path} --force` (add --include-symmetric for "
+        "oct keys); otherwise restore the private set from your backup."
     )
 
 
@@ -318,7 +322,7 @@ def rotate_command(
 ) -> None:
     """Add a new key to both sets (same kind as the newest unless told) and drop old ones.
 
-    Short for `jwks generate --add-to JWKS --private-out PRIVATE --keep N`.
+    Short for `jwks generate --add-to JWKS --private PRIVATE --keep N`.
     """
     from .files import read_input
     from .keys import key_spec, parse_key_file, spec_like
@@ -332,16 +336,34 @@ def rotate_command(
 
 
 @jwks_group.command("public")
-@click.argument("path", metavar="FILE")
-@click.option("--out", metavar="PATH", default="-", help="Where to write.  [default: stdout]")
+@click.argument("legacy_path", metavar="[FILE]", required=False)
+@vocab_option(
+    "private",
+    "path",
+    metavar="PATH",
+    default=DEFAULT_PRIVATE,
+    show_default=True,
+    help="The key set (or single JWK) to strip; FILE is the same.",
+)
+@vocab_option(
+    "jwks",
+    "out",
+    aliases=("--out",),
+    metavar="PATH",
+    default="-",
+    help="Where to write the public JWKS.  [default: - (stdout)]",
+)
 @click.option(
     "--include-symmetric",
     is_flag=True,
     help="Keep oct keys (their secret is published: there is no public half).",
 )
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def public_command(path: str, out: str, include_symmetric: bool, force: bool) -> None:
+@vocab_option("force", is_flag=True, help="Overwrite --jwks if it exists.")
+def public_command(
+    legacy_path: str | None, path: str, out: str, include_symmetric: bool, force: bool
+) -> None:
     """Strip every private member from a key set and print the public JWKS."""
+    path = legacy_path or path
     from .files import read_input
     from .keys import parse_key_file, public_set
 
@@ -352,13 +374,20 @@ def public_command(path: str, out: str, include_symmetric: bool, force: bool) ->
 
 
 @jwks_group.command("check")
-@click.argument("path", metavar="FILE")
-@click.option("--strict", is_flag=True, help="Fail on warnings too.")
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+@click.argument("legacy_path", metavar="[FILE]", required=False)
+@vocab_option(
+    "jwks",
+    "path",
+    metavar="PATH",
+    default=DEFAULT_PUBLIC,
+    show_default=True,
+    help="The JWKS to check; FILE is the same.",
 )
-def check_command(path: str, strict: bool, output: str) -> None:
+@vocab_option("strict", default=False, help="Fail on warnings too.")
+@vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check_command(legacy_path: str | None, path: str, strict: bool, output: str) -> None:
     """Run render's checks on a JWKS and list every finding (exit 4 on errors)."""
+    path = legacy_path or path
     from .errors import JwksRejected
     from .files import read_input
     from .jwks import lint_jwks, parse_jwks
@@ -401,16 +430,17 @@ def check_command(path: str, strict: bool, output: str) -> None:
 
 
 @click.command("token")
-@click.option(
-    "--key",
+@vocab_option(
+    "private",
     "key_path",
+    aliases=("--key",),
     default=DEFAULT_PRIVATE,
     show_default=True,
     metavar="FILE",
     help="Private JWK or key set.",
 )
-@click.option(
-    "--kid",
+@vocab_option(
+    "kid",
     metavar="KID",
     help="Key to sign with.  [default: the active key of `rotate`, else the newest (last)]",
 )
@@ -419,9 +449,16 @@ def check_command(path: str, strict: bool, output: str) -> None:
     is_flag=True,
     help="Sign with a `next` key anyway (gateways that have not fetched it reject the token).",
 )
-@click.option("--iss", metavar="ISSUER", help="iss claim.")
+@vocab_option("issuer", "iss", aliases=("--iss",), metavar="ISSUER", help="iss claim.")
 @click.option("--sub", metavar="SUBJECT", help="sub claim.")
-@click.option("--aud", multiple=True, metavar="AUDIENCE", help="aud claim, repeatable.")
+@vocab_option(
+    "audience",
+    "aud",
+    aliases=("--aud",),
+    multiple=True,
+    metavar="AUDIENCE",
+    help="aud claim, repeatable.",
+)
 @click.option(
     "--ttl", default="1h", show_default=True, metavar="DURATION", help="exp = now + DURATION."
 )
@@ -470,13 +507,26 @@ def token_command(
 
 
 @click.command("verify")
-@url_lookup_options("--name")
-@click.option("--jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
+@url_lookup_options()
+@vocab_option("jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
 @click.option(
     "--token", metavar="TOKEN", help="A JWT to verify against the served keys ('-': stdin)."
 )
-@click.option("--iss", metavar="ISSUER", help="With --token: the issuer it must carry.")
-@click.option("--aud", multiple=True, metavar="AUDIENCE", help="With --token: allowed audiences.")
+@vocab_option(
+    "issuer",
+    "iss",
+    aliases=("--iss",),
+    metavar="ISSUER",
+    help="With --token: the issuer it must carry.",
+)
+@vocab_option(
+    "audience",
+    "aud",
+    aliases=("--aud",),
+    multiple=True,
+    metavar="AUDIENCE",
+    help="With --token: allowed audiences.",
+)
 @click.option(
     "--leeway",
     default="60s",
@@ -484,15 +534,21 @@ def token_command(
     metavar="DURATION",
     help="Clock skew allowed on exp/nbf (Envoy's default).",
 )
-@click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per request.")
+@vocab_option(
+    "request-timeout",
+    "timeout",
+    aliases=("--timeout",),
+    default="5s",
+    show_default=True,
+    metavar="DURATION",
+    help="Each request's timeout, in total however slowly the server answers.",
+)
 @click.option(
     "--ca-file",
     metavar="PEM",
     help="Trust only this CA for an https URL.  [default: the system trust store]",
 )
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(
     url: str | None,
     namespace: str | None,
@@ -521,7 +577,7 @@ def verify_command(
     from .strictjson import dumps
     from .tokens import MAX_TOKEN_CHARS, verify
 
-    seconds = parse_duration(timeout, "--timeout")
+    seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
     if token == "-":
         token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace").strip()
@@ -537,7 +593,8 @@ def verify_command(
         )
     if token is None and (iss is not None or aud):
         raise InputError(
-            "--iss and --aud check a token's claims, but no --token was given. Pass --token, "
+            "--issuer and --audience check a token's claims, but no --token was given. Pass "
+            "--token, "
             "or drop them."
         )
     local = (

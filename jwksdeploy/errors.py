@@ -11,11 +11,22 @@ import re
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: 1 is kubectl diff's "something differs"
+
+
 class JwksDeployError(Exception):
     """Base of every error we expect; its message is one paragraph for a human."""
 
-    exit_code = 1
+    exit_code = INTERNAL_ERROR
     title = "internal error"
+
+
+class Differences(JwksDeployError):
+    """`diff`: applying would change something; `status`: the live JWKS differs from --jwks or
+    the rollout is incomplete (kubectl diff's convention; not a failure of the command)."""
+
+    exit_code = 1
+    title = "differences"
 
 
 class InputError(JwksDeployError):
@@ -96,7 +107,7 @@ STEP_DUE = 13  # `rotate status` when a rotation step is due now
 
 EXIT_CODES: list[tuple[int, str]] = [
     (0, "success"),
-    (1, "unexpected internal error (please report it; set JWKSDEPLOY_DEBUG=1 for a traceback)"),
+    (1, " ".join((Differences.__doc__ or "").split())),
     (2, "usage error: unknown flag, missing argument, bad choice (reported by Click)"),
     *[
         (cls.exit_code, (cls.__doc__ or "").strip())
@@ -114,6 +125,10 @@ EXIT_CODES: list[tuple[int, str]] = [
         )
     ],
     (STEP_DUE, "`rotate status`: a rotation step is due now (not an error)."),
+    (
+        INTERNAL_ERROR,
+        "unexpected internal error (please report it; set JWKSDEPLOY_DEBUG=1 for a traceback)",
+    ),
 ]
 
 

@@ -118,7 +118,7 @@ def fetch(url: str, timeout: float, context: ssl.SSLContext | None = None) -> Re
             raise WaitTimeout(
                 f"{url} did not answer within {timeout:g}s. Check the address and port are "
                 "reachable from here (a NodePort needs the node's firewall open), or raise "
-                "--timeout."
+                "--request-timeout."
             ) from None
         if isinstance(exc, http.client.HTTPException | ValueError):
             raise VerificationFailed(
@@ -134,7 +134,7 @@ def fetch(url: str, timeout: float, context: ssl.SSLContext | None = None) -> Re
         timer.cancel()
         connection.close()
     if expired.is_set():
-        raise WaitTimeout(f"{url} did not answer within {timeout:g}s. Raise --timeout.")
+        raise WaitTimeout(f"{url} did not answer within {timeout:g}s. Raise --request-timeout.")
     return result
 
 

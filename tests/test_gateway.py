@@ -32,7 +32,7 @@ FULL = (
     "--forward",
     "--cache-duration",
     "5m",
-    "--timeout",
+    "--fetch-timeout",
     "1500ms",
 )
 NEEDS = {
@@ -456,11 +456,11 @@ REFUSALS = [
         "requires remote_jwks.cache_duration >= 1ms",
     ),
     (
-        ("--provider", "envoy", "--url", URL, "--timeout", "0s"),
+        ("--provider", "envoy", "--url", URL, "--fetch-timeout", "0s"),
         "is shorter than 1ms, which envoy cannot take",
     ),
     (
-        ("--provider", "envoy", "--url", URL, "--timeout", "1000.5ms"),
+        ("--provider", "envoy", "--url", URL, "--fetch-timeout", "1000.5ms"),
         "is not whole milliseconds, which envoy cannot take",
     ),
     (
@@ -468,11 +468,11 @@ REFUSALS = [
         "Contour passes it to Envoy",
     ),
     (
-        ("--provider", "istio", "--url", URL, "--issuer", "i", "--timeout", "1000.5ms"),
+        ("--provider", "istio", "--url", URL, "--issuer", "i", "--fetch-timeout", "1000.5ms"),
         "istiod's validating webhook accepts only durations of at least 1ms in whole",
     ),
     (
-        ("--provider", "istio", "--url", URL, "--issuer", "i", "--timeout", "0.1ms"),
+        ("--provider", "istio", "--url", URL, "--issuer", "i", "--fetch-timeout", "0.1ms"),
         "is shorter than 1ms, which istio cannot take",
     ),
     (
@@ -483,7 +483,7 @@ REFUSALS = [
             URL,
             "--target-route",
             "r",
-            "--timeout",
+            "--fetch-timeout",
             "1.0001s",
         ),
         "Gateway API Duration",
@@ -534,7 +534,9 @@ def test_each_refusal_is_exit_3_with_the_targets_rule(args: tuple[str, ...], fra
 
 
 def test_the_rules_refuse_only_what_that_target_refuses() -> None:
-    envoy = minimal_run("envoy", "--url", URL, "--cache-duration", "1ms", "--timeout", "1001ms")
+    envoy = minimal_run(
+        "envoy", "--url", URL, "--cache-duration", "1ms", "--fetch-timeout", "1001ms"
+    )
     remote = documents(envoy.stdout)[0]["typed_config"]["providers"]["remote-jwks-go"]
     assert remote["remote_jwks"]["cache_duration"] == "0.001s"
     assert remote["remote_jwks"]["http_uri"]["timeout"] == "1.001s"
@@ -551,11 +553,11 @@ def test_the_rules_refuse_only_what_that_target_refuses() -> None:
         (("--url", "/jwks"), "not an http(s) URL"),
         (("--url", "http://h:99999/jwks"), "not an http(s) URL"),
         (("--url", URL, "--cache-duration", "soon"), "is not a duration"),
-        (("--url", URL, "--timeout", "3651d"), "is not a duration"),
-        (("--url", URL, "--timeout", "87601h"), "longer than ten years"),
+        (("--url", URL, "--fetch-timeout", "3651d"), "is not a duration"),
+        (("--url", URL, "--fetch-timeout", "87601h"), "longer than ten years"),
         (("--url", URL, "--selector", "app"), "key=value"),
         (("--url", URL, "--selector", "app=not valid"), "--selector value"),
-        (("--url", URL, "--name", "Bad_Name"), "DNS-1035"),
+        (("--url", URL, "--provider-name", "Bad_Name"), "DNS-1035"),
         (("--url", URL, "--policy-namespace", "NS"), "DNS-1123"),
         (("--url", URL, "--backend", "api"), "not SERVICE:PORT"),
         (("--url", URL, "--backend", "Api:80"), "not SERVICE:PORT"),
@@ -631,7 +633,7 @@ ENVOY_VARIANTS = {
     "ip-host": ("--url", "https://127.0.0.1:8443/jwks", "--trusted-ca", "/etc/envoy/ca.pem"),
     "ipv6-host": ("--url", "https://[::1]:8443/jwks", "--dns-lookup-family", "all"),
     "named": ("--url", URL, "--subject-name", "jwks.internal.example", "--token-header", "A:B "),
-    "shortest": ("--url", URL, "--cache-duration", "1ms", "--timeout", "1ms"),
+    "shortest": ("--url", URL, "--cache-duration", "1ms", "--fetch-timeout", "1ms"),
 }
 
 

@@ -822,7 +822,7 @@ def test_out_of_step_sets_are_refused_naming_the_newer_file(tmp_path: Path) -> N
     error = the_error(result)
     assert "out of step" in error
     assert f"{private} is the newer file (modified 2023-11-14 22:14:20 UTC" in error
-    assert f"jwksdeploy jwks public {private} --out {public} --force" in error
+    assert f"jwksdeploy jwks public --private {private} --jwks {public} --force" in error
     assert snapshot(tmp_path) == before
 
 
