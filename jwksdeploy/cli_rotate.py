@@ -448,7 +448,8 @@ def _report(session: Session, step: rotation.Step, output: str, dry_run: str) ->
     click.echo(f"{step.name}: {would}{step.summary}")
     for note in step.notes:
         click.echo(f"  {note}")
-    click.echo(f"next: {_due_text(upcoming)}")
+    if dry_run == "none":
+        click.echo(f"next: {_due_text(upcoming)}")
 
 
 def _due_json(upcoming: rotation.Due) -> dict[str, Any]:

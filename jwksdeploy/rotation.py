@@ -337,11 +337,13 @@ def start(state: State, private: dict[str, Any], new_key: dict[str, Any], now: f
 
 
 def mark_published(state: State, now: float) -> State:
-    """The rollout serving the next key was seen complete at `now`."""
-    nxt = state.phase(NEXT)
-    if not nxt or nxt[0].published is not None:
-        return state
-    return state.with_record(replace(nxt[0], published=now))
+    """The rollout serving the new set was seen complete at `now`: the next key, or a key
+    `revoke` made active before it was ever served, is published from then on."""
+    for record in state.keys:
+        fresh = record.phase == NEXT or (record.phase == ACTIVE and record.promoted is not None)
+        if fresh and record.published is None:
+            state = state.with_record(replace(record, published=now))
+    return state
 
 
 def promote(state: State, private: dict[str, Any], now: float) -> Step:

@@ -135,6 +135,14 @@ def test_revoking_the_only_key_uses_the_replacement() -> None:
         rotation.revoke(one_key(), private("a"), "a", now, None)
 
 
+def test_a_replacement_made_active_by_revoke_is_published_when_its_rollout_is_seen() -> None:
+    step = rotation.revoke(one_key(), private("a"), "a", T0, key("z"))
+    assert step.state.record("z") == KeyRecord("z", ACTIVE, promoted=T0)
+    served = rotation.mark_published(step.state, T0 + 5)
+    assert served.record("z") == KeyRecord("z", ACTIVE, published=T0 + 5, promoted=T0)
+    assert rotation.mark_published(one_key(), T0) == one_key(), "an old active key stays unknown"
+
+
 def test_revoking_a_next_or_retired_key_just_removes_it() -> None:
     state = rotation.start(one_key(), private("a"), key("b"), T0).state
     step = rotation.revoke(state, private("a", "b"), "b", T0, None)
