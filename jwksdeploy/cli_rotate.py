@@ -360,7 +360,7 @@ def _execute(
     """Write the files, publish and record on the cluster, wait for the rollout when the set
     changed, and record when it was served."""
     from .keys import public_set, to_json
-    from .rotate_cluster import publish, record_state, write_secret
+    from .rotate_cluster import publish, record_state, wait_served, write_secret
     from .settings import parse_duration
 
     wait_seconds = parse_duration(timeout, "--timeout")
@@ -385,10 +385,10 @@ def _execute(
         click.echo(f"{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}", err=True)
 
     if step.publish:
-        for warning in publish(
-            cluster, session.settings, jwks, server_dry, wait_seconds, on_applied
-        ):
+        for warning in publish(cluster, session.settings, jwks, server_dry, on_applied):
             click.echo(warning, err=True)
+    # Recorded before the wait, so a rollout that times out leaves a record that matches
+    # the served set: `rotate start` again waits for the same key.
     state_text = rotation.to_json(step.state)
     record_state(cluster, session.namespace, session.configmap, state_text, server_dry)
     if secret is not None and step.name in ("promote", "revoke"):
@@ -404,6 +404,7 @@ def _execute(
     if server_dry:
         return step
     if step.publish:
+        wait_served(cluster, session.namespace, session.name, wait_seconds)
         served = rotation.mark_published(step.state, clock())
         if served != step.state:
             step = replace(step, state=served)

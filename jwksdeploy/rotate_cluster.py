@@ -79,14 +79,10 @@ def publish(
     settings: Any,
     jwks_bytes: bytes,
     dry_run: bool,
-    timeout: float,
     on_applied: Callable[[Any], None],
 ) -> list[str]:
     """Render and apply the instance with a new key set, exactly as `jwksdeploy apply` does
-    (the pod template's checksum changes, so the pods roll), and wait for the rollout: the
-    server reads its file once, at start-up, so every ready pod serves the new set once the
-    Deployment is rolled out, which is read from the cluster, never guessed. Returns the
-    render warnings."""
+    (the pod template's checksum changes, so the pods roll); returns the render warnings."""
     from .apply import ApplyOptions, Listener, run
     from .render import render_objects
 
@@ -95,8 +91,7 @@ def publish(
         objects=rendered.objects,
         instance=settings.name,
         dry_run=dry_run,
-        wait=not dry_run,
-        timeout=timeout,
+        wait=False,  # the caller records the new state first, then waits
         prune=False,  # rotation changes the key set only; pruning stays apply's job
     )
     result = run(cluster, options, Listener(applied=on_applied))
@@ -104,6 +99,14 @@ def publish(
     if error is not None:
         raise error
     return [str(w) for w in rendered.warnings]
+
+
+def wait_served(cluster: Cluster, namespace: str, name: str, timeout: float) -> None:
+    """Every ready pod serves the new set once the Deployment is rolled out (the server reads
+    its file once, at start-up): read from the cluster, never guessed."""
+    from .wait import wait_for_rollout
+
+    wait_for_rollout(cluster, namespace, name, timeout, lambda verdict, elapsed: None)
 
 
 def write_secret(

@@ -611,3 +611,28 @@ def test_the_rotation_cronjob_example_is_valid_and_least_privileged() -> None:
     assert {a for a in args[2:] if a.startswith("--")} <= known
     parsed = command.make_context("run", list(args[2:]))
     assert parsed.params["private_secret"] == "jwks-issuer-key"
+
+
+@pytest.mark.emulator_only
+def test_a_rollout_not_seen_complete_blocks_promote_until_start_sees_it(
+    kube: Kube, files: Files
+) -> None:
+    target = _deployed(kube, files)
+    assert kube.emulator is not None
+    kube.emulator.auto_ready = False  # the new pods never become ready by themselves
+    files.at(0)
+    stuck = kube.jwksdeploy("rotate", "start", *target, "--timeout", "1s")
+    assert stuck.exit_code == 10, stuck.stderr
+    first, second = files.kids()
+    assert [k["phase"] for k in recorded(kube)["keys"]] == ["active", "next"]
+    assert "published" not in recorded(kube)["keys"][1]
+    files.at(7200)
+    refused = kube.jwksdeploy("rotate", "promote", *target)
+    assert refused.exit_code == 12 and "not been seen served" in refused.stderr
+    kube.emulator.set_deployment_ready(kube.namespace, "remote-jwks-go")
+    again = kube.jwksdeploy("rotate", "start", *target)
+    assert again.exit_code == 0, again.stderr
+    assert files.kids() == [first, second], "the same key, not another"
+    assert recorded(kube)["keys"][1]["published"] == rotation.when(files.base + 7200)
+    early = kube.jwksdeploy("rotate", "promote", *target)
+    assert early.exit_code == 12 and rotation.when(files.base + 7200 + 1200) in early.stderr
