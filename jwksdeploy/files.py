@@ -9,7 +9,6 @@ from typing import Any
 from .errors import InputError
 
 MAX_INPUT_BYTES = 1 << 20  # a JWKS must fit a ConfigMap (1 MiB); no input of ours is larger
-MAX_KUBECONFIG_BYTES = 4 << 20
 
 
 def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -68,41 +67,12 @@ def read_values(path: str) -> Any:
     return load_yaml(read_input(path, "values file"), f"values file {path!r}", mode="values")
 
 
-def kubeconfig_paths(explicit: str | None = None) -> list[str]:
-    """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG, else ~/.kube."""
-    if explicit:
-        return [explicit]
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [p for p in env.split(os.pathsep) if p]
-    return [os.path.join(os.path.expanduser("~"), ".kube", "config")]
-
-
 def kubeconfig_namespace(explicit: str | None = None, context: str | None = None) -> str | None:
-    """The namespace of the current (or named) context, merged as kubectl merges files:
-    the first file that sets current-context wins, and the first definition of a context wins."""
-    from .safeyaml import load_yaml
+    """The namespace of the current (or named) kubeconfig context, read as the cluster
+    commands read the kubeconfig (see kubeconfig.namespace_of)."""
+    from .kubeconfig import namespace_of
 
-    current = context
-    contexts: dict[str, Any] = {}
-    for path in kubeconfig_paths(explicit):
-        try:
-            data = read_bounded(path, "kubeconfig", MAX_KUBECONFIG_BYTES)
-            document = load_yaml(data, f"kubeconfig {path!r}", mode="kubeconfig")
-        except InputError:
-            continue  # the cluster commands report it; render falls back to 'default'
-        if not isinstance(document, dict):
-            continue
-        if current is None and isinstance(document.get("current-context"), str):
-            current = document["current-context"] or None
-        entries = document.get("contexts")
-        for entry in entries if isinstance(entries, list) else []:
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str) and name not in contexts:
-                contexts[name] = entry.get("context")
-    chosen = contexts.get(current) if current else None
-    namespace = chosen.get("namespace") if isinstance(chosen, dict) else None
-    return namespace if isinstance(namespace, str) and namespace else None
+    return namespace_of(explicit, context)
 
 
 def default_namespace(explicit_kubeconfig: str | None = None, context: str | None = None) -> str:

@@ -29,6 +29,13 @@ FILE_KEYS = (
     ("user", "tokenFile", "token", False),
 )
 SECRET_KEYS = ("token", "client-key-data", "password")
+# The kubeconfig fields that are booleans; every other scalar is read as the text written,
+# as kubectl reads a string field (`namespace: 010` is "010", not 8).
+BOOLEAN_KEYS = ("insecure-skip-tls-verify", "disable-compression", "provideClusterInfo")
+_BOOLEANS = {
+    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
 
 
 @dataclass(frozen=True)
@@ -72,16 +79,35 @@ def read_document(path: str) -> dict[str, Any] | None:
 
     try:
         data = read_bounded(path, "kubeconfig", MAX_KUBECONFIG_BYTES)
-        document = load_yaml(data, f"kubeconfig {path!r}", mode="kubeconfig")
+        document = load_yaml(data, f"kubeconfig {path!r}", mode="values")
     except InputError as exc:
         raise ClusterUnreachable(str(exc)) from None
-    if document is None:
+    if document is None or document == "":
         return None
     if not isinstance(document, dict):
         raise _unusable(
             path, f"is not a kubeconfig: its top level is a {type(document).__name__}, not a map"
         )
+    _type_booleans(document, path)
     return document
+
+
+def _type_booleans(root: dict[str, Any], path: str) -> None:
+    """Turn the text of BOOLEAN_KEYS into booleans (YAML 1.1 spellings, as kubectl's parser
+    takes them); any other text there is refused rather than read as true."""
+    stack: list[Any] = [root]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key in BOOLEAN_KEYS and not isinstance(item, bool):
+                    if not isinstance(item, str) or item not in _BOOLEANS:
+                        raise _unusable(path, f"has {key} that is not true or false")
+                    value[key] = _BOOLEANS[item]
+                else:
+                    stack.append(item)
 
 
 def _entries(document: dict[str, Any], section: str, path: str) -> list[dict[str, Any]]:
@@ -219,11 +245,57 @@ def load(explicit: str | None, context: str | None) -> Kubeconfig | None:
         wanted = entry.get(key)
         if key == "cluster" and not isinstance(wanted, str):
             raise _unusable(source, f"has a context {chosen!r} that names no cluster")
+        if key == "cluster":
+            _check_server(document, str(wanted), source)
         for item in document[section]:
             if item["name"] == wanted:
                 item[key] = _inline(item.get(key) or {}, key, source)
     document["current-context"] = chosen
     return Kubeconfig(document, chosen, tuple(sources))
+
+
+def _check_server(document: dict[str, Any], cluster: str, source: str) -> None:
+    """The chosen cluster must exist and name an http(s) server, or nothing can be reached."""
+    import urllib.parse
+
+    bodies = [c.get("cluster") or {} for c in document["clusters"] if c["name"] == cluster]
+    if not bodies:
+        raise _unusable(source, f"has no cluster {cluster!r} (its context names it)")
+    server = bodies[0].get("server")
+    try:
+        parsed = urllib.parse.urlsplit(server) if isinstance(server, str) else None
+        ok = parsed is not None and parsed.scheme in ("http", "https") and bool(parsed.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _unusable(
+            source, f"has a cluster {cluster!r} without an http(s) server address (`server:`)"
+        )
+
+
+def namespace_of(explicit: str | None, context: str | None) -> str | None:
+    """The namespace of the current (or named) context, as kubectl picks it; None when no
+    kubeconfig exists or the context sets none. A kubeconfig that cannot be read, or whose
+    namespace is not text, is an error: a render must not silently fall back."""
+    paths, named = candidate_paths(explicit)
+    present = [p for p in paths if os.path.lexists(p)]
+    if named and not present:
+        raise _unusable(str(explicit), "does not exist")
+    if not present:
+        return None
+    document, sources = merge(present)
+    chosen = context or document.get("current-context")
+    matching = [c.get("context") or {} for c in document["contexts"] if c["name"] == chosen]
+    if not chosen or not matching:
+        return None
+    namespace = matching[0].get("namespace")
+    if namespace is None or namespace == "":
+        return None
+    if not isinstance(namespace, str):
+        raise _unusable(
+            os.pathsep.join(sources), f"has a context {chosen!r} whose namespace is not text"
+        )
+    return namespace
 
 
 def scrub(text: str, secrets: list[str]) -> str:

@@ -155,6 +155,12 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
     if headers:
         header.update({name: value for name, value in headers.items() if name != "alg"})
         _check_json_text(header, "a --header")
+        for name in ("kid", "typ", "cty"):
+            if name in header and not isinstance(header[name], str):
+                raise InputError(
+                    f"--header {name} must be a string (RFC 7515), not {_short(header[name])}; "
+                    "a gateway could never match it. Quote it as a JSON string."
+                )
     try:
         imported, model = _prepared_key(key, header["alg"])
         signing_input: bytes = (

@@ -457,3 +457,22 @@ def test_a_nul_byte_in_a_path_is_refused(args: list[str], code: int) -> None:
     result = run(*args)
     assert result.exit_code == code, result.stderr
     assert "NUL byte" in result.stderr or "does not exist" in result.stderr
+
+
+def test_kubeconfig_scalars_are_text_and_booleans_are_booleans(tmp_path: Path) -> None:
+    from jwksdeploy.errors import ClusterUnreachable
+    from jwksdeploy.kubeconfig import read_document
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443', "
+        "insecure-skip-tls-verify: false}\n"
+        "contexts:\n- name: x\n  context: {cluster: c, namespace: 010}\n"
+    )
+    document = read_document(str(path))
+    assert document is not None
+    assert document["clusters"][0]["cluster"]["insecure-skip-tls-verify"] is False
+    assert document["contexts"][0]["context"]["namespace"] == "010"
+    path.write_text("clusters:\n- name: c\n  cluster: {insecure-skip-tls-verify: maybe}\n")
+    with pytest.raises(ClusterUnreachable, match="not true or false"):
+        read_document(str(path))
