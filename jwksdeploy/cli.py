@@ -321,6 +321,18 @@ def render(**params: Any) -> None:
         click.echo(to_yaml_stream(rendered.objects), nl=False)
 
 
+FORCE_CONFLICTS = click.option(
+    "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
+)
+RECREATE = click.option(
+    "--recreate",
+    is_flag=True,
+    help="When the live Deployment selects pods differently (e.g. the source's app label), "
+    "delete and recreate it with jwksdeploy's selector; the endpoint is down until the new "
+    "pod is ready. Without it the live selector is kept.",
+)
+
+
 def cluster_options(command: F) -> F:
     """How to reach the cluster, shared by apply, url, status and delete."""
     options = [
@@ -381,16 +393,8 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
     "server's dry run (dryRun=All), validated by the server, nothing stored."
 )
 @field_manager_option
-@click.option(
-    "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
-)
-@click.option(
-    "--recreate",
-    is_flag=True,
-    help="When the live Deployment selects pods differently (e.g. the source's app label), "
-    "delete and recreate it with jwksdeploy's selector; the endpoint is down until the new "
-    "pod is ready. Without it the live selector is kept.",
-)
+@FORCE_CONFLICTS
+@RECREATE
 @vocab_option(
     "address",
     metavar="HOST",
@@ -877,6 +881,91 @@ def delete(
     failure = delete_error(deleted)
     if failure is not None:
         raise failure
+
+
+@cli.command("diff")
+@render_options
+@cluster_options
+@FORCE_CONFLICTS
+@RECREATE
+@vocab_option(
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a unified YAML diff per object; json: the same for scripts.",
+)
+def diff_command(**flags: Any) -> None:
+    """Show what `apply` would change: the API server's dry run against the live objects.
+
+    Exit 0 when nothing would change, 1 when something would, above 1 on errors (kubectl
+    diff's convention). Objects apply would create or prune are listed as such."""
+    from .cluster import plan_apply, preflight
+    from .diff import compare, summary
+    from .errors import Differences
+    from .prune import instance_selector, prunable_kinds, prune_candidates
+    from .render import render_objects
+
+    apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
+    kubeconfig: str | None = flags.pop("kubeconfig")
+    context: str | None = flags.pop("context")
+    request_timeout: str = flags.pop("request_timeout")
+    force: bool = flags.pop("force_conflicts")
+    recreate: bool = flags.pop("recreate")
+    output: str = flags.pop("output")
+    settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
+    rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
+    print_findings(rendered.warnings)
+    cluster = _connect(kubeconfig, context, request_timeout)
+    plans = plan_apply(
+        cluster, rendered.objects, instance=settings.name, recreate=recreate, force=force
+    )
+    # A missing namespace is part of the diff, not an error: everything in it is a create.
+    answers = preflight(cluster, plans, create_namespace=True, force=force)
+    diffs = []
+    for plan in plans:
+        if ("Namespace", plan.namespace, None) in answers:
+            diffs.append(
+                compare(
+                    "Namespace",
+                    plan.namespace,
+                    None,
+                    None,
+                    answers[("Namespace", plan.namespace, None)],
+                )
+            )
+        for item in plan.objects:
+            planned = answers.get((item.kind, item.name, item.namespace), item.obj)
+            diffs.append(
+                compare(
+                    item.kind, item.name, item.namespace, item.live, planned, recreate=item.recreate
+                )
+            )
+        group = [o for o in rendered.objects if o["metadata"]["namespace"] == plan.namespace]
+        if ("Namespace", plan.namespace, None) in answers:
+            continue  # nothing lives in a namespace that does not exist
+        for kind in prunable_kinds(group):
+            live = {
+                str(o.get("metadata", {}).get("name")): o
+                for o in cluster.list(kind, plan.namespace, instance_selector(settings.name))
+            }
+            for name in prune_candidates(list(live.values()), group, settings.name):
+                diffs.append(
+                    compare(kind, name, plan.namespace, {"kind": kind, **live[name]}, None)
+                )
+    for warning in cluster.warnings:
+        click.echo(f"warning: the API server says: {warning}", err=True)
+    if output == "json":
+        import json
+
+        click.echo(json.dumps([d.as_dict() for d in diffs], indent=2))
+    else:
+        for verdict in diffs:
+            if verdict.changes:
+                click.echo(verdict.diff, nl=False)
+    if any(d.changes for d in diffs):
+        raise Differences(summary(diffs))
+    click.echo(summary(diffs), err=True)
 
 
 def main() -> None:

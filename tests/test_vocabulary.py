@@ -52,7 +52,7 @@ def _options(command: click.Command) -> list[click.Option]:
 
 def test_the_walk_reaches_the_lazy_commands() -> None:
     names = {name for name, _ in COMMANDS}
-    assert {"gateway", "token", "verify", "serve", "jwks generate", "render"} <= names
+    assert {"gateway", "token", "verify", "serve", "jwks generate", "render", "diff"} <= names
 
 
 def test_one_flag_name_means_one_concept() -> None:
