@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,8 @@ class Cluster:
     warnings: list[str] = field(default_factory=list)
     insecure: bool = False  # the kubeconfig skips TLS verification
     field_manager: str = FIELD_MANAGER  # apply --field-manager
+    _nodes: _Items | None = field(default=None, repr=False)
+    _nodes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -249,6 +252,13 @@ class Cluster:
         document = self.request("GET", resource_path(kind, namespace), query=query, what=kind)
         items = document.get("items") or []
         return [item for item in items if isinstance(item, dict)]
+
+    def nodes(self) -> _Items:
+        """The cluster's nodes, listed once per run (every namespace's URL needs them)."""
+        with self._nodes_lock:
+            if self._nodes is None:
+                self._nodes = self.list("Node")
+            return self._nodes
 
     def list_versioned(
         self,
@@ -885,7 +895,7 @@ def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None 
             f"http://{_host(address)}:{node_port}/jwks", address, node_port, port, "--address"
         )
     try:
-        nodes = cluster.list("Node")
+        nodes = cluster.nodes()
     except Forbidden:
         return Endpoint(
             None,

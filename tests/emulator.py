@@ -22,6 +22,7 @@ reach it over real HTTP through a generated kubeconfig, exactly as a user's clus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import hashlib
@@ -239,6 +240,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.revision = itertools.count(1000)
             # Watches: every change, in order, as (resourceVersion, type, plural, ns, object).
             self.changes: list[tuple[int, str, str, str | None, dict[str, Any]]] = []
+            self._watchers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+            self.closing = False  # the server is stopping: end every watch
             self.watch_refused: int | None = None  # answer watches with this status
             self.watch_close_after: int | None = None  # end each watch after N events
             # What the kubelet reports for new pods, by namespace (None: every namespace):
@@ -276,6 +279,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             obj["metadata"]["resourceVersion"] = str(next(self.revision))
         version = int(obj["metadata"].get("resourceVersion") or next(self.revision))
         self.changes.append((version, kind, plural, namespace, copy.deepcopy(obj)))
+        for loop, wake in list(self._watchers):
+            loop.call_soon_threadsafe(wake.set)
 
     def _dropped(self, key: tuple[str, str | None, str]) -> None:
         stored = self.store.pop(key, None)
@@ -372,6 +377,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         method = raw.method.upper()
         path = raw.path
         match = next((m for p in _PATHS if (m := p.match(path))), None)
+        if match is None and path in ("/api/v1", "/apis/apps/v1", "/apis/policy/v1"):
+            return self._discovery(path)
         if match is None:
             return await super().__call__(raw)
         raw_body = await raw.read()
@@ -538,6 +545,34 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             return aiohttp.web.json_response(result, status=code)
         return _status(405, "MethodNotAllowed", f"{method} is not supported here")
 
+    def _discovery(self, path: str) -> aiohttp.web.Response:
+        """One group version's APIResourceList (kmock names the core group "/v1", which
+        kubectl cannot map; a real API server says "v1")."""
+        group_version = path.removeprefix("/api/").removeprefix("/apis/")
+        resources = []
+        for plural, (api_version, kind) in {**NAMESPACED, **CLUSTER_SCOPED}.items():
+            if api_version != group_version:
+                continue
+            info = self.resources[f"{api_version}/{plural}"]
+            resources.append(
+                {
+                    "name": plural,
+                    "singularName": kind.lower(),
+                    "namespaced": plural in NAMESPACED,
+                    "kind": kind,
+                    "verbs": sorted(info.verbs),
+                    "shortNames": sorted(info.shortnames),
+                }
+            )
+        return aiohttp.web.json_response(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": group_version,
+                "resources": resources,
+            }
+        )
+
     async def _watch(
         self,
         raw: aiohttp.web.BaseRequest,
@@ -572,6 +607,10 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         )
         await response.prepare(raw)
         loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        watcher = (loop, wake)
+        with self.lock:
+            self._watchers.add(watcher)
         ends = loop.time() + float(query.get("timeoutSeconds") or 1800)
         sent = 0
         try:
@@ -595,10 +634,17 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     sent += 1
                     if close_after is not None and sent >= close_after:
                         break
-                await asyncio.sleep(0.01)
+                if self.closing or raw.transport is None or raw.transport.is_closing():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 0.2)
+                wake.clear()
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
             pass  # the client went away
+        finally:
+            with self.lock:
+                self._watchers.discard(watcher)
         return response
 
     # --- create, update and merge patch (operation Update) --------------------------------------
@@ -708,7 +754,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             return 400, _status(400, "BadRequest", "the body does not match the URL")
         if strict:
             try:
-                kubernetes_validate.validate(body, "1.32", strict=True)
+                _validate(body)
             except kubernetes_validate.ValidationError as exc:
                 return 400, _status(
                     400,
@@ -1054,6 +1100,21 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         return ""
 
 
+_VALID: set[str] = set()
+
+
+def _validate(body: dict[str, Any]) -> None:
+    """kubernetes_validate's strict check (15 ms each), remembered for bodies that differ
+    only in their namespace, which the schema does not constrain: applying one instance
+    to 20 namespaces validates three objects, not sixty."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "namespace"}
+    key = json.dumps({**body, "metadata": meta}, sort_keys=True)
+    if key in _VALID:
+        return
+    kubernetes_validate.validate(body, "1.32", strict=True)
+    _VALID.add(key)
+
+
 def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
     """Whether obj matches the query's labelSelector and fieldSelector (equality terms)."""
     labels = obj.get("metadata", {}).get("labels") or {}
@@ -1116,6 +1177,7 @@ class EmulatorServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.emulator.closing = True
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)

@@ -81,8 +81,14 @@ def test_apply_request_contract(kube: Kube) -> None:
         assert "force" not in patch.query
     gets = kube.emulator.requests("GET")
     assert [g.path for g in gets][-1] == "/api/v1/nodes"
-    # 3 reads, 3 dry runs, 3 applies, 1 node list
-    assert len(kube.emulator.requests()) == 10
+    # 3 reads, 3 dry runs, 3 applies, 1 prune list (PodDisruptionBudgets with our labels:
+    # one replica renders none), 1 node list
+    assert len(kube.emulator.requests()) == 11
+    prune_list = next(g for g in gets if g.path.endswith("/poddisruptionbudgets"))
+    assert prune_list.query == {
+        "labelSelector": "app.kubernetes.io/managed-by=jwksdeploy,"
+        "app.kubernetes.io/instance=remote-jwks-go"
+    }
     assert not any(s.path in ("/api", "/apis") for s in kube.emulator.requests())
 
 
