@@ -39,7 +39,6 @@ from .errors import (
 )
 from .status import Rollout as Rollout
 from .status import rollout_state as rollout_state
-from .wait import wait_for_rollout as wait_for_rollout  # for callers not yet on apply.run
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
