@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ import pytest
 from jwksdeploy.cli import cli
 from jwksdeploy.cli_common import VOCABULARY, VocabOption
 
-from .helpers import run
+from .helpers import EXAMPLES, run
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -159,3 +160,133 @@ def test_a_mistyped_command_suggests_the_nearest() -> None:
     result = run("gatway")
     assert result.exit_code == 2
     assert "Did you mean 'gateway'?" in result.stderr
+
+
+# --- kubectl and Helm habits ----------------------------------------------------------------
+
+JWKS = str(EXAMPLES / "jwks-rsa.json")
+
+
+def _render_json(*args: str) -> list[dict[str, Any]]:
+    result = run("render", "--jwks", JWKS, "-o", "json", *args)
+    assert result.exit_code == 0, result.stderr
+    items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+    return items
+
+
+def _deployment(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(item for item in items if item["kind"] == "Deployment")
+
+
+def test_set_is_the_flag_by_its_long_name() -> None:
+    flags = _render_json("-n", "a", "--replicas", "2", "--label", "team=x")
+    sets = _render_json("--set", "namespace=a", "--set", "replicas=2", "--set", "label=team=x")
+    assert flags == sets
+    assert _deployment(sets)["spec"]["replicas"] == 2
+
+
+def test_set_is_checked_like_the_flag() -> None:
+    for item, expected in (
+        ("replicas=two", "'two' is not a valid integer"),
+        ("replicas=0", "--replicas"),
+        ("service-type=Nope", "--set service-type=Nope"),
+        ("no-such-flag=1", "expected NAME=VALUE with NAME a long flag"),
+        ("replicas", "expected NAME=VALUE"),
+    ):
+        result = run("render", "--jwks", JWKS, "-n", "a", "--set", item)
+        assert result.exit_code == 3, (item, result.output)
+        assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
+        assert result.stdout == ""
+
+
+def test_set_and_the_same_flag_together_is_refused() -> None:
+    result = run("render", "--jwks", JWKS, "-n", "a", "--replicas", "2", "--set", "replicas=3")
+    assert result.exit_code == 3
+    assert "--replicas was given both" in result.stderr
+
+
+def test_values_files_repeat_and_later_ones_win(tmp_path: Path) -> None:
+    first = tmp_path / "first.yaml"
+    first.write_text("namespace: a\nreplicas: 2\nlabel:\n  team: x\n")
+    second = tmp_path / "second.yaml"
+    second.write_text("replicas: 3\nlabel:\n  tier: y\n")
+    items = _render_json("-f", str(first), "-f", str(second))
+    assert _deployment(items)["spec"]["replicas"] == 3
+    labels = _deployment(items)["metadata"]["labels"]
+    assert labels["team"] == "x" and labels["tier"] == "y"
+    assert {item["metadata"]["namespace"] for item in items} == {"a"}
+    flag_wins = _render_json("-f", str(first), "-f", str(second), "--replicas", "4")
+    assert _deployment(flag_wins)["spec"]["replicas"] == 4
+
+
+def test_render_says_when_the_kubeconfig_chose_the_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts:\n- name: c\n  context: {cluster: k, user: u, namespace: team-a}\n"
+        "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {}\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    chosen = run("render", "--jwks", JWKS)
+    assert chosen.exit_code == 0, chosen.stderr
+    assert "namespace: team-a" in chosen.stdout
+    notes = [line for line in chosen.stderr.splitlines() if "kubeconfig" in line]
+    assert len(notes) == 1 and "'team-a'" in notes[0] and "-n" in notes[0]
+    pinned = run("render", "--jwks", JWKS, "-n", "b")
+    assert "kubeconfig" not in pinned.stderr
+    monkeypatch.setenv("JWKSDEPLOY_NAMESPACE", "c")
+    assert "kubeconfig" not in run("render", "--jwks", JWKS).stderr
+
+
+def test_dry_run_takes_an_optional_value() -> None:
+    for args in (["--dry-run=client"], ["--dry-run", "client"]):
+        result = run("apply", "--jwks", JWKS, "-n", "a", *args, "-o", "name")
+        assert result.exit_code == 0, result.stderr
+        assert "configmap/jwks-config" in result.stdout
+    bad = run("apply", "--jwks", JWKS, "-n", "a", "--dry-run=maybe")
+    assert bad.exit_code == 2 and "'maybe' is not one of" in bad.stderr
+
+
+def test_field_manager_is_checked() -> None:
+    result = run("apply", "--jwks", JWKS, "-n", "a", "--field-manager", "", "--dry-run=client")
+    assert result.exit_code == 3 and "--field-manager" in result.stderr
+
+
+# --- gateway --url-from -------------------------------------------------------------------
+
+
+def _gateway_url(*args: str) -> Any:
+    return run("gateway", "--provider", "istio", "--issuer", "i", "-o", "json", *args)
+
+
+def test_url_from_service_is_the_in_cluster_url() -> None:
+    result = _gateway_url("-n", "envoy-yang", "--url-from", "service")
+    assert result.exit_code == 0, result.stderr
+    [policy] = json.loads(result.stdout)
+    uri = policy["spec"]["jwtRules"][0]["jwksUri"]
+    assert uri == "http://remote-jwks-go.envoy-yang.svc.cluster.local:8080/jwks"
+    named = _gateway_url("-n", "b", "--name", "keys", "--port", "80", "--url-from", "service")
+    [policy] = json.loads(named.stdout)
+    assert policy["spec"]["jwtRules"][0]["jwksUri"] == "http://keys.b.svc.cluster.local:80/jwks"
+
+
+def test_url_from_node_port_needs_the_port_and_an_address() -> None:
+    result = _gateway_url(
+        "-n", "a", "--url-from", "node-port", "--node-port", "31456", "--address", "127.0.0.1"
+    )
+    assert result.exit_code == 0, result.stderr
+    [policy] = json.loads(result.stdout)
+    assert policy["spec"]["jwtRules"][0]["jwksUri"] == "http://127.0.0.1:31456/jwks"
+    for args, expected in (
+        (["-n", "a", "--url-from", "node-port", "--address", "127.0.0.1"], "--node-port"),
+        (["-n", "a", "--url-from", "node-port", "--node-port", "31456"], "--address"),
+        (["--url-from", "service"], "-n/--namespace"),
+        (["-n", "a", "--url-from", "service", "--url", "http://127.0.0.1/jwks"], "--url"),
+        (["-n", "Bad_NS", "--url-from", "service"], "--namespace"),
+    ):
+        bad = _gateway_url(*args)
+        assert bad.exit_code == 3, (args, bad.output)
+        assert expected in bad.stderr and bad.stdout == ""
