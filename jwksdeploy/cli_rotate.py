@@ -294,7 +294,7 @@ def _load(request: Request) -> Session:
             if mirror is not None and mirror[0] != live_state:
                 session.notes.append(
                     f"the local record {session.mirror} differs from the cluster's; the cluster "
-                    "wins and the local copy is rewritten"
+                    "wins (the next step rewrites the local copy)"
                 )
         elif mirror is not None:
             state = mirror[0]
@@ -619,7 +619,10 @@ def run_command(**params: Any) -> None:
     try:
         command(**params)
     except _NothingDue as nothing:
-        click.echo(f"nothing due; next: {_due_text(nothing.upcoming)}")
+        if params.get("output") == "json":
+            click.echo(json.dumps({"step": None, "next": _due_json(nothing.upcoming)}, indent=2))
+        else:
+            click.echo(f"nothing due; next: {_due_text(nothing.upcoming)}")
 
 
 @rotate_group.command("status")
