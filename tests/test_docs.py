@@ -24,10 +24,26 @@ def test_quick_start_has_exactly_two_commands() -> None:
     block = section.split("```sh")[1].split("```")[0]
     commands = [line for line in block.splitlines() if line.strip()]
     assert len(commands) == 2
-    assert "jwksdeploy render" in commands[0]
-    assert "pytest" in commands[1]
+    install, test = (command.strip() for command in commands)
+    assert "jwksdeploy render" in install and "[test]" not in install  # the tool alone
+    assert "'.[test]'" in test and "pytest" in test
     ci = (REPO / ".ci" / "run").read_text()
-    assert commands[1].strip() in ci
+    assert test in ci.splitlines()
+
+
+def test_the_quick_start_example_renders_without_a_warning() -> None:
+    import shlex
+
+    from .helpers import run
+
+    section = README.split("## Quick start")[1].split("##")[0]
+    install = section.split("```sh")[1].split("```")[0].strip().splitlines()[0]
+    render = install.split("&&")[-1].strip()
+    args = shlex.split(render)
+    assert args[0].endswith("jwksdeploy")
+    result = run(*args[1:])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "" and "kind: Deployment" in result.stdout
 
 
 def test_every_render_flag_is_documented() -> None:

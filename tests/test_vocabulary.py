@@ -290,3 +290,39 @@ def test_url_from_node_port_needs_the_port_and_an_address() -> None:
         bad = _gateway_url(*args)
         assert bad.exit_code == 3, (args, bad.output)
         assert expected in bad.stderr and bad.stdout == ""
+
+
+def test_the_readme_concept_table_is_the_vocabulary() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = readme.split("<!-- vocabulary:")[1].split("<!-- /vocabulary -->")[0]
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == len(VOCABULARY) + 1
+    for row, concept in zip(rows[1:], VOCABULARY.values(), strict=True):
+        meaning, flags, old = (cell.strip() for cell in row.strip("|").split(" | "))
+        assert meaning == concept.meaning
+        assert flags == ", ".join(f"`{f}`" for f in concept.flags)
+        assert old == ", ".join(f"`{a}`" for a in concept.aliases)
+
+
+def test_the_tutorials_commands_parse() -> None:
+    """Every `jwksdeploy ...` command of the README's tutorial names real commands and flags
+    (parsed by Click, not run: they need a cluster)."""
+    import re
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    tutorial = readme.split("## Tutorial")[1].split("\n## ")[0]
+    found = re.findall(r"`(jwksdeploy [^`]*)`", tutorial.replace("\n   ", " "))
+    commands = [c for c in found if "..." not in c and "COMMAND" not in c]
+    assert len(commands) >= 10, commands
+    for line in commands:
+        args = shlex.split(line.split(">")[0])[1:]
+        group: click.Command = cli
+        context = click.Context(cli, info_name="jwksdeploy")
+        while isinstance(group, click.Group) and args:
+            found_command = group.get_command(context, args[0])
+            assert found_command is not None, line
+            context = click.Context(found_command, parent=context, info_name=args[0])
+            group, args = found_command, args[1:]
+        if args:
+            group.make_context(str(context.info_name), list(args), parent=context.parent)
