@@ -361,7 +361,9 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             return [
                 copy.deepcopy(s.obj)
                 for (plural, ns, name), s in sorted(self.store.items(), key=lambda kv: kv[0][2])
-                if plural == "pods" and self.pod_owner.get((str(ns), name)) == deployment
+                if plural == "pods"
+                and ns == namespace
+                and self.pod_owner.get((str(ns), name)) == deployment
             ]
 
     def requests(self, method: str | None = None) -> list[Seen]:
