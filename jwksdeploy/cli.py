@@ -883,6 +883,21 @@ def delete(
         raise failure
 
 
+def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, Any]]:
+    """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
+    error (everything in it is a create); the Namespace is read only when the dry run says so,
+    so a user whose RBAC stops at the namespace can still diff."""
+    from .cluster import preflight
+    from .errors import ClusterRejected
+
+    try:
+        return preflight(cluster, [plan], create_namespace=False, force=force)
+    except ClusterRejected:
+        if cluster.get("Namespace", None, plan.namespace) is not None:
+            raise
+        return preflight(cluster, [plan], create_namespace=True, force=force)
+
+
 @cli.command("diff")
 @render_options
 @cluster_options
@@ -900,7 +915,7 @@ def diff_command(**flags: Any) -> None:
 
     Exit 0 when nothing would change, 1 when something would, above 1 on errors (kubectl
     diff's convention). Objects apply would create or prune are listed as such."""
-    from .cluster import plan_apply, preflight
+    from .cluster import plan_apply
     from .diff import compare, summary
     from .errors import Differences
     from .prune import instance_selector, prunable_kinds, prune_candidates
@@ -920,10 +935,9 @@ def diff_command(**flags: Any) -> None:
     plans = plan_apply(
         cluster, rendered.objects, instance=settings.name, recreate=recreate, force=force
     )
-    # A missing namespace is part of the diff, not an error: everything in it is a create.
-    answers = preflight(cluster, plans, create_namespace=True, force=force)
     diffs = []
     for plan in plans:
+        answers = _dry_run_plan(cluster, plan, force)
         if ("Namespace", plan.namespace, None) in answers:
             diffs.append(
                 compare(

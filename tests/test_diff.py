@@ -74,7 +74,7 @@ def test_a_change_is_a_unified_yaml_diff_line_by_line() -> None:
     assert lines[0] == "--- live/configmap/a/jwks-config"
     assert lines[1] == "+++ planned/configmap/a/jwks-config"
     assert '-        {"kid": "a"}' in lines and '+        {"kid": "b"}' in lines
-    assert '   jwks.json: |' in lines  # a block scalar: one diff line per JSON line
+    assert "   jwks.json: |" in lines  # a block scalar: one diff line per JSON line
 
 
 def test_create_and_prune_are_named_as_such() -> None:
@@ -236,3 +236,29 @@ def test_apply_field_manager_and_output_name(kube: Kube) -> None:
     assert configmap is not None
     managers = {entry["manager"] for entry in configmap["metadata"]["managedFields"]}
     assert "ci-bot" in managers
+
+
+@pytest.mark.cluster
+def test_diff_needs_no_access_to_namespaces(kube: Kube) -> None:
+    """A user whose RBAC stops at their namespace can diff: the Namespace is read only when a
+    dry run says it is missing."""
+    if kube.emulator is None:
+        pytest.skip("needs the emulator's fault injection")
+    kube.emulator.fail("GET", "namespaces", 403, 'namespaces is forbidden: User "dev"', times=9)
+    result = _diff(kube)
+    assert result.exit_code == 1, result.stderr
+    assert "configmap/jwks-config (create)" in result.stderr
+
+
+@pytest.mark.cluster
+def test_a_refused_dry_run_in_an_existing_namespace_stays_an_error(kube: Kube) -> None:
+    if kube.emulator is None:
+        pytest.skip("needs the emulator's fault injection")
+    _apply(kube)
+    kube.emulator.fail(
+        "PATCH", "deployments", 422, "spec.replicas: Invalid value", dry_run=True, times=3
+    )
+    result = _diff(kube)
+    assert result.exit_code == 9, result.stderr
+    assert result.stderr.startswith("error: ") and "Invalid value" in result.stderr
+    assert result.stdout == ""
