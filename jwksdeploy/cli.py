@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .cli_common import (
     F,
+    SuggestingGroup,
     apply_set_values,
     check_field_manager,
     dry_run_option,
@@ -38,20 +39,8 @@ LAZY_COMMANDS = {
 }
 
 
-class _Cli(click.Group):
+class _Cli(SuggestingGroup):
     """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        name = click.utils.make_str(args[0]) if args else ""
-        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
-            import difflib
-
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            ctx.fail(f"No such command {name!r}.{hint} `jwksdeploy --help` lists them.")
-        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -680,7 +669,11 @@ def instance_options(command: F) -> F:
 @instance_options
 @vocab_option("address", metavar="HOST", help="Address to use instead of a node's.")
 @vocab_option(
-    "output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True
+    "output",
+    type=click.Choice(["text", "json", "yaml", "name"]),
+    default="text",
+    show_default=True,
+    help="text: the URL; json/yaml: the URL and how it was found; name: the Service.",
 )
 @cluster_options
 def url(
@@ -703,6 +696,8 @@ def url(
         endpoint = deployed_endpoint(cluster, ns, names["Service"], address)
         if output == "text":
             _print_endpoint(endpoint, ns, False)
+        elif output == "name":
+            click.echo(f"service/{names['Service']}")
         results.append(
             {
                 "namespace": ns,
@@ -713,7 +708,7 @@ def url(
                 "addressSource": endpoint.source,
             }
         )
-    if output != "text":
+    if output in ("json", "yaml"):
         print_data(results if len(results) > 1 else results[0], output)
 
 

@@ -57,6 +57,22 @@ VOCABULARY: dict[str, Concept] = {
 }
 
 
+class SuggestingGroup(click.Group):
+    """A group that answers a mistyped command with the nearest one (`gatway` -> `gateway`)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} `{ctx.command_path} --help` lists them.")
+        return super().resolve_command(ctx, args)
+
+
 class VocabOption(click.Option):
     """A click option that belongs to a VOCABULARY concept; its old spellings work but are
     not shown in --help."""

@@ -13,14 +13,20 @@ from typing import Any
 
 import click
 
-from .cli_common import resolve_url, stack_options, url_lookup_options, vocab_option
+from .cli_common import (
+    SuggestingGroup,
+    resolve_url,
+    stack_options,
+    url_lookup_options,
+    vocab_option,
+)
 from .jwks import ALGS_BY_KTY
 
 DEFAULT_PUBLIC = "jwks.json"
 DEFAULT_PRIVATE = "jwks.private.json"
 
 
-@click.group("jwks")
+@click.group("jwks", cls=SuggestingGroup)
 def jwks_group() -> None:
     """Generate, rotate, publish and check key sets."""
 

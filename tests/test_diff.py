@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from jwksdeploy.diff import CHANGE, CREATE, PRUNE, UNCHANGED, compare, normalize
 
@@ -174,6 +175,10 @@ def test_status_exits_1_when_the_live_jwks_differs(kube: Kube, tmp_path: Path) -
     assert differs.exit_code == 1
     assert "DIFFERS" in differs.stdout
     assert "live JWKS differs" in differs.stderr and "error:" not in differs.stderr
+    url = kube.jwksdeploy("url", "-n", kube.namespace, "-o", "name")
+    assert url.exit_code == 0 and url.stdout == "service/remote-jwks-go\n"
+    as_yaml = kube.jwksdeploy("url", "-n", kube.namespace, "-o", "yaml")
+    assert yaml.safe_load(as_yaml.stdout)["namespace"] == kube.namespace
     names = kube.jwksdeploy("status", "-n", kube.namespace, "-o", "name")
     assert names.stdout.splitlines() == [
         "configmap/jwks-config",

@@ -160,6 +160,9 @@ def test_a_mistyped_command_suggests_the_nearest() -> None:
     result = run("gatway")
     assert result.exit_code == 2
     assert "Did you mean 'gateway'?" in result.stderr
+    nested = run("jwks", "genrate")
+    assert nested.exit_code == 2
+    assert "Did you mean 'generate'?" in nested.stderr
 
 
 # --- kubectl and Helm habits ----------------------------------------------------------------
