@@ -878,6 +878,44 @@ def delete(
         raise failure
 
 
+def _diffs(
+    cluster: Any, objects: list[dict[str, Any]], instance: str, recreate: bool, force: bool
+) -> list[Any]:
+    """Plan as apply does, dry-run each namespace, and compare with what is live; then what
+    apply would prune. Cluster reads and dry runs only: nothing is stored."""
+    from .cluster import plan_apply
+    from .diff import compare
+    from .prune import instance_selector, prunable_kinds, prune_candidates
+
+    plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=force)
+    diffs = []
+    for plan in plans:
+        answers = _dry_run_plan(cluster, plan, force)
+        namespace_key = ("Namespace", plan.namespace, None)
+        if namespace_key in answers:
+            diffs.append(compare("Namespace", plan.namespace, None, None, answers[namespace_key]))
+        for item in plan.objects:
+            planned = answers.get((item.kind, item.name, item.namespace), item.obj)
+            diffs.append(
+                compare(
+                    item.kind, item.name, item.namespace, item.live, planned, recreate=item.recreate
+                )
+            )
+        if namespace_key in answers:
+            continue  # nothing lives in a namespace that does not exist yet
+        group = [o for o in objects if o["metadata"]["namespace"] == plan.namespace]
+        for kind in prunable_kinds(group):
+            live = {
+                str(o.get("metadata", {}).get("name")): o
+                for o in cluster.list(kind, plan.namespace, instance_selector(instance))
+            }
+            for name in prune_candidates(list(live.values()), group, instance):
+                diffs.append(
+                    compare(kind, name, plan.namespace, {"kind": kind, **live[name]}, None)
+                )
+    return diffs
+
+
 def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, Any]]:
     """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
     error (everything in it is a create); the Namespace is read only when the dry run says so,
@@ -910,10 +948,8 @@ def diff_command(**flags: Any) -> None:
 
     Exit 0 when nothing would change, 1 when something would, above 1 on errors (kubectl
     diff's convention). Objects apply would create or prune are listed as such."""
-    from .cluster import plan_apply
-    from .diff import compare, summary
+    from .diff import summary
     from .errors import Differences
-    from .prune import instance_selector, prunable_kinds, prune_candidates
     from .render import render_objects
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
@@ -927,41 +963,7 @@ def diff_command(**flags: Any) -> None:
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     cluster = _connect(kubeconfig, context, request_timeout)
-    plans = plan_apply(
-        cluster, rendered.objects, instance=settings.name, recreate=recreate, force=force
-    )
-    diffs = []
-    for plan in plans:
-        answers = _dry_run_plan(cluster, plan, force)
-        if ("Namespace", plan.namespace, None) in answers:
-            diffs.append(
-                compare(
-                    "Namespace",
-                    plan.namespace,
-                    None,
-                    None,
-                    answers[("Namespace", plan.namespace, None)],
-                )
-            )
-        for item in plan.objects:
-            planned = answers.get((item.kind, item.name, item.namespace), item.obj)
-            diffs.append(
-                compare(
-                    item.kind, item.name, item.namespace, item.live, planned, recreate=item.recreate
-                )
-            )
-        group = [o for o in rendered.objects if o["metadata"]["namespace"] == plan.namespace]
-        if ("Namespace", plan.namespace, None) in answers:
-            continue  # nothing lives in a namespace that does not exist
-        for kind in prunable_kinds(group):
-            live = {
-                str(o.get("metadata", {}).get("name")): o
-                for o in cluster.list(kind, plan.namespace, instance_selector(settings.name))
-            }
-            for name in prune_candidates(list(live.values()), group, settings.name):
-                diffs.append(
-                    compare(kind, name, plan.namespace, {"kind": kind, **live[name]}, None)
-                )
+    diffs = _diffs(cluster, rendered.objects, settings.name, recreate, force)
     for warning in cluster.warnings:
         click.echo(f"warning: the API server says: {warning}", err=True)
     if output == "json":
