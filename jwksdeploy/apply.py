@@ -146,12 +146,19 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
                     other.cancel()
                 raise
     with _pool(options.parallel, len(namespaces)) as pool:
-        results = list(
-            pool.map(
-                lambda item: _one_namespace(cluster, options, listen, *item),
-                checked,
+        try:
+            results = list(
+                pool.map(
+                    lambda item: _one_namespace(cluster, options, listen, *item),
+                    checked,
+                )
             )
-        )
+        except KeyboardInterrupt:
+            from .wait import CANCELLED
+
+            CANCELLED.set()  # the pool's waiters stop within 0.25 s
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return ApplyResult(results)
 
 
@@ -281,7 +288,14 @@ def delete(
         return result
 
     with _pool(parallel, len(namespaces)) as pool:
-        return list(pool.map(one, namespaces))
+        try:
+            return list(pool.map(one, namespaces))
+        except KeyboardInterrupt:
+            from .wait import CANCELLED
+
+            CANCELLED.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def delete_error(results: list[DeleteResult]) -> JwksDeployError | None:

@@ -38,7 +38,7 @@ class ApplyPrinter:
 
     def _close_line(self) -> None:
         if self._line_open:
-            click.echo("\r\033[K", err=True, nl=False)
+            click.echo("\r\033[K", err=True, nl=False, color=True)
             self._line_open = False
 
     def plan(self, plan: Any) -> None:
@@ -78,7 +78,7 @@ class ApplyPrinter:
             if self.multi:
                 line = self._summary()
             if not final or self.multi:
-                click.echo(f"\r{line}\033[K", err=True, nl=False)
+                click.echo(f"\r{line}\033[K", err=True, nl=False, color=True)
                 self._line_open = True
 
     def _summary(self) -> str:

@@ -26,6 +26,15 @@ POLL_SECONDS = 0.5  # only when the server refuses to watch
 WATCH_SECONDS = 60.0  # how long one watch request stays open before we resume it
 
 
+CANCELLED = threading.Event()  # set by the main thread on Ctrl-C: every waiter stops
+
+
+class Interrupted(JwksDeployError):
+    """The user interrupted a wait (Ctrl-C)."""
+
+    exit_code = 130
+
+
 class RolloutFailed(WaitTimeout):
     """The rollout cannot succeed without a change from the user (same exit code as a wait
     that runs out of time: the pods did not become ready)."""
@@ -158,13 +167,18 @@ class _Follower:
 
     def next_change(self) -> None:
         """Block until a source changed, or the deadline; re-raise a thread's error."""
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        try:
-            problem = self.changes.get(timeout=remaining)
-        except queue.Empty:
-            return
+        while True:
+            if CANCELLED.is_set():
+                raise Interrupted("interrupted.")
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                # wake now and then, so Ctrl-C in the main thread ends every waiter
+                problem = self.changes.get(timeout=min(remaining, 0.25))
+                break
+            except queue.Empty:
+                continue
         if problem is not None:
             raise problem
         # Several changes often arrive together (a pod and its ReplicaSet): take them all.

@@ -235,13 +235,14 @@ def watches(kube: Kube, plural: str) -> list[Any]:
 
 
 @cluster
+@pytest.mark.needs_pods
 def test_apply_waits_by_default_without_a_terminal_and_prints_plain_lines(kube: Kube) -> None:
     result = apply(kube)
     assert result.exit_code == 0, result.stderr
     assert "rollout: 1/1 pods available after" in result.stderr
     assert "\r" not in result.stderr and "\033" not in result.stderr
     assert result.stdout.startswith("http://") and result.stdout.count("\n") == 1
-    if kube.emulator:
+    if kube.emulator is not None:
         assert watches(kube, "deployments"), "the rollout is followed with a watch"
 
 
@@ -315,6 +316,40 @@ def test_each_pod_fault_ends_the_wait_with_its_reason(kube: Kube, reason: str) -
     assert "rollout: failed after" in result.stderr
     assert "unrelated-pod" not in result.stderr, "only the rollout's own pods' events"
     assert result.stdout == ""
+
+
+@cluster
+def test_an_image_that_cannot_be_pulled_fails_fast_with_its_reason(kube: Kube) -> None:
+    """On a real cluster the kubelet really fails to pull (nothing listens on port 1)."""
+    if kube.emulator is not None:
+        kube.emulator.pod_faults[kube.namespace] = FAULTS["ImagePullBackOff"]
+    result = apply(kube, "--image", "127.0.0.1:1/jwks/missing:0", "--timeout", "5m")
+    assert result.exit_code == 10, result.stderr
+    assert "cannot succeed" in result.stderr
+    assert "ImagePullBackOff" in result.stderr
+    assert result.stdout == ""
+
+
+def test_in_a_terminal_progress_is_one_updating_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from jwksdeploy.cli_apply import ApplyPrinter
+    from jwksdeploy.status import Verdict
+
+    printer = ApplyPrinter(output="text", dry_run=False, multi=False, tty=True)
+    printer.progress("ns", Verdict(IN_PROGRESS, 0, 2, "0/2 pods available"), 1.0)
+    printer.progress("ns", Verdict(IN_PROGRESS, 1, 2, "1/2 pods available"), 2.0)
+    printer.progress("ns", Verdict(CURRENT, 2, 2, "2/2 pods available"), 3.0)
+    printer.finish()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, "one line, rewritten in place, ended once"
+    assert "\r  rollout: 0/2 pods available (1s)\033[K" in err
+    assert err.endswith("  rollout: 2/2 pods available after 3s\n")
+    plain = ApplyPrinter(output="text", dry_run=False, multi=True, tty=False)
+    plain.progress("a", Verdict(IN_PROGRESS, 0, 1, "0/1 pods available"), 1.0)
+    plain.progress("b", Verdict(FAILED, 0, 1, "0/1", "ImagePullBackOff", "pod b-1"), 2.0)
+    assert capsys.readouterr().err == (
+        "  a: rollout: 0/1 pods available (1s)\n"
+        "  b: rollout: failed after 2s: pod b-1: ImagePullBackOff\n"
+    )
 
 
 @cluster
@@ -560,7 +595,7 @@ def test_delete_waits_with_a_watch_and_takes_many_namespaces(
     for namespace in some:
         assert f"{namespace}: deployment/remote-jwks-go deleted" in deleted.stdout
         assert kube.read("Deployment", "remote-jwks-go", namespace) is None
-    if kube.emulator:
+    if kube.emulator is not None:
         assert watches(kube, "deployments") or any(
             s.query.get("fieldSelector") == "metadata.name=remote-jwks-go"
             for s in kube.emulator.requests("GET")
