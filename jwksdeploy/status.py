@@ -16,9 +16,9 @@ FAILED = "Failed"
 
 REVISION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH = "pod-template-hash"
-# Container waiting reasons that no retry fixes. ErrImagePull is left out on purpose: the
-# kubelet retries once before backing off (a registry hiccup), and ImagePullBackOff, which
-# follows that retry, is the verdict.
+# Container waiting reasons that no retry fixes. A lone ErrImagePull is left out on purpose
+# (a registry hiccup clears on the kubelet's next attempt); ImagePullBackOff, the state the
+# kubelet enters once a pull has failed and it waits to retry, is the verdict.
 HOPELESS_WAITING = frozenset(
     {
         "ImagePullBackOff",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JwksDeployError, WaitTimeout
+from .errors import ClusterRejected, JwksDeployError, WaitTimeout
 from .status import Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
@@ -235,6 +235,11 @@ def wait_for_rollout(
             )
             if not deployments.listed and elapsed < timeout:
                 continue
+            if deployments.listed and deployment is None:
+                raise ClusterRejected(
+                    f"Deployment {name!r} in {namespace!r} disappeared while waiting (someone "
+                    "deleted it). Run apply again to create it."
+                )
             if verdict != last or verdict.done or verdict.failed:
                 progress(verdict, elapsed)
             last = verdict

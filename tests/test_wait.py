@@ -484,6 +484,26 @@ def test_a_refused_watch_falls_back_to_polling(kube: Kube) -> None:
 
 @cluster
 @pytest.mark.emulator_only
+def test_a_deployment_deleted_while_waiting_ends_the_wait(kube: Kube) -> None:
+    assert kube.emulator is not None
+    kube.emulator.auto_ready = False
+
+    def delete_once_watched() -> None:
+        if not watches(kube, "deployments"):
+            raise KeyError("not watched yet")
+        status, _ = kube.call(
+            "DELETE", f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/remote-jwks-go"
+        )
+        assert status == 200
+
+    with later(delete_once_watched):
+        result = apply(kube, "--timeout", "10m")
+    assert result.exit_code == 9, result.stderr
+    assert "disappeared while waiting" in result.stderr
+
+
+@cluster
+@pytest.mark.emulator_only
 def test_the_timeout_still_bounds_what_is_merely_slow(kube: Kube) -> None:
     assert kube.emulator is not None
     kube.emulator.pod_faults[kube.namespace] = waiting("ErrImagePull", message="i/o timeout")
