@@ -37,7 +37,6 @@ TEMPLATES = (
 )
 
 
-
 @dataclass(frozen=True)
 class ServerPreset:
     """How one --server runs in the pod: the rest of the manifests do not change."""
