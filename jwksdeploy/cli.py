@@ -936,6 +936,7 @@ def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, A
 @cluster_options
 @FORCE_CONFLICTS
 @RECREATE
+@field_manager_option
 @vocab_option(
     "output",
     type=click.Choice(["text", "json"]),
@@ -959,10 +960,12 @@ def diff_command(**flags: Any) -> None:
     force: bool = flags.pop("force_conflicts")
     recreate: bool = flags.pop("recreate")
     output: str = flags.pop("output")
+    field_manager = check_field_manager(flags.pop("field_manager"))
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     cluster = _connect(kubeconfig, context, request_timeout)
+    cluster.field_manager = field_manager
     diffs = _diffs(cluster, rendered.objects, settings.name, recreate, force)
     for warning in cluster.warnings:
         click.echo(f"warning: the API server says: {warning}", err=True)
