@@ -371,3 +371,30 @@ def test_listen_flag_and_the_old_address_spelling(tmp_path: Path) -> None:
         assert taken.exit_code == 3 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr
     bad = run("serve", "--jwks", str(tmp_path / "jwks.json"), "--idle-timeout", "soon")
     assert bad.exit_code == 3 and "--idle-timeout" in bad.stderr
+
+
+def test_cli_flags_reach_the_server(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_bytes(BODY)
+    argv = [sys.executable, "-m", "jwksdeploy", "serve", "--jwks", str(tmp_path / "jwks.json")]
+    flags = ["--port", "0", "--max-age", "5m", "--access-log", "json", "--max-connections", "1"]
+    process = subprocess.Popen([*argv, *flags], stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert process.stderr is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/jwks", process.stderr.readline())
+        assert match
+        port = int(match.group(1))
+        with connect(port) as sock:
+            status, headers, body = ask(sock, get("/jwks"))
+            assert (status, body, headers["cache-control"]) == (200, BODY, "public, max-age=300")
+            with connect(port) as second:
+                assert read_response(second)[0] == 503
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+        lines = process.stderr.read().splitlines()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [r["status"] for r in records] == [200, 503]
+    assert lines[-1] == "stopped"
