@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ClusterRejected, JwksDeployError, WaitTimeout
-from .status import Verdict, rollout_verdict, waiting_reasons, warning_events
+from .status import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -235,6 +235,11 @@ def wait_for_rollout(
             )
             if not deployments.listed and elapsed < timeout:
                 continue
+            complete = all(s.listed for s in follower.sources)
+            if verdict.failed and not complete and deployment is not None:
+                # Without the ReplicaSets every pod would look current: decide once all
+                # the lists have answered.
+                verdict = Verdict(IN_PROGRESS, verdict.ready, verdict.desired, verdict.message)
             if deployments.listed and deployment is None:
                 raise ClusterRejected(
                     f"Deployment {name!r} in {namespace!r} disappeared while waiting (someone "
