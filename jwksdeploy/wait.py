@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ClusterRejected, JwksDeployError, WaitTimeout
+from .errors import ClusterRejected, Forbidden, JwksDeployError, WaitTimeout
 from .status import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class _Source:
     polling: bool = False
     listed: bool = False  # the first list answered
     watches: int = 0  # watch requests opened, resumptions included
+    optional: bool = False  # refine the verdict; without RBAC to read them, go without
 
 
 class _Follower:
@@ -148,6 +149,13 @@ class _Follower:
                 finally:
                     with self.lock:
                         self._streams.remove(stream)
+        except Forbidden as exc:
+            if source.optional:
+                # RBAC lets us read the Deployment but not this: its status alone decides
+                # (no fail-fast reasons from this source).
+                self._replace(source, [])
+            elif not self.stopped.is_set():
+                self.changes.put(exc)
         except JwksDeployError as exc:
             if not self.stopped.is_set():
                 self.changes.put(exc)
@@ -213,7 +221,7 @@ def wait_for_rollout(
     follower.follow(deployments)
     replicasets: _Source | None = None
     pods: _Source | None = None
-    events = _Source("Event", field_selector="involvedObject.kind=Pod")
+    events = _Source("Event", field_selector="involvedObject.kind=Pod", optional=True)
     last: Verdict | None = None
     try:
         while True:
@@ -223,8 +231,8 @@ def wait_for_rollout(
             deployment = found[0] if found else None
             if deployment is not None and pods is None:
                 selector = _selector_text(deployment.get("spec", {}).get("selector") or {})
-                replicasets = _Source("ReplicaSet", label_selector=selector)
-                pods = _Source("Pod", label_selector=selector)
+                replicasets = _Source("ReplicaSet", label_selector=selector, optional=True)
+                pods = _Source("Pod", label_selector=selector, optional=True)
                 for source in (replicasets, pods, events):
                     follower.follow(source)
             verdict = rollout_verdict(

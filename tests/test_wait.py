@@ -504,6 +504,27 @@ def test_a_deployment_deleted_while_waiting_ends_the_wait(kube: Kube) -> None:
 
 @cluster
 @pytest.mark.emulator_only
+def test_without_rbac_on_pods_replicasets_and_events_the_deployment_decides(
+    kube: Kube,
+) -> None:
+    assert kube.emulator is not None
+    for plural in ("pods", "replicasets", "events"):
+        kube.emulator.fail("GET", plural, 403, f"{plural} is forbidden", times=1000)
+    kube.emulator.auto_ready = False
+
+    def ready_once_watched() -> None:
+        if not watches(kube, "deployments"):
+            raise KeyError("not watched yet")
+        kube.emulator.set_deployment_ready(kube.namespace, "remote-jwks-go")  # type: ignore[union-attr]
+
+    with later(ready_once_watched):
+        result = apply(kube, "--timeout", "1m")
+    assert result.exit_code == 0, result.stderr
+    assert "rollout: 1/1 pods available after" in result.stderr
+
+
+@cluster
+@pytest.mark.emulator_only
 def test_the_timeout_still_bounds_what_is_merely_slow(kube: Kube) -> None:
     assert kube.emulator is not None
     kube.emulator.pod_faults[kube.namespace] = waiting("ErrImagePull", message="i/o timeout")
