@@ -244,6 +244,9 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.closing = False  # the server is stopping: end every watch
             self.watch_refused: int | None = None  # answer watches with this status
             self.watch_close_after: int | None = None  # end each watch after N events
+            # Answer this many watches that resume from a resourceVersion with an ERROR
+            # event 410 Gone (the version is too old), as an API server does after compaction.
+            self.watch_expire = 0
             # What the kubelet reports for new pods, by namespace (None: every namespace):
             # a pod status (waiting reasons...) that keeps the rollout from finishing.
             self.pod_faults: dict[str | None, dict[str, Any]] = {}
@@ -604,6 +607,9 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     and _selected(st.obj, query)
                 ]
             close_after = self.watch_close_after
+            expire = bool(start) and self.watch_expire > 0
+            if expire:
+                self.watch_expire -= 1
         response = aiohttp.web.StreamResponse(
             status=200, headers={"Content-Type": "application/json"}
         )
@@ -616,6 +622,20 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         ends = loop.time() + float(query.get("timeoutSeconds") or 1800)
         sent = 0
         try:
+            if expire:
+                gone = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": f"too old resource version: {start}",
+                    "reason": "Expired",
+                    "code": 410,
+                }
+                await response.write(
+                    (json.dumps({"type": "ERROR", "object": gone}) + "\n").encode()
+                )
+                await response.write_eof()
+                return response
             for event in initial:
                 await response.write((json.dumps(event) + "\n").encode())
                 sent += 1

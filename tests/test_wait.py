@@ -457,6 +457,34 @@ def test_a_watch_the_server_closes_is_resumed_from_its_resource_version(kube: Ku
 
 @cluster
 @pytest.mark.emulator_only
+def test_an_expired_resource_version_is_listed_again(kube: Kube) -> None:
+    """410 Gone on resuming (the server compacted its history): list again, then watch."""
+    assert kube.emulator is not None
+    kube.emulator.auto_ready = False
+    kube.emulator.watch_expire = 1000
+    emulator = kube.emulator
+
+    def pod_lists() -> list[Any]:
+        return [
+            s
+            for s in emulator.requests("GET")
+            if s.path.endswith("/pods") and "watch" not in s.query
+        ]
+
+    def ready_once_listed_again() -> None:
+        if len(pod_lists()) < 2:
+            raise KeyError("not listed again yet")
+        emulator.watch_expire = 0
+        emulator.set_deployment_ready(kube.namespace, "remote-jwks-go")
+
+    with later(ready_once_listed_again):
+        result = apply(kube, "--timeout", "1m")
+    assert result.exit_code == 0, result.stderr
+    assert len(pod_lists()) >= 2
+
+
+@cluster
+@pytest.mark.emulator_only
 def test_a_refused_watch_falls_back_to_polling(kube: Kube) -> None:
     assert kube.emulator is not None
     kube.emulator.auto_ready = False
