@@ -313,6 +313,14 @@ def render(**params: Any) -> None:
 FORCE_CONFLICTS = click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
 )
+PARALLEL = vocab_option(
+    "parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Namespaces worked on at once.",
+)
 RECREATE = click.option(
     "--recreate",
     is_flag=True,
@@ -396,14 +404,7 @@ def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
     help="Wait until the pods serve (and a LoadBalancer has its address); stop at once, with "
     "the pod's own reason, when they cannot (image pull, crash loop, quota...).",
 )
-@click.option(
-    "--parallel",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    metavar="N",
-    help="Namespaces worked on at once.",
-)
+@PARALLEL
 @vocab_option(
     "timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
 )
@@ -807,14 +808,7 @@ def status(
 )
 @vocab_option("wait", default=False, help="Wait until the objects are gone (a watch).")
 @vocab_option("timeout", default="2m", show_default=True, metavar="DURATION")
-@click.option(
-    "--parallel",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    metavar="N",
-    help="Namespaces worked on at once.",
-)
+@PARALLEL
 @vocab_option(
     "output",
     type=click.Choice(["text", "json", "yaml", "name"]),

@@ -54,6 +54,7 @@ VOCABULARY: dict[str, Concept] = {
     "url-from": Concept(("--url-from",), "where the gateway's URL comes from"),
     "node-port": Concept(("--node-port",), "the Service's fixed nodePort"),
     "keep": Concept(("--keep",), "how many of the newest keys a key set keeps"),
+    "parallel": Concept(("--parallel",), "namespaces worked on at once"),
 }
 
 

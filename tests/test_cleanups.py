@@ -1,0 +1,37 @@
+"""Flags that several commands share come from one definition, and the checks that go with
+them: --parallel, rotate's --dry-run, serve's --listen and timeouts."""
+
+from __future__ import annotations
+
+import click
+
+from jwksdeploy.cli import cli
+from jwksdeploy.cli_common import VocabOption
+
+from .helpers import run
+
+
+def _option(path: str, flag: str) -> click.Option:
+    command: click.Command = cli
+    context = click.Context(cli)
+    for part in path.split():
+        assert isinstance(command, click.Group)
+        found = command.get_command(context, part)
+        assert found is not None, part
+        command = found
+    [option] = [p for p in command.params if isinstance(p, click.Option) and flag in p.opts]
+    return option
+
+
+def test_parallel_is_one_concept_in_apply_and_delete() -> None:
+    options = [_option(command, "--parallel") for command in ("apply", "delete")]
+    for option in options:
+        assert isinstance(option, VocabOption) and option.concept == "parallel"
+    assert len({(o.help, o.default, repr(o.type)) for o in options}) == 1
+
+
+def test_parallel_is_checked_the_same_in_apply_and_delete() -> None:
+    for command in ("apply", "delete"):
+        result = run(command, "-n", "a", "--parallel", "0")
+        assert result.exit_code == 2, (command, result.output)
+        assert "--parallel" in result.stderr and "1<=x<=64" in result.stderr
