@@ -11,7 +11,6 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from .errors import InputError
@@ -65,21 +64,22 @@ _BOOLEANS = {
     "False": False,
     "FALSE": False,
 }
-_QUANTITY_FACTORS: dict[str, Fraction | int] = {
-    "": 1,
-    "m": Fraction(1, 1000),
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
+# Exact factors as (numerator, denominator), so quantities compare without rounding.
+_QUANTITY_FACTORS: dict[str, tuple[int, int]] = {
+    "": (1, 1),
+    "m": (1, 1000),
+    "k": (10**3, 1),
+    "M": (10**6, 1),
+    "G": (10**9, 1),
+    "T": (10**12, 1),
+    "P": (10**15, 1),
+    "E": (10**18, 1),
+    "Ki": (2**10, 1),
+    "Mi": (2**20, 1),
+    "Gi": (2**30, 1),
+    "Ti": (2**40, 1),
+    "Pi": (2**50, 1),
+    "Ei": (2**60, 1),
 }
 MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600
 _PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
@@ -254,18 +254,22 @@ def check_image(image: str) -> str:
     return image
 
 
-def quantity_value(value: str) -> Fraction:
-    """The exact number a checked quantity stands for (`100m` -> 1/10, `1Ki` -> 1024)."""
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", value)
+def quantity_value(value: str) -> tuple[int, int]:
+    """The exact number a checked quantity stands for, as (numerator, denominator):
+    `100m` -> (100, 1000), `1.5Ki` -> (15 * 1024, 10). Integer arithmetic, no float rounding."""
+    match = re.fullmatch(r"([0-9]+)(?:\.([0-9]+))?([A-Za-z]*)", value)
     assert match is not None  # only called on values check_quantity accepted
-    return Fraction(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+    whole, fraction, suffix = match.group(1), match.group(2) or "", match.group(3)
+    numerator, denominator = _QUANTITY_FACTORS[suffix]
+    return int(whole + fraction) * numerator, 10 ** len(fraction) * denominator
 
 
 def check_request_within_limit(resources: Mapping[str, str]) -> None:
     """The API server refuses a request above its limit; say so before anything is applied."""
     for resource in ("cpu", "memory"):
         request, limit = resources[f"{resource}-request"], resources[f"{resource}-limit"]
-        if quantity_value(request) > quantity_value(limit):
+        (request_num, request_den), (limit_num, limit_den) = map(quantity_value, (request, limit))
+        if request_num * limit_den > limit_num * request_den:
             raise InputError(
                 f"--{resource}-request {request} is above --{resource}-limit {limit}; Kubernetes "
                 "refuses a request larger than its limit. Lower the request or raise the limit."
