@@ -289,7 +289,6 @@ def render(**params: Any) -> None:
     """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
     that serve a JWKS in one or more namespaces."""
     from .render import output_files, render_objects, to_json_list, to_yaml_stream
-    from .writes import write_tree
 
     apply_set_values(click.get_current_context(), params, params.pop("set", ()))
     output: str = params.pop("output")
@@ -299,6 +298,8 @@ def render(**params: Any) -> None:
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     if output_dir:
+        from .writes import write_tree
+
         files = output_files(rendered.objects)
         written = write_tree(output_dir, files, "render", force)
         for note in written.notes(output_dir):
