@@ -21,7 +21,7 @@ import click
 
 from . import rotation
 from .cli import cluster_options, render_options
-from .cli_common import DRY_RUN_CHOICES, stack_options, vocab_option
+from .cli_common import dry_run_option, stack_options, vocab_option
 from .cli_keys import DEFAULT_PRIVATE, key_type_options
 from .errors import InputError
 from .errors import TooEarly as TooEarlyError
@@ -143,15 +143,9 @@ def shared_options(command: Any) -> Any:
 
 def step_options(command: Any) -> Any:
     options = [
-        vocab_option(
-            "dry-run",
-            type=click.Choice(DRY_RUN_CHOICES),
-            is_flag=False,
-            flag_value="server",
-            default="none",
-            show_default=True,
-            help="client: decide and print, change nothing; server: also send the objects "
-            "with dryRun=All.",
+        dry_run_option(
+            "client: decide and print, change nothing; server (bare --dry-run): also send the "
+            "objects with dryRun=All."
         ),
         vocab_option(
             "timeout",

@@ -35,3 +35,20 @@ def test_parallel_is_checked_the_same_in_apply_and_delete() -> None:
         result = run(command, "-n", "a", "--parallel", "0")
         assert result.exit_code == 2, (command, result.output)
         assert "--parallel" in result.stderr and "1<=x<=64" in result.stderr
+
+
+def _shape(option: click.Option) -> tuple[object, ...]:
+    choices = getattr(option.type, "choices", None)
+    return (choices, option.is_flag, option.flag_value, option.default, option.show_default)
+
+
+def test_rotate_steps_take_the_one_dry_run_flag() -> None:
+    """Every rotate step's --dry-run is kubectl's, as in apply: bare means server."""
+    shared = _shape(_option("apply", "--dry-run"))
+    assert shared == (("none", "client", "server"), False, "server", "none", True)
+    for step in ("start", "promote", "finish", "run", "revoke"):
+        assert _shape(_option(f"rotate {step}", "--dry-run")) == shared, step
+        shown = " ".join(run("rotate", step, "--help").stdout.split())
+        assert "--dry-run [none|client|server]" in shown, step
+        assert "client: decide and print, change nothing" in shown, step
+        assert "server (bare --dry-run): also send the objects with dryRun=All" in shown, step
