@@ -646,17 +646,18 @@ def verify_command(
 
 
 @click.command("serve")
-@click.option("--jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
-@click.option(
-    "--listen",
+@vocab_option("jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
+@vocab_option(
+    "listen",
+    "listen",
+    aliases=("--address",),
     default="127.0.0.1",
     show_default=True,
     metavar="HOST",
     help="Listen address (0.0.0.0 in a container).",
 )
-@click.option("--address", "old_address", hidden=True, metavar="HOST")
-@click.option(
-    "--port",
+@vocab_option(
+    "port",
     default=8080,
     show_default=True,
     type=click.IntRange(0, 65535),
@@ -709,7 +710,6 @@ def verify_command(
 def serve_command(
     path: str,
     listen: str,
-    old_address: str | None,
     port: int,
     max_age: str,
     access_log: str,
@@ -730,8 +730,8 @@ def serve_command(
 
     limits = Limits(
         max_connections=max_connections,
-        idle_timeout=max(parse_duration(idle_timeout, "--idle-timeout"), 0.001),
-        header_timeout=max(parse_duration(header_timeout, "--header-timeout"), 0.001),
+        idle_timeout=_connection_timeout(idle_timeout, "--idle-timeout"),
+        header_timeout=_connection_timeout(header_timeout, "--header-timeout"),
         max_age=int(parse_duration(max_age, "--max-age")),
         shutdown_grace=parse_duration(shutdown_grace, "--shutdown-grace"),
     )
@@ -739,10 +739,24 @@ def serve_command(
     document = parse_jwks(data, f"JWKS file {path!r}")
     for warning in enforce(lint_jwks(document), strict=False):
         click.echo(str(warning), err=True)
-    address = old_address if old_address is not None else listen
-    server = bind(address, port, data, document, sys.stderr, limits, access_log)
+    server = bind(listen, port, data, document, sys.stderr, limits, access_log)
     host, bound = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
     run_until_signalled(server)
     click.echo("stopped", err=True)
+
+
+def _connection_timeout(text: str, flag: str) -> float:
+    """A connection deadline of serve: 0 would close every connection before its first byte,
+    so it is refused rather than quietly raised."""
+    from .errors import InputError
+    from .settings import parse_duration
+
+    seconds = parse_duration(text, flag)
+    if seconds < 0.001:
+        raise InputError(
+            f"{flag} {text!r} is shorter than 1ms, so no request could arrive in time. Use a "
+            "duration like 10s."
+        )
+    return seconds

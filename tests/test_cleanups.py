@@ -3,12 +3,15 @@ them: --parallel, rotate's --dry-run, serve's --listen and timeouts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+import pytest
 
 from jwksdeploy.cli import cli
 from jwksdeploy.cli_common import VocabOption
 
-from .helpers import run
+from .helpers import jwks_bytes, oct_key, run
 
 
 def _option(path: str, flag: str) -> click.Option:
@@ -52,3 +55,24 @@ def test_rotate_steps_take_the_one_dry_run_flag() -> None:
         assert "--dry-run [none|client|server]" in shown, step
         assert "client: decide and print, change nothing" in shown, step
         assert "server (bare --dry-run): also send the objects with dryRun=All" in shown, step
+
+
+def test_serve_listen_is_the_vocabulary_concept_with_address_hidden() -> None:
+    listen = _option("serve", "--listen")
+    assert isinstance(listen, VocabOption) and listen.concept == "listen"
+    assert listen.opts == ["--listen", "--address"] and listen.hidden_aliases == ("--address",)
+    for flag, concept in (("--jwks", "jwks"), ("--port", "port")):
+        option = _option("serve", flag)
+        assert isinstance(option, VocabOption) and option.concept == concept
+
+
+@pytest.mark.parametrize("flag", ["--idle-timeout", "--header-timeout"])
+@pytest.mark.parametrize("value", ["0", "0s", "0.0001", "0ms"])
+def test_serve_refuses_a_connection_timeout_of_zero(tmp_path: Path, flag: str, value: str) -> None:
+    """0 used to become 1 ms silently: every connection closed before its request."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(jwks_bytes(oct_key(kid="a")))
+    result = run("serve", "--jwks", str(jwks), "--port", "0", flag, value)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {flag} ")
+    assert "1ms" in result.stderr and "serving" not in result.stderr
