@@ -16,8 +16,11 @@ from typing import Any
 
 from .errors import ClusterRejected
 
+# The default field manager (apply --field-manager); the one in force is passed in, so
+# objects applied under another name are still told apart from another tool's.
 FIELD_MANAGER = "jwksdeploy"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "jwksdeploy"  # render.MANAGED_BY: our label, whatever the field manager
 INSTANCE = "app.kubernetes.io/instance"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # `kubectl apply` (client-side) records its fields as kubectl-client-side-apply (Update);
@@ -40,7 +43,7 @@ def ownership(live: dict[str, Any] | None, instance: str) -> str:
     if live is None:
         return ABSENT
     labels = labels_of(live)
-    if labels.get(MANAGED_BY) == FIELD_MANAGER and labels.get(INSTANCE) == instance:
+    if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE) == instance:
         return OURS
     return FOREIGN
 
@@ -68,8 +71,9 @@ def kubectl_managers(live: dict[str, Any] | None) -> list[str]:
     )
 
 
-def other_managers(live: dict[str, Any] | None) -> list[str]:
-    """Managers other than us and kubectl that own real fields (labels, spec, data...).
+def other_managers(live: dict[str, Any] | None, field_manager: str = FIELD_MANAGER) -> list[str]:
+    """Managers other than us (`field_manager`) and kubectl that own real fields (labels,
+    spec, data...).
 
     Controllers that only annotate the object, like the deployment controller's
     `deployment.kubernetes.io/revision`, are not counted: they do not compete with us.
@@ -79,7 +83,7 @@ def other_managers(live: dict[str, Any] | None) -> list[str]:
             str(e.get("manager"))
             for e in _entries(live)
             if e.get("manager") not in KUBECTL_MANAGERS
-            and e.get("manager") != FIELD_MANAGER
+            and e.get("manager") != field_manager
             and _owns_more_than_annotations(e)
         }
     )
@@ -94,9 +98,10 @@ def union_fields(a: Any, b: Any) -> dict[str, Any]:
 
 
 def migrated_managed_fields(
-    live: dict[str, Any], api_version: str, now: str
+    live: dict[str, Any], api_version: str, now: str, field_manager: str = FIELD_MANAGER
 ) -> list[dict[str, Any]] | None:
-    """managedFields with every kubectl entry folded into our Apply entry; None when kubectl
+    """managedFields with every kubectl entry folded into the Apply entry of `field_manager`
+    (ours); None when kubectl
     holds nothing. Once the fields are ours, our next apply drops what we do not render,
     the last-applied annotation included, so a stale copy of the old YAML never lingers."""
     entries = (live.get("metadata") or {}).get("managedFields") or []
@@ -111,7 +116,7 @@ def migrated_managed_fields(
         e
         for e in entries
         if isinstance(e, dict)
-        and e.get("manager") == FIELD_MANAGER
+        and e.get("manager") == field_manager
         and e.get("operation") == "Apply"
         and not e.get("subresource")
     ]
@@ -120,7 +125,7 @@ def migrated_managed_fields(
         fields = union_fields(fields, entry.get("fieldsV1") or {})
     kept = [e for e in entries if isinstance(e, dict) and e not in moving and e not in ours]
     merged = {
-        "manager": FIELD_MANAGER,
+        "manager": field_manager,
         "operation": "Apply",
         "apiVersion": api_version,
         "time": now,
@@ -277,8 +282,10 @@ def plan_namespace(
     live: dict[tuple[str, str], dict[str, Any] | None],
     instance: str,
     recreate: bool,
+    field_manager: str = FIELD_MANAGER,
 ) -> NamespacePlan:
-    """Decide, for one namespace, what to send for each rendered object."""
+    """Decide, for one namespace, what to send for each rendered object; `field_manager`
+    is the one apply uses, whose fields are ours."""
     deployment = next((o for o in objects if o["kind"] == "Deployment"), None)
     live_deployment = live.get(("Deployment", instance)) if deployment else None
     plan = NamespacePlan(namespace, [])
@@ -303,7 +310,7 @@ def plan_namespace(
                 live=current,
                 ownership=state,
                 kubectl=kubectl_managers(current),
-                others=other_managers(current) if state == FOREIGN else [],
+                others=other_managers(current, field_manager) if state == FOREIGN else [],
                 recreate=obj["kind"] == "Deployment" and plan.old_selector is not None,
             )
         )

@@ -603,14 +603,14 @@ def plan_apply(
             )
             for o in group
         }
-        plan = plan_namespace(namespace, group, live, instance, recreate)
+        plan = plan_namespace(namespace, group, live, instance, recreate, cluster.field_manager)
         for item in plan.objects:
             if item.others and not force:
                 raise ApplyConflict(
                     f"{item.kind} {item.name!r} in {namespace!r} exists and is managed by "
-                    f"{', '.join(item.others)}, not by jwksdeploy or kubectl. Nothing was "
-                    "changed. Re-run with --force-conflicts to take its fields over, or remove "
-                    "it from the other tool first.",
+                    f"{', '.join(item.others)}, not by {cluster.field_manager} or kubectl. "
+                    "Nothing was changed. Re-run with --force-conflicts to take its fields "
+                    "over, or remove it from the other tool first.",
                     managers=item.others,
                 )
         plans.append(plan)
@@ -789,7 +789,7 @@ def _apply_one(
 def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any]) -> None:
     """Move the fields kubectl owns to our field manager (kubectl's own client-side to
     server-side migration), guarded by the resourceVersion we planned against."""
-    managed = migrated_managed_fields(live, obj["apiVersion"], _now())
+    managed = migrated_managed_fields(live, obj["apiVersion"], _now(), cluster.field_manager)
     if managed is None:
         return
     meta = obj["metadata"]
@@ -797,7 +797,7 @@ def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[st
     cluster.request(
         "PATCH",
         resource_path(obj["kind"], meta.get("namespace"), meta["name"]),
-        query={"fieldManager": FIELD_MANAGER},
+        query={"fieldManager": cluster.field_manager},
         body={"metadata": {"managedFields": managed, "resourceVersion": rv}},
         content_type="application/merge-patch+json",
         what=f"{obj['kind']} {meta['name']!r}",

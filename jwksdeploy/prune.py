@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .adopt import FIELD_MANAGER, INSTANCE, MANAGED_BY, OURS, ownership
+from .adopt import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, OURS, ownership
 from .render import TEMPLATES
 
 
 def instance_selector(instance: str) -> str:
     """The label selector of one instance's objects."""
-    return f"{MANAGED_BY}={FIELD_MANAGER},{INSTANCE}={instance}"
+    return f"{MANAGED_BY}={MANAGED_BY_VALUE},{INSTANCE}={instance}"
 
 
 def prunable_kinds(rendered: list[dict[str, Any]]) -> list[str]:

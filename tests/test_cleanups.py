@@ -4,14 +4,20 @@ them: --parallel, rotate's --dry-run, serve's --listen and timeouts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 
+from jwksdeploy import adopt
 from jwksdeploy.cli import cli
 from jwksdeploy.cli_common import VocabOption
 
-from .helpers import jwks_bytes, oct_key, run
+from .helpers import EXAMPLES, jwks_bytes, oct_key, run
+from .kube import Kube
+from .test_adopt import NAME, kubectl_apply_source, managers, source_objects
+
+JWKS = str(EXAMPLES / "jwks-rsa.json")
 
 
 def _option(path: str, flag: str) -> click.Option:
@@ -76,3 +82,60 @@ def test_serve_refuses_a_connection_timeout_of_zero(tmp_path: Path, flag: str, v
     assert result.exit_code == 3, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {flag} ")
     assert "1ms" in result.stderr and "serving" not in result.stderr
+
+
+# --- adoption uses the field manager in force (apply --field-manager) ---------------------------
+
+
+def _managed(manager: str, fields: dict[str, Any], operation: str = "Apply") -> dict[str, Any]:
+    return {"manager": manager, "operation": operation, "fieldsV1": fields}
+
+
+def test_the_field_manager_in_force_is_ours_in_the_pure_decisions() -> None:
+    team = _managed("team-a", {"f:data": {"f:jwks.json": {}}})
+    kubectl = _managed("kubectl-client-side-apply", {"f:spec": {"f:x": {}}}, "Update")
+    live = {"metadata": {"managedFields": [team, kubectl]}}
+    assert adopt.other_managers(live) == ["team-a"]
+    assert adopt.other_managers(live, "team-a") == []
+    managed = adopt.migrated_managed_fields(live, "v1", "2026-01-01T00:00:00Z", "team-a")
+    assert managed is not None and [m["manager"] for m in managed] == ["team-a"]
+    assert managed[0]["fieldsV1"] == {"f:data": {"f:jwks.json": {}}, "f:spec": {"f:x": {}}}
+
+
+@pytest.mark.cluster
+def test_apply_under_a_field_manager_adopts_kubectls_objects_and_applies_again(
+    kube: Kube,
+) -> None:
+    """kubectl's fields move to the field manager in force, not to `jwksdeploy`, so the
+    next apply under the same manager does not conflict with a manager nobody uses."""
+    kubectl_apply_source(kube)
+    apply = ("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    first = kube.jwksdeploy(*apply, "--field-manager", "team-a")
+    assert first.exit_code == 0, first.stderr
+    assert "adopt configmap/jwks-config" in first.stderr
+    for kind, name in (("ConfigMap", "jwks-config"), ("Deployment", NAME), ("Service", NAME)):
+        live = kube.read(kind, name)
+        assert live is not None and managers(live) == {"team-a"}, (kind, live["metadata"])
+    again = kube.jwksdeploy(*apply, "--field-manager", "team-a")
+    assert again.exit_code == 0, again.stderr
+    assert "configmap/jwks-config unchanged" in again.stderr
+
+
+@pytest.mark.cluster
+def test_objects_a_field_manager_made_are_adopted_under_that_field_manager(kube: Kube) -> None:
+    """A ConfigMap that `team-a` applied without our labels is another tool's for the
+    default field manager, and our own for `--field-manager team-a`."""
+    [configmap] = [o for o in source_objects() if o["kind"] == "ConfigMap"]
+    kube.server_side_apply(configmap, "team-a")
+    apply = ("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    refused = kube.jwksdeploy(*apply)
+    assert refused.exit_code == 8, refused.stderr
+    assert "managed by team-a, not by jwksdeploy or kubectl" in refused.stderr
+    taken = kube.jwksdeploy(*apply, "--field-manager", "team-a")
+    assert taken.exit_code == 0, taken.stderr
+    live = kube.read("ConfigMap", "jwks-config")
+    assert live is not None
+    assert live["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "jwksdeploy"
+    assert managers(live) == {"team-a"}
+    twice = kube.jwksdeploy(*apply, "--field-manager", "team-a")
+    assert twice.exit_code == 0 and "configmap/jwks-config unchanged" in twice.stderr
