@@ -353,18 +353,11 @@ def cluster_options(command: F) -> F:
 
 
 def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:
-    from .cluster import connect
+    from .cli_common import connect_cluster
     from .settings import parse_duration
 
-    cluster = connect(kubeconfig, context, parse_duration(request_timeout, "--request-timeout"))
-    if cluster.insecure:
-        click.echo(
-            f"warning: the kubeconfig sets insecure-skip-tls-verify for {cluster.server}: its "
-            "certificate is not checked, so anyone on the network path can pose as the API "
-            "server and read the credentials sent to it. Set certificate-authority instead.",
-            err=True,
-        )
-    return cluster
+    seconds = parse_duration(request_timeout, "--request-timeout")
+    return connect_cluster(kubeconfig, context, seconds)
 
 
 def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:

@@ -173,8 +173,28 @@ def resolve_url(
     if url is not None:
         return url
     from .cluster import deployed_url
+    from .settings import check_dns1123_label, check_object_name
 
-    return deployed_url(str(namespace), instance, address, kubeconfig, context, timeout)
+    check_dns1123_label("--namespace", str(namespace))
+    check_object_name(instance)
+    cluster = connect_cluster(kubeconfig, context, timeout)
+    return deployed_url(cluster, str(namespace), instance, address)
+
+
+def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout: float) -> Any:
+    """The cluster of --kubeconfig/--context, for every command that reaches one: says once,
+    on stderr, when the kubeconfig turns off TLS verification."""
+    from .cluster import connect
+
+    cluster = connect(kubeconfig, context, request_timeout)
+    if cluster.insecure:
+        click.echo(
+            f"warning: the kubeconfig sets insecure-skip-tls-verify for {cluster.server}: its "
+            "certificate is not checked, so anyone on the network path can pose as the API "
+            "server and read the credentials sent to it. Set certificate-authority instead.",
+            err=True,
+        )
+    return cluster
 
 
 DRY_RUN_CHOICES = ("none", "client", "server")

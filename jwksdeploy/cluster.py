@@ -931,20 +931,9 @@ def deployed_endpoint(
     return endpoint_for(cluster, service, address)
 
 
-def deployed_url(
-    namespace: str,
-    name: str,
-    address: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    timeout: float,
-) -> str:
+def deployed_url(cluster: Cluster, namespace: str, name: str, address: str | None) -> str:
     """The URL `apply` printed for the instance `name` in `namespace`, read from the cluster."""
-    from .settings import check_dns1123_label, check_object_name
-
-    check_dns1123_label("--namespace", namespace)
-    cluster = connect(kubeconfig, context, timeout)
-    endpoint = deployed_endpoint(cluster, namespace, check_object_name(name), address)
+    endpoint = deployed_endpoint(cluster, namespace, name, address)
     if endpoint.url is None:
         raise ClusterRejected(
             f"the JWKS URL in namespace {namespace!r} is not known: {endpoint.source}. Pass "

@@ -3,6 +3,7 @@ them: --parallel, rotate's --dry-run, serve's --listen and timeouts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from jwksdeploy.cli_common import VocabOption
 from .helpers import EXAMPLES, jwks_bytes, oct_key, run
 from .kube import Kube
 from .test_adopt import NAME, kubectl_apply_source, managers, source_objects
+from .test_apply import SECRET_TOKEN, _kubeconfig, _NoService, _tls_server
 
 JWKS = str(EXAMPLES / "jwks-rsa.json")
 
@@ -139,3 +141,38 @@ def test_objects_a_field_manager_made_are_adopted_under_that_field_manager(kube:
     assert managers(live) == {"team-a"}
     twice = kube.jwksdeploy(*apply, "--field-manager", "team-a")
     assert twice.exit_code == 0 and "configmap/jwks-config unchanged" in twice.stderr
+
+
+# --- every command that reaches the cluster warns about insecure-skip-tls-verify ---------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["url", "-n", "x"], 9),
+        (["status", "-n", "x"], 9),
+        (["verify", "-n", "x"], 9),
+        (["gateway", "--provider", "istio", "-n", "x"], 9),
+        (["delete", "-n", "x", "--dry-run=client"], 0),
+    ],
+    ids=["url", "status", "verify", "gateway", "delete"],
+)
+def test_every_cluster_command_says_once_that_tls_is_not_checked(
+    tmp_path: Path, args: list[str], code: int
+) -> None:
+    """The API server has no such Service (404s): the warning comes first, then the verdict."""
+    path = tmp_path / "kubeconfig"
+    with _tls_server(_NoService) as port:
+        server = f"https://127.0.0.1:{port}"
+        path.write_text(
+            json.dumps(
+                _kubeconfig(server, {"insecure-skip-tls-verify": True}, {"token": SECRET_TOKEN})
+            )
+        )
+        result = run(*args, "--kubeconfig", str(path))
+    warning = f"warning: the kubeconfig sets insecure-skip-tls-verify for {server}: "
+    lines = result.stderr.splitlines()
+    assert result.exit_code == code, result.stderr
+    assert lines[0].startswith(warning), result.stderr
+    assert result.stderr.count("insecure-skip-tls-verify") == 1, result.stderr
+    assert "InsecureRequestWarning" not in result.stderr and SECRET_TOKEN not in result.stderr
