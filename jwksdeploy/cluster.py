@@ -55,6 +55,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Event": ("/api/v1/namespaces/{namespace}", "events"),
 }
 VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
+# The largest answer read (a Node list of a big cluster is a few MiB); more is not an API's.
+MAX_ANSWER_BYTES = 64 << 20
 
 
 class NotFound(JwksDeployError):
@@ -145,7 +147,7 @@ class Cluster:
                 body=serialized,
                 _request_timeout=self.request_timeout,
             )
-            data = response.read()
+            data = response.response.read(MAX_ANSWER_BYTES + 1)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or (
@@ -170,9 +172,13 @@ class Cluster:
         for warning in response.headers.get_all("Warning") or []:
             self.warnings.append(str(warning))
         status = int(response.status)
+        if len(data) > MAX_ANSWER_BYTES:
+            raise self._malformed(
+                method, path, f"an answer larger than {MAX_ANSWER_BYTES >> 20} MiB"
+            )
         try:
             document = json.loads(data) if data else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             document = {}
         if 200 <= status < 300:
             if isinstance(document, dict) and (document or not data):
@@ -186,6 +192,32 @@ class Cluster:
             f"with {status} and no Kubernetes object. Check the kubeconfig's server address "
             "(`kubectl cluster-info` prints the right one)."
         )
+
+    def _malformed(self, method: str, path: str, reason: str) -> ClusterUnreachable:
+        return ClusterUnreachable(
+            f"the server at {self.server} answered {method} {path} with {reason}, which no "
+            "Kubernetes API server sends. Check the kubeconfig's server address and any proxy "
+            "in front of the API server."
+        )
+
+    def _checked(self, document: Any, kind: str, method: str, path: str) -> dict[str, Any]:
+        """The answer if it has the shape the API guarantees for a `kind` (kubeshape)."""
+        from .kubeshape import check_object
+
+        try:
+            check_object(document, kind)
+        except ValueError as exc:
+            raise self._malformed(method, path, str(exc)) from None
+        result: dict[str, Any] = document
+        return result
+
+    def _checked_items(self, document: Any, kind: str, path: str) -> _Items:
+        from .kubeshape import check_list
+
+        try:
+            return check_list(document, kind)
+        except ValueError as exc:
+            raise self._malformed("GET", path, str(exc)) from None
 
     def _translate(
         self, status: int, document: Any, method: str, path: str, what: str
@@ -237,20 +269,20 @@ class Cluster:
     # --- operations -----------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        path = resource_path(kind, namespace, name)
         try:
-            return self.request(
-                "GET", resource_path(kind, namespace, name), what=f"{kind} {name!r}"
-            )
+            document = self.request("GET", path, what=f"{kind} {name!r}")
         except NotFound:
             return None
+        return self._checked(document, kind, "GET", path)
 
     def list(
         self, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None
-        document = self.request("GET", resource_path(kind, namespace), query=query, what=kind)
-        items = document.get("items") or []
-        return [item for item in items if isinstance(item, dict)]
+        path = resource_path(kind, namespace)
+        document = self.request("GET", path, query=query, what=kind)
+        return self._checked_items(document, kind, path)
 
     def nodes(self) -> _Items:
         """The cluster's nodes, listed once per run (every namespace's URL needs them)."""
@@ -273,10 +305,11 @@ class Cluster:
             query["labelSelector"] = label_selector
         if field_selector:
             query["fieldSelector"] = field_selector
-        document = self.request("GET", resource_path(kind, namespace), query=query, what=kind)
-        items = document.get("items") or []
+        path = resource_path(kind, namespace)
+        document = self.request("GET", path, query=query, what=kind)
+        items = self._checked_items(document, kind, path)
         version = str((document.get("metadata") or {}).get("resourceVersion") or "")
-        return [item for item in items if isinstance(item, dict)], version
+        return items, version
 
     def watch(
         self,
@@ -329,11 +362,15 @@ class Cluster:
             ) from None
         status = int(response.status)
         if status == 200:
-            return WatchStream(response.response)
-        data = response.read()
+            return WatchStream(
+                response.response,
+                kind,
+                lambda reason: self._malformed("GET", path + "?watch=1", reason),
+            )
+        data = response.response.read(MAX_ANSWER_BYTES)
         try:
             document = json.loads(data) if data else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             document = {}
         if status == 410:
             raise WatchExpired(f"watch of {kind} expired")
@@ -351,15 +388,17 @@ class Cluster:
             query["dryRun"] = "All"
         namespace = meta.get("namespace")
         what = f"{obj['kind']} {meta['name']!r}" + (f" in {namespace!r}" if namespace else "")
+        path = resource_path(obj["kind"], namespace, meta["name"])
         try:
-            return self.request(
+            answer = self.request(
                 "PATCH",
-                resource_path(obj["kind"], namespace, meta["name"]),
+                path,
                 query=query,
                 body=obj,
                 content_type=APPLY_CONTENT_TYPE,
                 what=what,
             )
+            return self._checked(answer, obj["kind"], "PATCH", path)
         except NotFound as exc:
             raise ClusterRejected(
                 f"namespace {namespace!r} does not exist ({exc}). Create it, or pass "
@@ -386,8 +425,15 @@ class Cluster:
 class WatchStream:
     """The events of one open watch, as (type, object); ends when the server closes it."""
 
-    def __init__(self, response: Any) -> None:
+    def __init__(
+        self,
+        response: Any,
+        kind: str = "",
+        malformed: Callable[[str], JwksDeployError] | None = None,
+    ) -> None:
         self._response = response
+        self._kind = kind
+        self._malformed = malformed
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         import urllib3
@@ -409,6 +455,7 @@ class WatchStream:
                     if obj.get("code") == 410:
                         raise WatchExpired("watch expired")
                     return
+                self._check(obj)
                 yield kind, obj
         except (urllib3.exceptions.HTTPError, OSError, ValueError):
             return  # the connection ended (closed, timed out or shut down): resume
@@ -416,6 +463,15 @@ class WatchStream:
             # a shut-down connection cannot go back to the pool
             with contextlib.suppress(Exception):
                 self._response.release_conn()
+
+    def _check(self, obj: dict[str, Any]) -> None:
+        from .kubeshape import check_object
+
+        if self._kind and self._malformed is not None:
+            try:
+                check_object(obj, self._kind)
+            except ValueError as exc:
+                raise self._malformed(f"a watch event holding {exc}") from None
 
     def close(self) -> None:
         """End the stream from another thread (urllib3 interrupts the blocked read)."""

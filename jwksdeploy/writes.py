@@ -1052,6 +1052,9 @@ def _check_key_staged(path: Any, staged: Any, suffix: str) -> None:
 def key_journal_path(path: str) -> str:
     """Where a key-file transaction whose first file is `path` keeps its journal."""
     folder, name = os.path.split(os.path.abspath(path))
+    if len(os.fsencode(f"{STAGING_PREFIX}journal.{name}.json.tmp")) > 255:
+        # A valid long file name would make an invalid journal name (NAME_MAX is 255 bytes).
+        name = hashlib.sha256(os.fsencode(name)).hexdigest()
     return os.path.join(folder, f"{STAGING_PREFIX}journal.{name}.json")
 
 
@@ -1059,6 +1062,8 @@ def key_journal_path(path: str) -> str:
 def key_files_locked(paths: Sequence[str]) -> Iterator[list[str]]:
     """Lock the directories of these files, and finish or undo an interrupted write of them
     first; yields what was recovered (lines for stderr). Reentrant within this process."""
+    for path in paths:
+        check_path_text("a key file path", path)
     folders = sorted({os.path.dirname(os.path.abspath(path)) for path in paths})
     with contextlib.ExitStack() as stack:
         opened: list[tuple[os.stat_result, int, str]] = []
@@ -1083,9 +1088,9 @@ def key_files_locked(paths: Sequence[str]) -> Iterator[list[str]]:
 def _recover_keys(path: str) -> str | None:
     journal_path = key_journal_path(path)
     folder = os.path.dirname(journal_path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(journal_path + ".tmp")
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(journal_path + ".tmp")
         with open(journal_path, "rb") as handle:
             data = handle.read(_MAX_RECORD_BYTES + 1)
         if len(data) > _MAX_RECORD_BYTES:

@@ -1,0 +1,226 @@
+"""The second hostile-input campaign (issue 9, "other hostile inputs"): what the first one's
+suites did not reach. Each finding has its regression here: the input, the command, and the
+clean refusal it now gets (documented exit code, one `error: ` line, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jwksdeploy.kubeshape import check_list, check_object
+
+from .hostile import (
+    Outcome,
+    assert_clean_stderr,
+    assert_refused,
+    invoke,
+    key_pair_files,
+    kubeconfig,
+    raw_server,
+    snapshot,
+)
+from .kube import Kube
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Key file paths: a NUL byte, and a long but valid file name (the journal's name overflowed)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jwks", "generate", "--add-to", "a\x00b"],
+        ["jwks", "rotate", "--private", "a\x00b"],
+        ["rotate", "status", "-n", "ns", "--private", "a\x00b"],
+    ],
+    ids=["generate-add-to", "jwks-rotate", "rotate-status"],
+)
+def test_nul_in_a_key_file_path_is_refused(args: list[str], tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    before = snapshot(tmp_path)
+    outcome = invoke(*args)
+    assert_refused(outcome, (3, 5), before=before, after=snapshot(tmp_path), mentions=["NUL"])
+
+
+def test_generate_with_the_longest_file_names(tmp_path: Path) -> None:
+    """255 bytes is a valid name; the transaction's journal beside it must still fit."""
+    public, private = "j" * 250 + ".json", "p" * 250 + ".json"
+    outcome = invoke("jwks", "generate", "--jwks", public, "--private", private)
+    assert outcome.code == 0, outcome.describe()
+    assert json.loads((tmp_path / public).read_text())["keys"]
+    assert json.loads((tmp_path / private).read_text())["keys"]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".jwksdeploy-")]
+
+
+@pytest.mark.parametrize("command", [["jwks", "generate", "--jwks"], ["jwks", "public", "--jwks"]])
+def test_file_name_too_long_is_refused(command: list[str], tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    before = snapshot(tmp_path)
+    outcome = invoke(*command, "x" * 300)
+    assert_refused(outcome, (3, 5), before=before, after=snapshot(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# API answers of the wrong shape: refused where they arrive (jwksdeploy/kubeshape.py)
+# ---------------------------------------------------------------------------------------------
+
+SHAPE_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "configmap-data-list": ("ConfigMap", {"data": ["x"]}),
+    "configmap-data-string": ("ConfigMap", {"data": "x"}),
+    "configmap-value-number": ("ConfigMap", {"data": {"jwks.json": 5}}),
+    "annotations-list": ("ConfigMap", {"metadata": {"annotations": ["a"]}}),
+    "labels-string": ("Service", {"metadata": {"labels": "x"}}),
+    "metadata-list": ("Service", {"metadata": []}),
+    "service-ports-object": ("Service", {"spec": {"ports": {"a": 1}}}),
+    "service-ports-ints": ("Service", {"spec": {"ports": [1]}}),
+    "service-node-port-string": ("Service", {"spec": {"ports": [{"nodePort": "x"}]}}),
+    "service-node-port-huge": ("Service", {"spec": {"ports": [{"nodePort": 10**30}]}}),
+    "service-node-port-bool": ("Service", {"spec": {"ports": [{"nodePort": True}]}}),
+    "service-spec-list": ("Service", {"spec": []}),
+    "deployment-status-list": ("Deployment", {"status": []}),
+    "deployment-conditions-string": ("Deployment", {"status": {"conditions": "x"}}),
+    "deployment-replicas-string": ("Deployment", {"status": {"readyReplicas": "2"}}),
+    "node-status-list": ("Node", {"status": []}),
+    "node-addresses-object": ("Node", {"status": {"addresses": {"a": 1}}}),
+    "node-address-number": ("Node", {"status": {"addresses": [{"type": 5, "address": "x"}]}}),
+    "pod-state-string": ("Pod", {"status": {"containerStatuses": [{"state": {"waiting": "x"}}]}}),
+    "not-an-object": ("ConfigMap", []),  # type: ignore[dict-item]
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHAPE_CASES))
+def test_check_object_refuses_wrong_shapes(case: str) -> None:
+    kind, obj = SHAPE_CASES[case]
+    with pytest.raises(ValueError, match=f"a {kind}"):
+        check_object(obj, kind)
+
+
+def test_check_object_accepts_real_objects_and_nulls() -> None:
+    check_object(
+        {
+            "metadata": {"name": "a", "labels": {"k": "v"}, "annotations": None},
+            "spec": {"ports": [{"port": 8080, "nodePort": 31000, "targetPort": "http"}]},
+            "status": {"loadBalancer": {}},
+        },
+        "Service",
+    )
+    check_object({"metadata": {"name": "n"}, "status": {"addresses": None}}, "Node")
+    check_object({"data": {"jwks.json": "{}"}, "whatever": [1, {"x": None}]}, "ConfigMap")
+    assert check_list({"items": None, "metadata": {}}, "Pod") == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [[], {"items": {}}, {"items": [1]}, {"items": [], "metadata": []}],
+    ids=["list", "items-object", "item-number", "metadata-list"],
+)
+def test_check_list_refuses_wrong_shapes(document: Any) -> None:
+    with pytest.raises(ValueError):
+        check_list(document, "Node")
+
+
+def _corrupt(kube: Kube, plural: str, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    emulator = kube.emulator
+    assert emulator is not None
+    namespace = None if plural == "nodes" else kube.namespace
+    with emulator.lock:
+        edit(emulator.store[(plural, namespace, name)].obj)
+
+
+LIVE_CORRUPTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], None]]] = {
+    "configmap-data-list": ("configmaps", "jwks-config", lambda o: o.update(data=["x"])),
+    "configmap-annotations-list": (
+        "configmaps",
+        "jwks-config",
+        lambda o: o["metadata"].update(annotations=["a"]),
+    ),
+    "service-ports-object": (
+        "services",
+        "remote-jwks-go",
+        lambda o: o["spec"].update(ports={"a": 1}),
+    ),
+    "service-node-port-string": (
+        "services",
+        "remote-jwks-go",
+        lambda o: o["spec"]["ports"][0].update(nodePort="x"),
+    ),
+    "node-status-list": ("nodes", "node-1", lambda o: o.update(status=[])),
+    "node-addresses-ints": ("nodes", "node-1", lambda o: o["status"].update(addresses=[1])),
+}
+
+
+@pytest.mark.emulator_only
+@pytest.mark.parametrize("case", sorted(LIVE_CORRUPTIONS))
+def test_live_objects_of_the_wrong_shape(case: str, kube: Kube, tmp_path: Path) -> None:
+    """Findings: `status`, `url`, `gateway`, `rotate status|start` and `apply` exited 70
+    (AttributeError) on a ConfigMap whose data is a list, a Service whose ports is an object,
+    a Node whose status is a list... Now every one is exit 6 naming the field."""
+    public, _ = key_pair_files(tmp_path)
+    setup = invoke("apply", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig, "--no-wait")
+    assert setup.code == 0, setup.describe()
+    _corrupt(kube, *LIVE_CORRUPTIONS[case])
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    commands = {
+        "status": ["status", *ns, "--jwks", str(public)],
+        "url": ["url", *ns],
+        "gateway": ["gateway", "--provider", "istio", *ns, "--issuer", "https://i.example"],
+        "rotate-status": ["rotate", "status", *ns],
+        "apply": ["apply", *ns, "--no-wait"],
+    }
+    for name, args in commands.items():
+        outcome = invoke(*args)
+        if outcome.code == 0:  # this command never reads the corrupted object
+            assert_clean_stderr(outcome)
+            continue
+        assert_refused(outcome, 6, mentions=["which no Kubernetes API server sends"])
+        assert name
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw API answers: huge and deeply nested bodies
+# ---------------------------------------------------------------------------------------------
+
+
+def _answer(body: bytes, status: str = "200 OK") -> Callable[[socket.socket, bytes], None]:
+    def handler(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    return handler
+
+
+def _against(handler: Callable[[socket.socket, bytes], None], tmp_path: Path) -> Outcome:
+    public, _ = key_pair_files(tmp_path)
+    with raw_server(handler) as port:
+        config = tmp_path / "kubeconfig"
+        config.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{port}")))
+        return invoke("url", "-n", "ns", "--kubeconfig", str(config))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 5000 + b"1" + b"}" * 5000],
+    ids=["deep-list", "deep-object"],
+)
+@pytest.mark.parametrize("status", ["200 OK", "409 Conflict", "500 Oops"])
+def test_deeply_nested_api_answer(body: bytes, status: str, tmp_path: Path) -> None:
+    """Finding: a deeply nested answer raised RecursionError out of json.loads (exit 70)."""
+    outcome = _against(_answer(body, status), tmp_path)
+    assert_refused(outcome, (6, 8, 9))
