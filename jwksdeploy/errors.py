@@ -132,9 +132,14 @@ EXIT_CODES: list[tuple[int, str]] = [
 ]
 
 
+# An error quotes what it refuses; a 1 MiB path, kid or value must not flood the terminal.
+MAX_PRINTABLE = 2000
+
+
 def printable(text: str) -> str:
     """Text safe for one line of a terminal: line breaks become spaces, other control
-    characters (terminal escapes) and undecodable bytes from argv are shown escaped."""
+    characters (terminal escapes) and undecodable bytes from argv are shown escaped, and the
+    middle of a text longer than MAX_PRINTABLE is left out (the fix is said at the end)."""
 
     def escape(match: re.Match[str]) -> str:
         char = match.group()
@@ -142,4 +147,8 @@ def printable(text: str) -> str:
             return " "
         return char.encode("unicode_escape", "backslashreplace").decode("ascii")
 
+    if len(text) > MAX_PRINTABLE:
+        head, tail = MAX_PRINTABLE * 2 // 3, MAX_PRINTABLE // 3
+        left_out = len(text) - head - tail
+        text = f"{text[:head]} [...{left_out} characters left out...] {text[-tail:]}"
     return _UNPRINTABLE.sub(escape, text)

@@ -168,8 +168,16 @@ def from_json(text: str, source: str) -> State:
     windows = {}
     for name in ("cacheWindowSeconds", "maxTokenTtlSeconds"):
         value = document.get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise InputError(f"the rotation state in {source}: {name} is not a number of seconds.")
+        # The flags' bound (settings.MAX_DURATION_SECONDS): a longer window overflows a date.
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0 <= value <= 10 * 365 * 24 * 3600
+        ):
+            raise InputError(
+                f"the rotation state in {source}: {name} is not a number of seconds up to ten "
+                "years. Fix or remove the record."
+            )
         windows[name] = float(value)
     state = State(tuple(records), windows["cacheWindowSeconds"], windows["maxTokenTtlSeconds"])
     check(state, source)

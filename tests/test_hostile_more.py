@@ -207,7 +207,7 @@ def _answer(body: bytes, status: str = "200 OK") -> Callable[[socket.socket, byt
 
 
 def _against(handler: Callable[[socket.socket, bytes], None], tmp_path: Path) -> Outcome:
-    public, _ = key_pair_files(tmp_path)
+    key_pair_files(tmp_path)
     with raw_server(handler) as port:
         config = tmp_path / "kubeconfig"
         config.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{port}")))
@@ -224,3 +224,65 @@ def test_deeply_nested_api_answer(body: bytes, status: str, tmp_path: Path) -> N
     """Finding: a deeply nested answer raised RecursionError out of json.loads (exit 70)."""
     outcome = _against(_answer(body, status), tmp_path)
     assert_refused(outcome, (6, 8, 9))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotation records (the local mirror; the ConfigMap annotation is read by the same from_json)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rotating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A local key pair with a rotation started; returns the mirror's document."""
+    monkeypatch.setenv("JWKSDEPLOY_NOW", "1800000000")
+    assert invoke("jwks", "generate").code == 0
+    started = invoke("rotate", "start", "--local")
+    assert started.code == 0, started.describe()
+    document: dict[str, Any] = json.loads((tmp_path / "jwks.private.rotation.json").read_text())
+    return document
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("cacheWindowSeconds", 1e300),
+        ("cacheWindowSeconds", 10**30),
+        ("maxTokenTtlSeconds", 10**18),
+        ("maxTokenTtlSeconds", 1e300),
+    ],
+)
+@pytest.mark.parametrize("step", ["status", "promote", "run"])
+def test_rotation_record_with_an_overflowing_window(
+    field: str,
+    value: float,
+    step: str,
+    rotating: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finding: a window past year 9999 raised OverflowError (or EOVERFLOW) formatting a date,
+    exit 70, at status or once promote was due. Now the record is refused like the flags."""
+    rotating["state"][field] = value
+    (tmp_path / "jwks.private.rotation.json").write_text(json.dumps(rotating))
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(1800000000 + 10**7))  # every step is due
+    before = snapshot(tmp_path)
+    outcome = invoke("rotate", step, "--local")
+    assert_refused(outcome, 3, before=before, after=snapshot(tmp_path), mentions=[field])
+
+
+def test_a_huge_value_in_a_record_gives_a_short_error(
+    rotating: dict[str, Any], tmp_path: Path
+) -> None:
+    """Finding: a 900 KB kid in the record was echoed whole into the one-line error."""
+    rotating["state"]["keys"][1]["kid"] = "k" * 900_000
+    (tmp_path / "jwks.private.rotation.json").write_text(json.dumps(rotating))
+    outcome = invoke("rotate", "status", "--local")
+    assert_refused(outcome, 3)
+    assert len(outcome.stderr) < 10_000
+    assert "characters left out" in outcome.stderr
+
+
+def test_a_megabyte_path_gives_a_short_error(tmp_path: Path) -> None:
+    outcome = invoke("render", "--jwks", "x" * 1_000_000, "-n", "a")
+    assert_refused(outcome, 3, mentions=["too long|does not exist"])
+    assert len(outcome.stderr) < 10_000
