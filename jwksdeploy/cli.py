@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -358,21 +357,6 @@ def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) 
 
     seconds = parse_duration(request_timeout, "--request-timeout")
     return connect_cluster(kubeconfig, context, seconds)
-
-
-def _progress(verbose_tty: bool) -> Callable[[Any, float], None]:
-    """Live 'ready/total, elapsed' on a TTY; a plain final line otherwise."""
-
-    def show(state: Any, elapsed: float) -> None:
-        if verbose_tty:
-            end = "\n" if state.done else ""
-            click.echo(
-                f"\r  rollout: {state.message} ({elapsed:.0f}s)\033[K{end}", err=True, nl=False
-            )
-        elif state.done:
-            click.echo(f"  rollout: {state.message} after {elapsed:.0f}s", err=True)
-
-    return show
 
 
 @cli.command()

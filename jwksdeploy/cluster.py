@@ -702,50 +702,6 @@ def preflight(
     return answers
 
 
-def apply_objects(
-    cluster: Cluster,
-    objects: list[dict[str, Any]],
-    *,
-    create_namespace: bool,
-    dry_run: bool,
-    force: bool,
-    on_applied: Callable[[AppliedObject], None],
-    instance: str | None = None,
-    recreate: bool = False,
-    on_plan: Callable[[NamespacePlan], None] | None = None,
-    gone_timeout: float = 60.0,
-) -> list[ApplyReport]:
-    """Apply the rendered objects: read what is live, decide adoption, dry-run everything,
-    then apply namespace by namespace (ConfigMap first, so a new pod never starts without
-    its JWKS). `on_plan` hears each namespace's plan before its first write; `on_applied`
-    hears of each object as it lands, so a failure part-way can say what changed."""
-    name = instance or next(o["metadata"]["name"] for o in objects if o["kind"] != "ConfigMap")
-    plans = plan_apply(cluster, objects, instance=name, recreate=recreate, force=force)
-    try:
-        answers = preflight(cluster, plans, create_namespace=create_namespace, force=force)
-    except JwksDeployError as exc:
-        raise type(exc)(
-            f"{exc} Nothing was changed: a dry run found this before any write."
-        ) from None
-    reports = []
-    for plan in plans:
-        if on_plan:
-            on_plan(plan)
-        reports.append(
-            apply_plan(
-                cluster,
-                plan,
-                answers,
-                create_namespace=create_namespace,
-                dry_run=dry_run,
-                force=force,
-                on_applied=on_applied,
-                gone_timeout=gone_timeout,
-            )
-        )
-    return reports
-
-
 def apply_plan(
     cluster: Cluster,
     plan: NamespacePlan,

@@ -44,7 +44,6 @@ REASONS = {
 TEXT = "text/plain; charset=utf-8"
 BATCH_BYTES = 16 * 1024  # replies written per turn, and a connection's write buffer mark
 ALLOW = "GET, HEAD"
-LOG_FORMATS = ("text", "json", "off")
 _TOKEN_CHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
