@@ -23,7 +23,7 @@ from .cli_common import (
     stack_options,
     vocab_option,
 )
-from .cli_gateway import PROVIDERS, policy_options, print_gateway
+from .cli_gateway import PROVIDERS, policy_options, print_gateway, record_option
 from .errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
 
 # Commands defined in other modules, imported only when named, so `render` and the cluster
@@ -403,6 +403,7 @@ def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) 
 )
 @vocab_option("provider-name", metavar="NAME", help="With --provider.  [default: the --name]")
 @policy_options
+@record_option
 def apply(**flags: Any) -> None:
     """Apply the rendered objects with server-side apply and print the JWKS URL.
 
@@ -431,7 +432,10 @@ def apply(**flags: Any) -> None:
     recreate: bool = flags.pop("recreate")
     wait_seconds = parse_duration(flags.pop("timeout"), "--timeout")
     policy = {key: flags.pop(key) for key in POLICY_PARAMS}
+    record: bool = flags.pop("record")
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
+    if provider is not None:
+        _check_gateway(provider, provider_name or settings.name, settings.namespaces, policy)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     if mode == "client":
@@ -480,6 +484,20 @@ def apply(**flags: Any) -> None:
             for warning in config.warnings:
                 click.echo(f"warning: {warning}", err=True)
             print_gateway(config, str(provider), "yaml", None)
+    if provider is not None and record:
+        from .cli_gateway import record_cache_window
+
+        for report, config in zip(reports, gateways, strict=True):
+            if config is not None and report.error is None:
+                suffix = f"-{report.namespace}" if len(reports) > 1 else ""
+                record_cache_window(
+                    cluster,
+                    report.namespace,
+                    settings.configmap_name,
+                    f"{provider}/{provider_name or settings.name}{suffix}",
+                    config,
+                    dry_run,
+                )
     failure = outcome.error()
     if failure is not None:
         raise failure
@@ -547,6 +565,19 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
             "and readiness probe, usually 5-30s; --wait reports the real time).",
             err=True,
         )
+
+
+def _check_gateway(
+    provider: str, name: str, namespaces: tuple[str, ...], policy: dict[str, Any]
+) -> None:
+    """Refuse bad gateway flags before anything is applied: build each namespace's configuration
+    with a stand-in for the URL, which is known only once the Service exists (apply's URLs are
+    http, so the scheme-dependent checks see what they will see then)."""
+    from .cli_gateway import PLACEHOLDER_URL, build_gateway
+
+    for namespace in namespaces:
+        suffix = f"-{namespace}" if len(namespaces) > 1 else ""
+        build_gateway(provider, f"{name}{suffix}", PLACEHOLDER_URL, policy)
 
 
 def _gateways_for(

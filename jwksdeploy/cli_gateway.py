@@ -10,12 +10,70 @@ from typing import Any
 
 import click
 
-from .cli_common import F, resolve_url, stack_options, url_lookup_options, vocab_option
+from .cli_common import (
+    F,
+    dry_run_option,
+    resolve_url,
+    stack_options,
+    url_lookup_options,
+    vocab_option,
+)
 
 # What `gateway.build` knows; kept here so --help need not import the gateway module
 # (tests/test_gateway.py checks the two agree).
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # gateway.DEFAULT_TRUSTED_CA
+# What `apply --provider` checks its gateway flags against before it applies anything: the
+# real URL exists only once the Service does. Never fetched; http like every URL apply prints.
+PLACEHOLDER_URL = "http://127.0.0.1:30000/jwks"
+
+
+def record_option(command: F) -> F:
+    """`--record/--no-record`: keep the emitted cache window on the instance for `rotate`."""
+    return click.option(
+        "--record/--no-record",
+        default=True,
+        show_default=True,
+        help="With a cluster (-n lookup, or apply): record how long this configuration lets "
+        "the gateway cache the key set, as an annotation on the instance's ConfigMap (its "
+        "metadata only: the served keys and the pods stay as they are); `jwksdeploy rotate` "
+        "waits that long before a new key signs.",
+    )(command)
+
+
+def record_cache_window(
+    cluster: Any, namespace: str, configmap: str, key: str, config: Any, dry_run: bool
+) -> None:
+    """Record config's cache window on the instance; a failure is a warning, never the
+    command's failure (the configuration was printed; rotate falls back to 20m or a flag)."""
+    from .errors import JwksDeployError
+    from .rotate_cluster import record_gateway
+    from .rotation import GatewayWindow, duration_text
+
+    window = GatewayWindow(config.cache_window, config.cache_window_why)
+    text = f"{duration_text(window.seconds)}, {window.why}"
+    try:
+        recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
+    except JwksDeployError as exc:
+        click.echo(
+            f"warning: {namespace}: the gateway's cache window ({text}) was not recorded: "
+            f"{exc} `jwksdeploy rotate` waits 20m unless you pass --cache-window.",
+            err=True,
+        )
+        return
+    if not recorded:
+        click.echo(
+            f"note: {namespace}: the gateway's cache window ({text}) was not recorded: there is "
+            f"no ConfigMap {configmap!r} yet{' (dry run)' if dry_run else ''}.",
+            err=True,
+        )
+        return
+    would = "would record" if dry_run else "recorded"
+    click.echo(
+        f"{namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: {key} "
+        f"caches the key set for {text} (configmap/{configmap})",
+        err=True,
+    )
 
 
 def policy_options(command: F) -> F:
@@ -222,6 +280,11 @@ URL_FROM = ("service", "node-port")
     is_flag=True,
     help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
 )
+@record_option
+@dry_run_option(
+    "With -n lookup: client: record nothing; server (bare --dry-run): send the record with "
+    "dryRun=All. The configuration is printed either way."
+)
 def gateway_command(
     provider: str,
     provider_name: str | None,
@@ -237,6 +300,8 @@ def gateway_command(
     output: str,
     output_dir: str | None,
     force: bool,
+    record: bool,
+    dry_run: str,
     **params: Any,
 ) -> None:
     """Print the gateway's JWT provider configuration, pointed at the deployed JWKS.
@@ -249,10 +314,48 @@ def gateway_command(
         namespace = None
     example = "jwksdeploy gateway --provider contour --url https://jwks.example.com/jwks"
     url = resolve_url(url, namespace, instance, address, kubeconfig, context, example)
-    config = build_gateway(provider, provider_name or instance, url, params)
+    name = provider_name or instance
+    config = build_gateway(provider, name, url, params)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
+    if namespace is not None and record and dry_run != "client":
+        from .cluster import connect
+        from .settings import Settings
+
+        configmap = Settings(namespaces=(namespace,), name=instance).configmap_name
+        record_cache_window(
+            connect(kubeconfig, context),
+            namespace,
+            configmap,
+            f"{provider}/{name}",
+            config,
+            dry_run == "server",
+        )
+    elif record and dry_run == "none":
+        _say_unrecorded(config)
+
+
+def _say_unrecorded(config: Any) -> None:
+    """Without a cluster nothing is recorded: one line saying what `rotate` should be told."""
+    from .rotation import DEFAULT_CACHE_WINDOW, duration_text
+
+    window = duration_text(config.cache_window)
+    if config.cache_window > DEFAULT_CACHE_WINDOW:
+        click.echo(
+            f"warning: this configuration caches the key set for {window} "
+            f"({config.cache_window_why}), longer than the 20m `jwksdeploy rotate` assumes; "
+            "nothing was recorded (no cluster: -n NS records it), so pass "
+            f"`--cache-window {window}` to rotate.",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"note: the cache window ({window}, {config.cache_window_why}) was not recorded (no "
+            f"cluster; -n NS records it): `jwksdeploy rotate` waits 20m unless you pass "
+            f"--cache-window {window}.",
+            err=True,
+        )
 
 
 def url_from_flags(

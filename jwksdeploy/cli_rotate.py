@@ -128,8 +128,9 @@ def shared_options(command: Any) -> Any:
         click.option(
             "--cache-window",
             metavar="DURATION",
-            help="How long gateways may cache the key set.  [default: the recorded one, else "
-            "20m, istiod's refresh interval]",
+            help="How long gateways may cache the key set.  [default: the longest one "
+            "`gateway` or `apply --provider` recorded on the instance's ConfigMap, else the "
+            "one of the last step, else 20m, istiod's refresh interval]",
         ),
         click.option(
             "--max-token-ttl",
@@ -257,6 +258,8 @@ def _load(request: Request) -> Session:
         settings,
     )
     state: rotation.State | None = None
+    windows: dict[str, rotation.GatewayWindow] = {}
+    windows_where = ""
     if request.connect is None:
         state = mirror[0] if mirror else None
     else:
@@ -266,6 +269,8 @@ def _load(request: Request) -> Session:
         live = read_live(session.cluster, session.namespace, session.configmap, session.name)
         session.live_state_text = live.state_text
         where = f"ConfigMap {session.configmap!r} in {session.namespace!r}"
+        windows = rotation.parse_gateway_windows(live.gateways_text, where)
+        windows_where = where
         live_state = (
             rotation.from_json(live.state_text, where) if live.state_text is not None else None
         )
@@ -296,9 +301,12 @@ def _load(request: Request) -> Session:
         state = rotation.initial_state(
             kids, now, rotation.DEFAULT_CACHE_WINDOW, rotation.DEFAULT_MAX_TOKEN_TTL
         )
-    if request.cache_window is not None:
-        seconds = parse_duration(request.cache_window, "--cache-window")
-        state = replace(state, cache_window=seconds)
+    flag = (
+        parse_duration(request.cache_window, "--cache-window")
+        if request.cache_window is not None
+        else None
+    )
+    state = rotation.resolve_cache_window(state, flag, windows, windows_where)
     if request.max_token_ttl is not None:
         seconds = parse_duration(request.max_token_ttl, "--max-token-ttl")
         state = replace(state, max_token_ttl=seconds)
@@ -641,6 +649,10 @@ def status_command(output: str, **params: Any) -> None:
                     "now": rotation.when(session.now),
                     "pendingLocalStep": session.pending,
                     "notes": session.notes,
+                    "cacheWindow": {
+                        "seconds": state.cache_window,
+                        "from": rotation.window_origin_text(state),
+                    },
                     "state": json.loads(rotation.to_json(state)),
                     "next": _due_json(upcoming),
                     "due": due_now,
@@ -655,6 +667,7 @@ def status_command(output: str, **params: Any) -> None:
             f"{where}: cache window {rotation.duration_text(state.cache_window)}, max "
             f"token TTL {rotation.duration_text(state.max_token_ttl)}"
         )
+        click.echo(f"  cache window from: {rotation.window_origin_text(state)}")
         for record in state.keys:
             times = ", ".join(
                 f"{name} {rotation.when(value)}"

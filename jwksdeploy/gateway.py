@@ -73,6 +73,20 @@ IGNORED_BECAUSE = {
 ENVOY_DNS_FAMILY = {"auto": "AUTO", "v4": "V4_ONLY", "v6": "V6_ONLY", "all": "ALL"}
 CONTOUR_DNS_FAMILIES = ("auto", "v4", "v6")  # the HTTPProxy CRD's enum
 ENVOY_DEFAULT_TIMEOUT_NS = 1_000_000_000  # http_uri.timeout is required by Envoy
+# How long each target caches the key set when --cache-duration is not given (seconds), and
+# where that number comes from: what `rotate` must wait for before a new key signs.
+DEFAULT_CACHE_SECONDS: dict[str, tuple[float, str]] = {
+    # RemoteJwks.cache_duration: "If not specified, default cache duration is 10 minutes"
+    # (jwt_authn/v3/config.proto; PubkeyCacheExpirationSec = 600 in jwks_cache.cc).
+    "envoy": (600.0, "Envoy's default remote_jwks.cache_duration"),
+    # Contour leaves cache_duration unset when cacheDuration is empty, so Envoy's 10m applies
+    # (its CRD text says 5m, but Envoy's code says 600 s).
+    "contour": (600.0, "Envoy's default remote_jwks.cache_duration, which Contour leaves unset"),
+    # SecurityPolicy remoteJWKS.cacheDuration: +kubebuilder:default="300s".
+    "envoy-gateway": (300.0, "Envoy Gateway's default remoteJWKS.cacheDuration"),
+    # RequestAuthentication has no cache field; istiod refetches on its own schedule.
+    "istio": (1200.0, "istiod's default PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"),
+}
 DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # the system bundle in Envoy's images
 ENVOY_GATEWAY_MAX_AUDIENCES = 8
 ENVOY_GATEWAY_MAX_LENGTH = 253  # SecurityPolicy CRD: remoteJWKS.uri and issuer
@@ -151,6 +165,9 @@ class GatewayConfig:
     objects: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)  # one per object, for the YAML output
+    # How long the gateway may cache the key set under this configuration, and why.
+    cache_window: float = 0.0
+    cache_window_why: str = ""
 
 
 def gateway_options(
@@ -319,6 +336,18 @@ def parse_backend(text: str) -> tuple[str, int]:
     return name, check_port("--backend port", int(port))
 
 
+def cache_window(options: GatewayOptions) -> tuple[float, str]:
+    """How long the emitted configuration lets the gateway cache the key set (seconds), and
+    why: --cache-duration where the target takes it, else the target's own default."""
+    default, why = DEFAULT_CACHE_SECONDS[options.provider]
+    if (
+        options.cache_duration is None
+        or "--cache-duration" not in DURATION_FIELDS[options.provider]
+    ):
+        return default, why
+    return options.cache_duration / NS_PER_S, "--cache-duration"
+
+
 def go_duration(nanos: int) -> str:
     """A Go / Gateway API duration: `5m`, `1m30s`, `1s500ms` (us and ns only when present)."""
     parts = []
@@ -351,6 +380,7 @@ def build(options: GatewayOptions) -> GatewayConfig:
         "envoy-gateway": _envoy_gateway,
     }[options.provider](options)
     config.warnings.extend(_unused(options))
+    config.cache_window, config.cache_window_why = cache_window(options)
     if urllib.parse.urlsplit(options.url).scheme == "http":
         config.warnings.append(
             f"{options.url} is plain HTTP: anyone on the path between the gateway and the JWKS "

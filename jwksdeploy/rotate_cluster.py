@@ -14,11 +14,14 @@ from typing import Any
 
 from .cluster import APPLY_CONTENT_TYPE, Cluster
 from .errors import ClusterRejected
-from .rotation import STATE_ANNOTATION
+from .rotation import GATEWAYS_ANNOTATION, STATE_ANNOTATION, GatewayWindow
 
 # The state annotation has its own field manager, so a later `jwksdeploy apply` (manager
 # `jwksdeploy`, which never sends it) leaves it alone.
 ROTATION_MANAGER = "jwksdeploy-rotation"
+# The gateway record's own manager, for the same reason: neither a plain `apply` (which never
+# sends it) nor GitOps applying `render`'s output removes it or reports it as drift.
+GATEWAY_MANAGER = "jwksdeploy-gateway"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Live:
 
     jwks_text: str | None
     state_text: str | None
+    gateways_text: str | None = None
 
 
 def read_live(cluster: Cluster, namespace: str, configmap: str, name: str) -> Live:
@@ -42,8 +46,13 @@ def read_live(cluster: Cluster, namespace: str, configmap: str, name: str) -> Li
         )
     annotations = obj.get("metadata", {}).get("annotations") or {}
     state = annotations.get(STATE_ANNOTATION)
+    gateways = annotations.get(GATEWAYS_ANNOTATION)
     data = obj.get("data") or {}
-    return Live(data.get(JWKS_KEY), state if isinstance(state, str) else None)
+    return Live(
+        data.get(JWKS_KEY),
+        state if isinstance(state, str) else None,
+        gateways if isinstance(gateways, str) else None,
+    )
 
 
 def record_state(
@@ -72,6 +81,57 @@ def record_state(
         content_type=APPLY_CONTENT_TYPE,
         what=f"ConfigMap {configmap!r} in {namespace!r}",
     )
+
+
+def record_gateway(
+    cluster: Cluster,
+    namespace: str,
+    configmap: str,
+    key: str,
+    window: GatewayWindow,
+    dry_run: bool,
+) -> bool:
+    """Merge one gateway's cache window into the instance ConfigMap's gateway record (an
+    annotation on its metadata: the served bytes and the pods stay as they are). False when
+    the ConfigMap does not exist (yet), so there is nothing to record on."""
+    from .cluster import resource_path
+    from .rotation import gateway_windows_json, parse_gateway_windows
+
+    obj = cluster.get("ConfigMap", namespace, configmap)
+    if obj is None:
+        return False
+    metadata = obj.get("metadata") or {}
+    where = f"ConfigMap {configmap!r} in {namespace!r}"
+    windows = parse_gateway_windows(
+        (metadata.get("annotations") or {}).get(GATEWAYS_ANNOTATION), where
+    )
+    if windows.get(key) == window:
+        return True  # already recorded: no write, no new resourceVersion
+    windows[key] = window
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        # resourceVersion makes the apply conditional: a record merged by someone else since
+        # the read is a 409, never silently overwritten.
+        "metadata": {
+            "name": configmap,
+            "namespace": namespace,
+            "resourceVersion": metadata.get("resourceVersion"),
+            "annotations": {GATEWAYS_ANNOTATION: gateway_windows_json(windows)},
+        },
+    }
+    query = {"fieldManager": GATEWAY_MANAGER, "fieldValidation": "Strict", "force": "true"}
+    if dry_run:
+        query["dryRun"] = "All"
+    cluster.request(
+        "PATCH",
+        resource_path("ConfigMap", namespace, configmap),
+        query=query,
+        body=body,
+        content_type=APPLY_CONTENT_TYPE,
+        what=f"ConfigMap {configmap!r} in {namespace!r}",
+    )
+    return True
 
 
 def publish(

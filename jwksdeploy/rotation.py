@@ -19,11 +19,19 @@ from .errors import InputError, TooEarly
 NEXT, ACTIVE, RETIRED = "next", "active", "retired"
 PHASES = (NEXT, ACTIVE, RETIRED)
 STATE_ANNOTATION = "rotation.jwksdeploy.io/state"
+# What `gateway` / `apply --provider` emitted for this instance: per provider/name, how long
+# that gateway caches the key set. On the ConfigMap's metadata only, never in the served bytes.
+GATEWAYS_ANNOTATION = "rotation.jwksdeploy.io/gateways"
 # istiod refreshes remote JWKS every 20 minutes by default, the slowest of the gateways' defaults.
 DEFAULT_CACHE_WINDOW = 1200.0
 DEFAULT_MAX_TOKEN_TTL = 3600.0  # `jwksdeploy token --ttl`'s default
 # Machines disagree by a little; a recorded time further ahead than this is clock skew.
 CLOCK_TOLERANCE = 60.0
+# Where a state's cache window came from (State.cache_window_from): the strictest known
+# default, the --cache-window flag (kept at later steps unless a longer window is recorded),
+# or a text naming the gateway record.
+WINDOW_DEFAULT = "default"
+WINDOW_FLAG = "--cache-window"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class State:
     keys: tuple[KeyRecord, ...]
     cache_window: float = DEFAULT_CACHE_WINDOW
     max_token_ttl: float = DEFAULT_MAX_TOKEN_TTL
+    cache_window_from: str = WINDOW_DEFAULT
 
     def phase(self, phase: str) -> list[KeyRecord]:
         return [k for k in self.keys if k.phase == phase]
@@ -119,6 +128,7 @@ def to_json(state: State) -> str:
     """The annotation value and the local mirror's content: compact, stable JSON."""
     document = {
         "cacheWindowSeconds": state.cache_window,
+        "cacheWindowFrom": state.cache_window_from,
         "maxTokenTtlSeconds": state.max_token_ttl,
         "keys": [
             {
@@ -179,7 +189,12 @@ def from_json(text: str, source: str) -> State:
                 "years. Fix or remove the record."
             )
         windows[name] = float(value)
-    state = State(tuple(records), windows["cacheWindowSeconds"], windows["maxTokenTtlSeconds"])
+    origin = document.get("cacheWindowFrom", WINDOW_DEFAULT)
+    if not isinstance(origin, str) or not origin or len(origin) > 1000:
+        raise InputError(f"the rotation state in {source}: cacheWindowFrom is not a short text.")
+    state = State(
+        tuple(records), windows["cacheWindowSeconds"], windows["maxTokenTtlSeconds"], origin
+    )
     check(state, source)
     return state
 
@@ -211,6 +226,88 @@ def check_clock(state: State, now: float, source: str) -> None:
                     "Every rotation wait is measured from those times, so nothing was changed: "
                     "fix this machine's clock (NTP), or the record if it was edited by hand."
                 )
+
+
+# --- the cache window gateways really use -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GatewayWindow:
+    """What one emitted gateway configuration lets the gateway cache: seconds, and why."""
+
+    seconds: float
+    why: str
+
+
+def parse_gateway_windows(text: str | None, source: str) -> dict[str, GatewayWindow]:
+    """The gateways annotation: {"PROVIDER/NAME": {"seconds": S, "why": TEXT}}, checked."""
+    from .strictjson import StrictJsonError, parse
+
+    if text is None:
+        return {}
+    try:
+        document = parse(text)
+    except StrictJsonError as exc:
+        raise InputError(
+            f"the gateway record {GATEWAYS_ANNOTATION} in {source} is not JSON ({exc.reason}). "
+            "Remove the annotation and run `jwksdeploy gateway` or `apply --provider` again."
+        ) from None
+    windows: dict[str, GatewayWindow] = {}
+    for key, entry in document.items() if isinstance(document, dict) else [(None, None)]:
+        seconds = entry.get("seconds") if isinstance(entry, dict) else None
+        why = entry.get("why") if isinstance(entry, dict) else None
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not 0 < seconds < 10**9
+            or not isinstance(why, str)
+        ):
+            raise InputError(
+                f"the gateway record {GATEWAYS_ANNOTATION} in {source} is not a map of "
+                '"PROVIDER/NAME" to {"seconds": N, "why": TEXT}. Remove the annotation and '
+                "run `jwksdeploy gateway` or `apply --provider` again."
+            )
+        windows[str(key)] = GatewayWindow(float(seconds), why)
+    return windows
+
+
+def gateway_windows_json(windows: dict[str, GatewayWindow]) -> str:
+    """The gateways annotation's value: compact, sorted, so the same record is the same text."""
+    document = {key: {"seconds": w.seconds, "why": w.why} for key, w in windows.items()}
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def resolve_cache_window(
+    state: State, flag: float | None, windows: dict[str, GatewayWindow], where: str
+) -> State:
+    """The cache window a step waits for: --cache-window when given; else the longest one the
+    gateways recorded (an earlier --cache-window that is longer still wins); else the one the
+    state already has (the strictest known default unless a flag set it)."""
+    if flag is not None:
+        return replace(state, cache_window=flag, cache_window_from=WINDOW_FLAG)
+    if not windows:
+        return state
+    key, longest = max(windows.items(), key=lambda item: (item[1].seconds, item[0]))
+    if state.cache_window_from == WINDOW_FLAG and state.cache_window >= longest.seconds:
+        return state
+    origin = (
+        f"recorded on {where}: {key} caches for {duration_text(longest.seconds)} ({longest.why})"
+    )
+    if len(windows) > 1:
+        origin += f", the longest of {len(windows)} gateways"
+    return replace(state, cache_window=longest.seconds, cache_window_from=origin)
+
+
+def window_origin_text(state: State) -> str:
+    """Where the state's cache window comes from, for `rotate status`."""
+    if state.cache_window_from == WINDOW_DEFAULT:
+        return (
+            "no gateway recorded one: the strictest known default, istiod's 20m refresh; "
+            "pass --cache-window if a gateway caches longer"
+        )
+    if state.cache_window_from == WINDOW_FLAG:
+        return "--cache-window"
+    return state.cache_window_from
 
 
 # --- reading facts ----------------------------------------------------------------------------

@@ -747,3 +747,40 @@ def test_a_server_that_never_answers_times_out_once_with_exit_10(tmp_path) -> No
     _refused_cleanly(result, 10)
     assert "did not answer GET" in result.stderr
     assert len(accepted) == 1, "one request, no retry after the timeout"
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--provider", "contour", "--tls-secret", "t"], "--fqdn"),
+        (["--provider", "envoy-gateway"], "--target-route"),
+        (["--provider", "istio"], "requires an issuer"),
+        (["--provider", "envoy", "--cache-duration", "0.5ms"], "--cache-duration '0.5ms'"),
+        (["--provider", "contour", "--fqdn", "a.b", "--dns-lookup-family", "all"], "Contour"),
+    ],
+)
+def test_apply_refuses_bad_gateway_flags_before_it_applies_anything(
+    kube: Kube, flags: list[str], fragment: str
+) -> None:
+    for namespaces in ([kube.namespace], [kube.namespace, "other-ns"]):
+        extra = [arg for ns in namespaces[1:] for arg in ("-n", ns)]
+        result = apply(kube, *extra, "--address", "127.0.0.1", *flags)
+        assert result.exit_code == 3, result.stderr
+        assert fragment in result.stderr and result.stdout == ""
+        assert "Traceback" not in result.stderr
+        assert kube.read("ConfigMap", "jwks-config") is None, "nothing was applied"
+        assert kube.read("Deployment", "remote-jwks-go") is None
+    if kube.emulator is not None:
+        assert kube.emulator.requests("PATCH") == [], "not even a dry run was sent"
+    # The same flags made whole apply, and print the configuration with the real URL.
+    fixed = {
+        "contour": ["--fqdn", "a.b", "--tls-secret", "t"],
+        "envoy-gateway": ["--target-route", "r"],
+        "istio": ["--issuer", "i"],
+        "envoy": [],
+    }[flags[1]]
+    result = apply(kube, "--address", "127.0.0.1", "--provider", flags[1], *fixed)
+    assert result.exit_code == 0, result.stderr
+    service = kube.read("Service", "remote-jwks-go")
+    assert service is not None
+    assert f"http://127.0.0.1:{service['spec']['ports'][0]['nodePort']}/jwks" in result.stdout

@@ -948,3 +948,45 @@ def test_apply_gateway_prints_the_snippet_with_the_real_url(kube: Kube) -> None:
     too_fine = kube.jwksdeploy(*args, "--gateway", "envoy", "--fetch-timeout", "0.5ms")
     assert too_fine.exit_code == 3
     assert "--fetch-timeout '0.5ms' is shorter than 1ms" in too_fine.stderr  # apply's own flag
+
+
+# --- the cache window each configuration lets the gateway keep (what `rotate` waits for) -------
+
+
+@pytest.mark.parametrize(
+    ("provider", "flags", "seconds", "why"),
+    [
+        ("envoy", {}, 600, "Envoy's default remote_jwks.cache_duration"),
+        ("contour", {"fqdn": "a.b"}, 600, "which Contour leaves unset"),
+        ("envoy-gateway", {"target_route": "r"}, 300, "Envoy Gateway's default"),
+        ("istio", {"issuer": "i"}, 1200, "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"),
+        ("envoy", {"cache_duration": "1500ms"}, 1.5, "--cache-duration"),
+        ("envoy-gateway", {"target_route": "r", "cache_duration": "2h"}, 7200, "--cache-duration"),
+        # istiod has no cache field: --cache-duration is ignored (with a warning), so is here.
+        ("istio", {"issuer": "i", "cache_duration": "1m"}, 1200, "PILOT_JWT"),
+    ],
+)
+def test_each_target_s_cache_window_is_the_flag_else_its_real_default(
+    provider: str, flags: dict[str, str], seconds: float, why: str
+) -> None:
+    options = gateway.gateway_options(provider, "jwks", "https://jwks.example.com/jwks", **flags)
+    config = gateway.build(options)
+    assert config.cache_window == seconds and why in config.cache_window_why
+    assert gateway.cache_window(options) == (config.cache_window, config.cache_window_why)
+
+
+def test_without_a_cluster_nothing_is_recorded_and_one_line_says_what_rotate_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ("gateway", "--url", "http://127.0.0.1:31456/jwks", "--provider", "envoy-gateway")
+    short = run(*args, "--target-route", "r")
+    assert short.exit_code == 0, short.stderr
+    [note] = [line for line in short.stderr.splitlines() if "not recorded" in line]
+    assert note.startswith("note: ") and "--cache-window 5m" in note
+    long = run(*args, "--target-route", "r", "--cache-duration", "1h")
+    [warning] = [line for line in long.stderr.splitlines() if "nothing was recorded" in line]
+    assert warning.startswith("warning: ") and "`--cache-window 1h`" in warning
+    quiet = run(*args, "--target-route", "r", "--no-record")
+    assert "recorded" not in quiet.stderr
+    assert list(tmp_path.iterdir()) == [], "no local file is written"

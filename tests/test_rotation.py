@@ -193,6 +193,54 @@ def test_token_signing_rules() -> None:
         rotation.signing_check(state, "a", T0 + WINDOW, force=True)
 
 
+# --- the cache window the gateways recorded ---------------------------------------------------
+
+ENVOY = rotation.GatewayWindow(600.0, "Envoy's default remote_jwks.cache_duration")
+ISTIO = rotation.GatewayWindow(1200.0, "istiod's default PILOT_JWT_PUB_KEY_REFRESH_INTERVAL")
+
+
+def test_the_window_is_the_flag_else_the_longest_recorded_else_the_state_s() -> None:
+    state = one_key()
+    assert rotation.resolve_cache_window(state, None, {}, "cm") == state
+    flagged = rotation.resolve_cache_window(state, 90.0, {"istio/a": ISTIO}, "cm")
+    assert (flagged.cache_window, flagged.cache_window_from) == (90.0, rotation.WINDOW_FLAG)
+    both = {"envoy/a": ENVOY, "istio/a": ISTIO}
+    recorded = rotation.resolve_cache_window(state, None, both, "ConfigMap 'c'")
+    assert recorded.cache_window == 1200.0
+    assert recorded.cache_window_from.startswith("recorded on ConfigMap 'c': istio/a caches")
+    assert "the longest of 2 gateways" in rotation.window_origin_text(recorded)
+    shorter = rotation.resolve_cache_window(state, None, {"envoy/a": ENVOY}, "cm")
+    assert shorter.cache_window == 600.0, "a recorded window replaces the 20m guess"
+    # A --cache-window given at an earlier step stays unless a gateway records a longer one.
+    earlier = rotation.resolve_cache_window(state, 900.0, {}, "cm")
+    assert rotation.resolve_cache_window(earlier, None, {"envoy/a": ENVOY}, "cm") == earlier
+    longer = rotation.resolve_cache_window(earlier, None, both, "cm")
+    assert longer.cache_window == 1200.0
+    assert "no gateway recorded one" in rotation.window_origin_text(state)
+
+
+def test_the_window_s_origin_is_recorded_and_an_older_record_reads_as_the_default() -> None:
+    state = rotation.resolve_cache_window(one_key(), None, {"envoy/a": ENVOY}, "cm")
+    assert rotation.from_json(rotation.to_json(state), "test") == state
+    document = json.loads(rotation.to_json(one_key()))
+    del document["cacheWindowFrom"]
+    assert rotation.from_json(json.dumps(document), "test").cache_window_from == "default"
+    document["cacheWindowFrom"] = 7
+    with pytest.raises(InputError, match="cacheWindowFrom"):
+        rotation.from_json(json.dumps(document), "test")
+
+
+def test_the_gateway_record_round_trips_and_is_checked() -> None:
+    windows = {"istio/a": ISTIO, "envoy/a": ENVOY}
+    text = rotation.gateway_windows_json(windows)
+    assert text.index("envoy/a") < text.index("istio/a"), "sorted: same record, same text"
+    assert rotation.parse_gateway_windows(text, "cm") == windows
+    assert rotation.parse_gateway_windows(None, "cm") == {}
+    for bad in ("[]", '{"envoy/a": 600}', '{"envoy/a": {"seconds": -1, "why": ""}}', "{"):
+        with pytest.raises(InputError, match=rotation.GATEWAYS_ANNOTATION):
+            rotation.parse_gateway_windows(bad, "cm")
+
+
 # --- the CLI on local files -------------------------------------------------------------------
 
 import json  # noqa: E402
@@ -638,3 +686,104 @@ def test_a_rollout_not_seen_complete_blocks_promote_until_start_sees_it(
     assert recorded(kube)["keys"][1]["published"] == rotation.when(files.base + 7200)
     early = kube.jwksdeploy("rotate", "promote", *target)
     assert early.exit_code == 12 and rotation.when(files.base + 7200 + 1200) in early.stderr
+
+
+# --- the cache window `apply --provider` and `gateway -n` record -------------------------------
+
+
+def gateway_record(kube: Kube, configmap: str = "jwks-config") -> dict[str, Any] | None:
+    obj = kube.read("ConfigMap", configmap)
+    assert obj is not None
+    text = (obj["metadata"].get("annotations") or {}).get(rotation.GATEWAYS_ANNOTATION)
+    return None if text is None else dict(json.loads(text))
+
+
+def test_apply_with_a_provider_records_its_window_and_rotate_waits_for_it(
+    kube: Kube, files: Files
+) -> None:
+    target = _deployed(kube, files)
+    configmap, deployment = (
+        kube.read("ConfigMap", "jwks-config"),
+        kube.read("Deployment", "remote-jwks-go"),
+    )
+    assert configmap is not None and deployment is not None
+    gateway = ("--address", "127.0.0.1", "--provider", "envoy", "--cache-duration", "5m")
+    applied = kube.jwksdeploy("apply", *target[:2], "--jwks", str(files.public), *gateway)
+    assert applied.exit_code == 0, applied.stderr
+    assert "recorded the gateway's cache window for `jwksdeploy rotate`" in applied.stderr
+    assert gateway_record(kube) == {
+        "envoy/remote-jwks-go": {"seconds": 300, "why": "--cache-duration"}
+    }
+    after = kube.read("ConfigMap", "jwks-config")
+    rolled = kube.read("Deployment", "remote-jwks-go")
+    assert after is not None and rolled is not None
+    assert after["data"] == configmap["data"], "the served bytes are untouched"
+    assert rolled["spec"]["template"] == deployment["spec"]["template"], "no pod rolls"
+    assert rolled["metadata"]["generation"] == deployment["metadata"]["generation"]
+    again = kube.jwksdeploy("apply", *target[:2], "--jwks", str(files.public), "--wait")
+    assert again.exit_code == 0, again.stderr
+    assert gateway_record(kube) is not None, "a plain apply keeps the record (own manager)"
+
+    files.at(0)
+    assert kube.jwksdeploy("rotate", "start", *target).exit_code == 0
+    files.at(299)
+    early = kube.jwksdeploy("rotate", "promote", *target)
+    assert (
+        early.exit_code == 12 and "cache window (5m)" in early.stderr and "(in 1s)" in early.stderr
+    )
+    status = kube.jwksdeploy("rotate", "status", *target, "-o", "json")
+    window = json.loads(status.stdout)["cacheWindow"]
+    assert window["seconds"] == 300
+    assert "envoy/remote-jwks-go caches for 5m (--cache-duration)" in window["from"]
+    files.at(300)
+    promoted = kube.jwksdeploy("rotate", "promote", *target)
+    assert promoted.exit_code == 0, promoted.stderr
+    assert recorded(kube)["cacheWindowSeconds"] == 300
+
+
+def test_gateway_with_a_namespace_records_and_rotate_takes_the_longest(
+    kube: Kube, files: Files
+) -> None:
+    target = _deployed(kube, files)
+    lookup = ("gateway", "-n", kube.namespace, "--address", "127.0.0.1")
+    skipped = kube.jwksdeploy(*lookup, "--provider", "envoy", "--no-record")
+    assert skipped.exit_code == 0, skipped.stderr
+    client = kube.jwksdeploy(*lookup, "--provider", "envoy", "--dry-run=client")
+    assert client.exit_code == 0 and "record" not in client.stderr
+    dry = kube.jwksdeploy(*lookup, "--provider", "envoy", "--dry-run")
+    assert dry.exit_code == 0 and "would record" in dry.stderr
+    assert gateway_record(kube) is None
+    envoy = kube.jwksdeploy(*lookup, "--provider", "envoy", "--cache-duration", "30m")
+    assert envoy.exit_code == 0, envoy.stderr
+    assert "remote_jwks" in envoy.stdout, "the configuration is printed as before"
+    istio = kube.jwksdeploy(*lookup, "--provider", "istio", "--issuer", "i", "--provider-name", "m")
+    assert istio.exit_code == 0, istio.stderr
+    assert gateway_record(kube) == {
+        "envoy/remote-jwks-go": {"seconds": 1800, "why": "--cache-duration"},
+        "istio/m": {"seconds": 1200, "why": "istiod's default PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"},
+    }
+    status = kube.jwksdeploy("rotate", "status", *target)
+    assert status.exit_code == 0, status.stderr
+    assert "cache window 30m" in status.stdout
+    assert "envoy/remote-jwks-go caches for 30m (--cache-duration), the longest of 2" in (
+        status.stdout
+    )
+    flagged = kube.jwksdeploy("rotate", "status", *target, "--cache-window", "1m")
+    assert "cache window 1m" in flagged.stdout and "from: --cache-window" in flagged.stdout
+
+
+@pytest.mark.emulator_only
+def test_a_refused_record_is_a_warning_and_the_configuration_still_prints(
+    kube: Kube, files: Files
+) -> None:
+    _deployed(kube, files)
+    assert kube.emulator is not None
+    kube.emulator.fail("PATCH", "configmaps", 403, 'configmaps "jwks-config" is forbidden')
+    result = kube.jwksdeploy(
+        "gateway", "-n", kube.namespace, "--address", "127.0.0.1", "--provider", "envoy"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "remote_jwks" in result.stdout
+    [line] = [x for x in result.stderr.splitlines() if "not recorded" in x]
+    assert line.startswith("warning: ") and "forbidden" in line and "--cache-window" in line
+    assert gateway_record(kube) is None
