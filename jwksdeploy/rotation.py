@@ -261,6 +261,10 @@ def parse_gateway_windows(text: str | None, source: str) -> dict[str, GatewayWin
             or isinstance(seconds, bool)
             or not 0 < seconds < 10**9
             or not isinstance(why, str)
+            # Both end up in the state's cacheWindowFrom and in messages: short, one line.
+            or not 0 < len(str(key)) <= 300
+            or len(why) > 200
+            or not (str(key) + why).isprintable()
         ):
             raise InputError(
                 f"the gateway record {GATEWAYS_ANNOTATION} in {source} is not a map of "

@@ -236,7 +236,16 @@ def test_the_gateway_record_round_trips_and_is_checked() -> None:
     assert text.index("envoy/a") < text.index("istio/a"), "sorted: same record, same text"
     assert rotation.parse_gateway_windows(text, "cm") == windows
     assert rotation.parse_gateway_windows(None, "cm") == {}
-    for bad in ("[]", '{"envoy/a": 600}', '{"envoy/a": {"seconds": -1, "why": ""}}', "{"):
+    long_why = json.dumps({"envoy/a": {"seconds": 1, "why": "x" * 201}})
+    two_lines = json.dumps({"envoy/a": {"seconds": 1, "why": "a\nb"}})
+    for bad in (
+        "[]",
+        '{"envoy/a": 600}',
+        '{"envoy/a": {"seconds": -1, "why": ""}}',
+        "{",
+        long_why,
+        two_lines,
+    ):
         with pytest.raises(InputError, match=rotation.GATEWAYS_ANNOTATION):
             rotation.parse_gateway_windows(bad, "cm")
 
