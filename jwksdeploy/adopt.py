@@ -140,10 +140,8 @@ def conflicting_managers(status: Any) -> list[str]:
     if not isinstance(status, dict):
         return []
     found: set[str] = set()
-    causes = (status.get("details") or {}).get("causes") or []
-    for cause in causes if isinstance(causes, list) else []:
-        if isinstance(cause, dict):
-            found.update(re.findall(r'conflict with "([^"]+)"', str(cause.get("message", ""))))
+    for cause in _causes(status):
+        found.update(re.findall(r'conflict with "([^"]+)"', str(cause.get("message", ""))))
     if not found:
         found.update(re.findall(r'conflict with "([^"]+)"', str(status.get("message", ""))))
     return sorted(found)
@@ -152,12 +150,14 @@ def conflicting_managers(status: Any) -> list[str]:
 def conflicting_fields(status: Any) -> list[str]:
     if not isinstance(status, dict):
         return []
-    causes = (status.get("details") or {}).get("causes") or []
-    return sorted(
-        {str(c["field"]) for c in causes if isinstance(c, dict) and c.get("field")}
-        if isinstance(causes, list)
-        else set()
-    )
+    return sorted({str(c["field"]) for c in _causes(status) if c.get("field")})
+
+
+def _causes(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """details.causes of a Status, whatever shape a hostile server gave either."""
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
 
 
 # --- selectors ------------------------------------------------------------------------------

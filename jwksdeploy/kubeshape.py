@@ -158,6 +158,10 @@ def check_object(obj: Any, kind: str) -> None:
     the Kubernetes API guarantees. null is accepted wherever a field may be absent."""
     if not isinstance(obj, dict):
         raise ValueError(f"a {kind} that is {_type_name(obj)}, not an object")
+    given = obj.get("kind")
+    if isinstance(given, str) and given and given != kind:
+        # e.g. a Status object with 200 OK: never the object asked for
+        raise ValueError(f"a {given[:60]!r} object where a {kind} was asked for")
     table = {**_COMMON, **SHAPES.get(kind, {})}
     for path, expected in table.items():
         for where, value in _values_at(obj, path):
@@ -184,6 +188,9 @@ def check_list(document: Any, kind: str) -> list[dict[str, Any]]:
         items = []
     if not isinstance(items, list):
         raise ValueError(f"a {kind} list whose items are {_type_name(items)}, not a list")
+    given = document.get("kind")
+    if isinstance(given, str) and given not in ("", f"{kind}List", "List"):
+        raise ValueError(f"a {given[:60]!r} object where a {kind} list was asked for")
     metadata = document.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f"a {kind} list whose metadata is {_type_name(metadata)}")

@@ -286,3 +286,53 @@ def test_a_megabyte_path_gives_a_short_error(tmp_path: Path) -> None:
     outcome = invoke("render", "--jwks", "x" * 1_000_000, "-n", "a")
     assert_refused(outcome, 3, mentions=["too long|does not exist"])
     assert len(outcome.stderr) < 10_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Status objects with odd fields, and a Status where the object was asked for
+# ---------------------------------------------------------------------------------------------
+
+ODD_STATUSES: dict[str, Any] = {
+    "details-string": {"kind": "Status", "message": "m", "details": "x"},
+    "details-list": {"kind": "Status", "details": [1]},
+    "causes-object": {"kind": "Status", "details": {"causes": {"a": 1}}},
+    "causes-mixed": {"kind": "Status", "details": {"causes": [1, None, {"field": [1]}]}},
+    "no-details": {"kind": "Status"},
+    "message-escapes": {"kind": "Status", "message": '\x1b[2J conflict with "\x1b[31m"'},
+}
+CLUSTER_COMMANDS = {
+    "apply": ["apply", "-n", "ns", "--timeout", "5"],
+    "diff": ["diff", "-n", "ns"],
+    "status": ["status", "-n", "ns"],
+    "url": ["url", "-n", "ns"],
+    "rotate-status": ["rotate", "status", "-n", "ns"],
+}
+
+
+def _every_answer(status: str, document: Any) -> Callable[[socket.socket, bytes], None]:
+    return _answer(json.dumps(document).encode(), status)
+
+
+def _each_command(handler: Callable[[socket.socket, bytes], None], tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    with raw_server(handler) as port:
+        config = tmp_path / "kubeconfig"
+        config.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{port}")))
+        for args in CLUSTER_COMMANDS.values():
+            outcome = invoke(*args, "--kubeconfig", str(config))
+            assert_refused(outcome, (6, 8, 9))
+            assert "\x1b" not in outcome.stderr
+
+
+@pytest.mark.parametrize("case", sorted(ODD_STATUSES))
+def test_409_with_odd_details(case: str, tmp_path: Path) -> None:
+    """Finding: a 409 whose details is a string or a list raised AttributeError (exit 70) in
+    every cluster command. Now it is a conflict (exit 8) naming no manager."""
+    _each_command(_every_answer("409 Conflict", ODD_STATUSES[case]), tmp_path)
+
+
+@pytest.mark.parametrize("status", ["200 OK", "201 Created"])
+def test_a_status_object_where_an_object_was_asked_for(status: str, tmp_path: Path) -> None:
+    """Finding: a server answering every GET with `200 {"kind": "Status"}` made `diff` say "no
+    changes" and `url` print a URL. A Status (any other kind) is not the object asked for."""
+    _each_command(_every_answer(status, {"kind": "Status", "status": "Failure"}), tmp_path)
