@@ -51,19 +51,20 @@ def record_cache_window(
     from .rotation import GatewayWindow, duration_text
 
     window = GatewayWindow(config.cache_window, config.cache_window_why)
-    text = f"{duration_text(window.seconds)}, {window.why}"
+    text = f"{duration_text(window.seconds)} ({window.why})"
     try:
         recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
     except JwksDeployError as exc:
         click.echo(
-            f"warning: {namespace}: the gateway's cache window ({text}) was not recorded: "
-            f"{exc} `jwksdeploy rotate` waits 20m unless you pass --cache-window.",
+            f"warning: {namespace}: the gateway's cache window of {text} was not recorded: "
+            f"{exc} Pass `--cache-window {duration_text(window.seconds)}` to `jwksdeploy "
+            "rotate` (or more, if another gateway caches longer).",
             err=True,
         )
         return
     if not recorded:
         click.echo(
-            f"note: {namespace}: the gateway's cache window ({text}) was not recorded: there is "
+            f"note: {namespace}: the gateway's cache window of {text} was not recorded: there is "
             f"no ConfigMap {configmap!r} yet{' (dry run)' if dry_run else ''}.",
             err=True,
         )
@@ -71,7 +72,7 @@ def record_cache_window(
     would = "would record" if dry_run else "recorded"
     click.echo(
         f"{namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: {key} "
-        f"caches the key set for {text} (configmap/{configmap})",
+        f"caches the key set for {text}, on configmap/{configmap}",
         err=True,
     )
 
