@@ -770,6 +770,8 @@ def test_apply_refuses_bad_gateway_flags_before_it_applies_anything(
         assert "Traceback" not in result.stderr
         assert kube.read("ConfigMap", "jwks-config") is None, "nothing was applied"
         assert kube.read("Deployment", "remote-jwks-go") is None
+    client = apply(kube, "--dry-run=client", *flags)
+    assert client.exit_code == 3 and fragment in client.stderr, "a client dry run checks too"
     if kube.emulator is not None:
         assert kube.emulator.requests("PATCH") == [], "not even a dry run was sent"
     # The same flags made whole apply, and print the configuration with the real URL.

@@ -717,6 +717,9 @@ def test_apply_with_a_provider_records_its_window_and_rotate_waits_for_it(
     )
     assert configmap is not None and deployment is not None
     gateway = ("--address", "127.0.0.1", "--provider", "envoy", "--cache-duration", "5m")
+    dry = kube.jwksdeploy("apply", *target[:2], "--jwks", str(files.public), *gateway, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "would record" in dry.stderr and gateway_record(kube) is None
     applied = kube.jwksdeploy("apply", *target[:2], "--jwks", str(files.public), *gateway)
     assert applied.exit_code == 0, applied.stderr
     assert "recorded the gateway's cache window for `jwksdeploy rotate`" in applied.stderr
