@@ -108,18 +108,13 @@ def record_gateway(
     if windows.get(key) == window:
         return True  # already recorded: no write, no new resourceVersion
     windows[key] = window
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        # resourceVersion makes the apply conditional: a record merged by someone else since
-        # the read is a 409, never silently overwritten.
-        "metadata": {
-            "name": configmap,
-            "namespace": namespace,
-            "resourceVersion": metadata.get("resourceVersion"),
-            "annotations": {GATEWAYS_ANNOTATION: gateway_windows_json(windows)},
-        },
-    }
+    fields: dict[str, Any] = {"name": configmap, "namespace": namespace}
+    if isinstance(metadata.get("resourceVersion"), str):
+        # Makes the apply conditional: a record merged by someone else since the read is a
+        # 409, never silently overwritten.
+        fields["resourceVersion"] = metadata["resourceVersion"]
+    fields["annotations"] = {GATEWAYS_ANNOTATION: gateway_windows_json(windows)}
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": fields}
     query = {"fieldManager": GATEWAY_MANAGER, "fieldValidation": "Strict", "force": "true"}
     if dry_run:
         query["dryRun"] = "All"
