@@ -57,6 +57,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
 VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
 # The largest answer read (a Node list of a big cluster is a few MiB); more is not an API's.
 MAX_ANSWER_BYTES = 64 << 20
+MAX_EVENT_BYTES = 16 << 20  # one watch event: one object (a ConfigMap holds at most 1 MiB)
 
 
 class NotFound(JwksDeployError):
@@ -437,15 +438,14 @@ class WatchStream:
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         import urllib3
-        from kubernetes.watch.watch import iter_resp_lines
 
         try:
-            for line in iter_resp_lines(self._response):
+            for line in self._lines():
                 if not line:
                     continue
                 try:
                     event = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
                     continue
@@ -463,6 +463,24 @@ class WatchStream:
             # a shut-down connection cannot go back to the pool
             with contextlib.suppress(Exception):
                 self._response.release_conn()
+
+    def _lines(self) -> Iterator[bytes]:
+        """The stream's lines, each at most MAX_EVENT_BYTES: kubernetes' iter_resp_lines
+        buffers a line without end (a server that never sends a newline fills the memory)."""
+        buffer = bytearray()
+        scanned = 0
+        for segment in self._response.stream(amt=65536, decode_content=False):
+            buffer.extend(segment)
+            while (newline := buffer.find(b"\n", scanned)) >= 0:
+                yield bytes(buffer[:newline])
+                del buffer[: newline + 1]
+                scanned = 0
+            scanned = len(buffer)
+            if scanned > MAX_EVENT_BYTES:
+                reason = f"a watch event longer than {MAX_EVENT_BYTES >> 20} MiB"
+                if self._malformed is not None:
+                    raise self._malformed(reason)
+                raise ClusterUnreachable(f"the API server sent {reason}.")
 
     def _check(self, obj: dict[str, Any]) -> None:
         from .kubeshape import check_object

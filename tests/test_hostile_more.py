@@ -5,6 +5,7 @@ clean refusal it now gets (documented exit code, one `error: ` line, no tracebac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from jwksdeploy.kubeshape import check_list, check_object
 
@@ -336,3 +338,101 @@ def test_a_status_object_where_an_object_was_asked_for(status: str, tmp_path: Pa
     """Finding: a server answering every GET with `200 {"kind": "Status"}` made `diff` say "no
     changes" and `url` print a URL. A Status (any other kind) is not the object asked for."""
     _each_command(_every_answer(status, {"kind": "Status", "status": "Failure"}), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Watch streams: deep events, and a line that never ends
+# ---------------------------------------------------------------------------------------------
+
+
+LISTS = {
+    "deployments",
+    "replicasets",
+    "pods",
+    "events",
+    "services",
+    "configmaps",
+    "poddisruptionbudgets",
+    "nodes",
+}
+
+
+def _mini_api(
+    watch: Callable[[Callable[[bytes], None]], None],
+) -> Callable[[socket.socket, bytes], None]:
+    """Just enough of an API server for `apply` to reach its wait: namespace `ns` exists, GETs
+    of objects are 404, PATCH echoes the object, lists hold the applied Deployment, and every
+    watch is a chunked stream that `watch` writes."""
+    applied: dict[str, Any] = {}
+
+    def send(conn: socket.socket, document: Any, status: str = "200 OK") -> None:
+        conn.sendall(_http(status, json.dumps(document).encode()))
+
+    def handler(conn: socket.socket, head: bytes) -> None:
+        method, target = head.split(b"\r\n", 1)[0].decode().split(" ")[:2]
+        path, _, query = target.partition("?")
+        if method == "PATCH":
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                body += conn.recv(65536)
+            obj = yaml.safe_load(body)
+            obj["metadata"].update(resourceVersion="5", uid="u")
+            if obj["kind"] == "Service":
+                obj["spec"]["ports"][0]["nodePort"] = 30001
+            applied[obj["kind"]] = obj
+            send(conn, obj)
+        elif "watch=1" in query:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            conn.sendall(b"Transfer-Encoding: chunked\r\n\r\n")
+            watch(lambda data: conn.sendall(b"%x\r\n%s\r\n" % (len(data), data)))
+        elif path == "/api/v1/namespaces/ns":
+            send(conn, {"kind": "Namespace", "metadata": {"name": "ns"}})
+        elif path.rsplit("/", 1)[-1] in LISTS:
+            items = [applied["Deployment"]] if path.endswith("deployments") else []
+            send(conn, {"kind": "List", "metadata": {"resourceVersion": "1"}, "items": items})
+        else:
+            send(conn, {"kind": "Status", "code": 404, "message": "not found"}, "404 Not Found")
+
+    return handler
+
+
+def _http(status: str, body: bytes) -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+        "\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def _apply_against(handler: Callable[[socket.socket, bytes], None], tmp_path: Path) -> Outcome:
+    key_pair_files(tmp_path)
+    with raw_server(handler) as port:
+        config = tmp_path / "kubeconfig"
+        config.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{port}")))
+        return invoke("apply", "-n", "ns", "--timeout", "1", "--kubeconfig", str(config))
+
+
+def _deep_events(write: Callable[[bytes], None]) -> None:
+    for _ in range(3):
+        write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+        write(b'{"type":"MODIFIED","object":' + b'{"a":' * 3000 + b"1" + b"}" * 3001 + b"\n")
+
+
+def test_watch_events_nested_too_deep(tmp_path: Path) -> None:
+    """Finding: a deeply nested watch line raised RecursionError out of the waiter (exit 70).
+    Now it is skipped like any line that is not an event, and the wait times out (exit 10)."""
+    assert_refused(_apply_against(_mini_api(_deep_events), tmp_path), 10)
+
+
+def _endless_line(write: Callable[[bytes], None]) -> None:
+    with contextlib.suppress(OSError):
+        for _ in range(40):  # 40 MiB, more than one event may hold
+            write(b"x" * (1 << 20))
+
+
+def test_watch_line_without_end(tmp_path: Path) -> None:
+    """Finding: kubernetes' iter_resp_lines buffers a line without limit: a watch that never
+    sends a newline grew the process by ~130 MB a second until --timeout. Now one event is at
+    most 16 MiB and more is refused (exit 6)."""
+    outcome = _apply_against(_mini_api(_endless_line), tmp_path)
+    assert_refused(outcome, 6, mentions=["watch event longer than"])
