@@ -1,5 +1,7 @@
-"""Flags that several commands share come from one definition, and the checks that go with
-them: --parallel, rotate's --dry-run, serve's --listen and timeouts."""
+"""Cleanups after the flag vocabulary: flags that several commands share come from one
+definition (--parallel, rotate's --dry-run, serve's --listen), serve refuses a zero timeout,
+adoption honours apply --field-manager, and every command that reaches the cluster warns
+about insecure-skip-tls-verify the same way."""
 
 from __future__ import annotations
 
