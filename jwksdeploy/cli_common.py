@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -71,7 +73,42 @@ class SuggestingGroup(click.Group):
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             ctx.fail(f"No such command {name!r}.{hint} `{ctx.command_path} --help` lists them.")
-        return super().resolve_command(ctx, args)
+        found = super().resolve_command(ctx, args)
+        if found[1] is not None:
+            strict_numbers(found[1])
+        return found
+
+
+class _PlainInteger(click.ParamType[Any, Any]):
+    """Mixed into an integer flag's type: only ASCII digits. Python's int() also takes other
+    scripts' digits ("٣"), "3_000" and " 3 ", so `--port ٣` silently meant port 3."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)  # click's own words for "two"
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+            self.fail(f"{value!r} is not a whole number in ASCII digits.", param, ctx)
+        return number
+
+
+_PLAIN: dict[type, type] = {}
+
+
+def strict_numbers(command: click.Command) -> None:
+    """Give every integer flag of `command` (and of its subcommands) the _PlainInteger check,
+    in place and once; the type stays an instance of its class, so ranges still show."""
+    for param in command.params:
+        kind = type(param.type)
+        if isinstance(param.type, click.types.IntParamType) and not isinstance(
+            param.type, _PlainInteger
+        ):
+            plain = _PLAIN.setdefault(
+                kind, type(f"Plain{kind.__name__}", (_PlainInteger, kind), {})
+            )
+            param.type = copy.copy(param.type)  # click.INT is shared: change only our copy
+            param.type.__class__ = plain
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            strict_numbers(sub)
 
 
 class VocabOption(click.Option):

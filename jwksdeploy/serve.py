@@ -618,8 +618,13 @@ def bind(
     limits = limits or Limits()
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
+        # Checked before a socket exists: the socket module fails on these after creating one
+        # (and leaks it) with ValueError (NUL) or TypeError (no IDNA form, e.g. argv bytes).
+        if "\x00" in address:
+            raise ValueError("the address holds a NUL byte")
+        address.encode("idna")
         sock = socket.create_server((address, port), family=family, backlog=limits.backlog)
-    except (OSError, OverflowError) as exc:
+    except (OSError, OverflowError, UnicodeError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise InputError(
             f"cannot listen on {address}:{port}: {reason}. Pick another --port or --listen "

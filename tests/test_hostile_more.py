@@ -436,3 +436,51 @@ def test_watch_line_without_end(tmp_path: Path) -> None:
     most 16 MiB and more is refused (exit 6)."""
     outcome = _apply_against(_mini_api(_endless_line), tmp_path)
     assert_refused(outcome, 6, mentions=["watch event longer than"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer flags take ASCII digits only; serve --listen that no socket can take
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--port", "\u0663"],  # ARABIC-INDIC DIGIT THREE: was port 3
+        ["serve", "--port", "0", "--max-connections", "\u0663"],
+        ["render", "-n", "a", "--replicas", "\u0663"],
+        ["render", "-n", "a", "--port", "80_80"],
+        ["jwks", "generate", "--kty", "RSA", "--size", " 2048 "],
+        ["rotate", "status", "--local", "--replicas", "\u0967"],
+    ],
+    ids=["serve-port", "serve-max-connections", "replicas", "underscore", "spaces", "rotate"],
+)
+def test_integer_flags_take_ascii_digits_only(args: list[str], tmp_path: Path) -> None:
+    """Finding: click's int type is Python's int(), which takes any script's digits, "80_80"
+    and surrounding spaces: `serve --port ٣` listened on port 3. Now a usage error (exit 2)."""
+    key_pair_files(tmp_path)
+    before = snapshot(tmp_path)
+    outcome = invoke(*args)
+    assert outcome.code == 2, outcome.describe()
+    assert_clean_stderr(outcome)
+    assert "not a whole number in ASCII digits" in outcome.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_set_takes_ascii_digits_only(tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    outcome = invoke("render", "-n", "a", "--set", "replicas=\u0663")
+    assert_refused(outcome, 3, mentions=["ASCII digits"])
+    assert invoke("render", "-n", "a", "--set", "replicas=3").code == 0
+
+
+@pytest.mark.parametrize(
+    "address", ["\udcff", "a\x00b", "\u00e4" * 70], ids=["argv-bytes", "nul", "idna-too-long"]
+)
+def test_serve_listen_address_no_socket_takes(address: str, tmp_path: Path) -> None:
+    """Finding: a --listen the socket module cannot encode was a TypeError (exit 70), and a NUL
+    left a socket open (ResourceWarning). Now checked before any socket exists (exit 3)."""
+    key_pair_files(tmp_path)
+    outcome = invoke("serve", "--port", "0", "--listen", address)
+    assert_refused(outcome, 3, mentions=["cannot listen"])
+    assert "ResourceWarning" not in outcome.stderr
