@@ -413,7 +413,7 @@ def apply(**flags: Any) -> None:
     from .cli_apply import result_fields, run_apply
     from .cli_gateway import POLICY_PARAMS
     from .render import render_objects
-    from .settings import parse_duration
+    from .settings import check_address, parse_duration
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
     kubeconfig: str | None = flags.pop("kubeconfig")
@@ -422,7 +422,7 @@ def apply(**flags: Any) -> None:
     mode: str = flags.pop("dry_run")
     field_manager = check_field_manager(flags.pop("field_manager"))
     output: str = flags.pop("output")
-    address: str | None = flags.pop("address")
+    address = check_address(flags.pop("address"))  # before anything is applied
     wait: bool = flags.pop("wait")
     parallel: int = flags.pop("parallel")
     provider: str | None = flags.pop("provider")

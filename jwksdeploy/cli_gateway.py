@@ -393,6 +393,9 @@ def url_from_flags(
         )
     if not 1 <= node_port <= 65535:
         raise InputError(f"--node-port {node_port} is not a port (1-65535).")
+    from .settings import check_address
+
+    check_address(address)  # "x/y" would make http://x/y:PORT/jwks, another URL
     host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{node_port}/jwks"
 

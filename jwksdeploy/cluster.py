@@ -34,9 +34,11 @@ from .errors import (
     ClusterUnreachable,
     Conflict,
     Forbidden,
+    InputError,
     JwksDeployError,
     WaitTimeout,
 )
+from .settings import check_address, is_host
 from .status import Rollout as Rollout
 from .status import rollout_state as rollout_state
 
@@ -193,6 +195,9 @@ class Cluster:
             f"with {status} and no Kubernetes object. Check the kubeconfig's server address "
             "(`kubectl cluster-info` prints the right one)."
         )
+
+    def malformed_answer(self, method: str, path: str, reason: str) -> ClusterUnreachable:
+        return self._malformed(method, path, reason)
 
     def _malformed(self, method: str, path: str, reason: str) -> ClusterUnreachable:
         return ClusterUnreachable(
@@ -530,6 +535,11 @@ def connect(
 
     from . import kubeconfig as kubeconfigs
 
+    if not request_timeout > 0:  # urllib3 refuses a zero timeout only at the first watch
+        raise InputError(
+            f"--request-timeout {request_timeout:g}s is not more than zero: a request needs "
+            "time to be answered. Pass a duration like 30s."
+        )
     loaded = kubeconfigs.load(kubeconfig, context)
     configuration = client.Configuration()
     secrets = loaded.secrets() if loaded else []
@@ -909,10 +919,14 @@ def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None 
         return Endpoint(
             f"http://{host}:{port}/jwks", host, None, port, "in-cluster DNS name (ClusterIP)"
         )
+    check_address(address)
     if kind == "LoadBalancer" and not address:
         status = service.get("status", {}).get("loadBalancer", {})
         ingress: dict[str, Any] = next(iter(status.get("ingress") or []), {})
         lb = ingress.get("ip") or ingress.get("hostname")
+        if lb and not is_host(lb):
+            where = resource_path("Service", str(meta.get("namespace")), str(meta.get("name")))
+            raise cluster.malformed_answer("GET", where, f"a load balancer address {lb!r}")
         if lb:
             return Endpoint(
                 f"http://{_host(lb)}:{port}/jwks", lb, node_port, port, "load balancer ingress"
@@ -938,6 +952,8 @@ def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None 
     if found is None:
         return Endpoint(None, None, node_port, port, "no node reports an address; pass --address")
     host, address_kind, node = found
+    if not is_host(host):
+        raise cluster.malformed_answer("GET", "/api/v1/nodes", f"a node address {host!r}")
     waiting = " (load balancer pending; NodePort used)" if kind == "LoadBalancer" else ""
     return Endpoint(
         f"http://{_host(host)}:{node_port}/jwks",

@@ -511,6 +511,33 @@ def is_dns1035_label(value: str) -> bool:
     return len(value) <= 63 and bool(_DNS1035_LABEL.fullmatch(value))
 
 
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+)
+
+
+def is_host(text: str) -> bool:
+    """An IP address or a DNS name: what may stand between http:// and :port in a URL we
+    print (a node address or --address could hold spaces, a path or terminal escapes)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return len(text) <= 253 and bool(_HOSTNAME.fullmatch(text))
+    return True
+
+
+def check_address(address: str | None) -> str | None:
+    """--address as given, or InputError when it is not a host (see is_host)."""
+    if address is not None and not is_host(address):
+        raise InputError(
+            f"--address {address!r} is not an IP address or a DNS name. Pass a node's address "
+            "the gateway can reach, e.g. --address 10.0.0.12."
+        )
+    return address
+
+
 def check_http_url(url: str) -> urllib.parse.SplitResult:
     """An absolute http(s) URL with a host and a valid port: what gateways and verify fetch."""
     try:

@@ -484,3 +484,82 @@ def test_serve_listen_address_no_socket_takes(address: str, tmp_path: Path) -> N
     outcome = invoke("serve", "--port", "0", "--listen", address)
     assert_refused(outcome, 3, mentions=["cannot listen"])
     assert "ResourceWarning" not in outcome.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Hosts in the URLs we print; --request-timeout 0
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("10.0.0.12", True),
+        ("::1", True),
+        ("node-1.example", True),
+        ("x/y", False),
+        ("a b", False),
+        ("\x1b[31m1.2.3.4", False),
+        ("\udcff", False),
+        ("", False),
+        ("a" * 300, False),
+    ],
+)
+def test_is_host(host: str, ok: bool) -> None:
+    from jwksdeploy.settings import is_host
+
+    assert is_host(host) is ok
+
+
+@pytest.mark.parametrize("address", ["x/y", "a b", "\udcff\udcfe", "\x1b[2J"])
+def test_gateway_url_from_node_port_refuses_a_non_host(address: str) -> None:
+    """Finding: `--address x/y` printed jwksUri http://x/y:31000/jwks (another host and path)."""
+    outcome = invoke(
+        "gateway", "--provider", "istio", "-n", "ns", "--issuer", "https://i.example",
+        "--url-from", "node-port", "--node-port", "31000", "--address", address,
+    )  # fmt: skip
+    assert_refused(outcome, 3, mentions=["--address"])
+
+
+@pytest.mark.emulator_only
+@pytest.mark.parametrize("address", ["\udcff\udcfe", "x/y z"])
+def test_url_refuses_a_non_host_address(address: str, kube: Kube, tmp_path: Path) -> None:
+    """Finding: `apply --address` with argv bytes crashed printing the URL (UnicodeEncodeError,
+    exit 70) after applying. Now every command that builds a URL refuses it (exit 3)."""
+    key_pair_files(tmp_path)
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    refused = invoke("apply", *ns, "--no-wait", "--address", address)
+    assert_refused(refused, 3, mentions=["--address"])
+    assert kube.read("ConfigMap", "jwks-config") is None, "refused before anything is applied"
+    assert invoke("apply", *ns, "--no-wait").code == 0
+    assert_refused(invoke("url", *ns, "--address", address), 3, mentions=["--address"])
+
+
+@pytest.mark.emulator_only
+def test_a_node_address_that_is_no_host(kube: Kube, tmp_path: Path) -> None:
+    """Finding: a Node address holding a terminal escape, a space and a path went verbatim into
+    the URL on stdout and into the gateway's jwksUri. Now the answer is refused (exit 6)."""
+    key_pair_files(tmp_path)
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    assert invoke("apply", *ns, "--no-wait").code == 0
+    bad = [{"type": "InternalIP", "address": "\x1b[31m1.2.3.4/x y"}]
+    _corrupt(kube, "nodes", "node-1", lambda o: o["status"].update(addresses=bad))
+    for command in (["url"], ["gateway", "--provider", "istio", "--issuer", "https://i.example"]):
+        outcome = invoke(*command, *ns)
+        assert_refused(outcome, 6, mentions=["node address"])
+        assert "\x1b" not in outcome.stdout + outcome.stderr
+
+
+@pytest.mark.emulator_only
+def test_request_timeout_zero(kube: Kube, tmp_path: Path) -> None:
+    """Finding: `apply --request-timeout 0` applied, then urllib3 refused the zero timeout at
+    the first watch: ValueError, exit 70. Now refused before connecting."""
+    key_pair_files(tmp_path)
+    before = snapshot(tmp_path)
+    outcome = invoke(
+        "apply", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig, "--request-timeout", "0"
+    )
+    assert_refused(
+        outcome, 3, mentions=["--request-timeout"], before=before, after=snapshot(tmp_path)
+    )
+    assert kube.read("ConfigMap", "jwks-config") is None, "nothing was applied"
