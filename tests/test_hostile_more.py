@@ -563,3 +563,18 @@ def test_request_timeout_zero(kube: Kube, tmp_path: Path) -> None:
         outcome, 3, mentions=["--request-timeout"], before=before, after=snapshot(tmp_path)
     )
     assert kube.read("ConfigMap", "jwks-config") is None, "nothing was applied"
+
+
+def _endless_body(conn: socket.socket, head: bytes) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+    conn.sendall(b"Transfer-Encoding: chunked\r\n\r\n")
+    block = b'{"a":"' + b"x" * (1 << 20)
+    with contextlib.suppress(OSError):
+        for _ in range(200):  # 200 MiB unless the client stops reading
+            conn.sendall(b"%x\r\n%s\r\n" % (len(block), block))
+
+
+def test_api_answer_larger_than_any_object(tmp_path: Path) -> None:
+    """Finding: an API answer was read whole (response.read()), whatever its size. Now at most
+    64 MiB is read and more is refused (exit 6)."""
+    assert_refused(_against(_endless_body, tmp_path), 6, mentions=["larger than 64 MiB"])
