@@ -578,3 +578,22 @@ def test_api_answer_larger_than_any_object(tmp_path: Path) -> None:
     """Finding: an API answer was read whole (response.read()), whatever its size. Now at most
     64 MiB is read and more is refused (exit 6)."""
     assert_refused(_against(_endless_body, tmp_path), 6, mentions=["larger than 64 MiB"])
+
+
+@pytest.mark.emulator_only
+def test_rotation_annotation_with_an_overflowing_window(kube: Kube, tmp_path: Path) -> None:
+    """The ConfigMap's rotation annotation is read by the same checked reader as the mirror."""
+    key_pair_files(tmp_path)
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    assert invoke("apply", *ns, "--no-wait").code == 0
+    record = {
+        "keys": [{"kid": "pair-1", "phase": "active"}],
+        "cacheWindowSeconds": 1e300,
+        "maxTokenTtlSeconds": 3600,
+    }
+    annotations = {"rotation.jwksdeploy.io/state": json.dumps(record)}
+    _corrupt(
+        kube, "configmaps", "jwks-config", lambda o: o["metadata"].update(annotations=annotations)
+    )
+    for step in ("status", "promote", "run"):
+        assert_refused(invoke("rotate", step, *ns), 3, mentions=["cacheWindowSeconds"])
