@@ -33,11 +33,15 @@ def clock() -> float:
     if not text:
         return time.time()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         value = rotation.parse_when(text, "JWKSDEPLOY_NOW")
         assert value is not None
         return value
+    # nan compares false (nothing is ever due) and inf true (every step due at once)
+    if not 0 <= seconds < 253402300800:  # 1970 to the end of year 9999, what `when` prints
+        raise InputError(f"JWKSDEPLOY_NOW {text!r} is not a time between 1970 and 9999.")
+    return seconds
 
 
 def mirror_path(private_path: str) -> str:

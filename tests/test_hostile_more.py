@@ -597,3 +597,16 @@ def test_rotation_annotation_with_an_overflowing_window(kube: Kube, tmp_path: Pa
     )
     for step in ("status", "promote", "run"):
         assert_refused(invoke("rotate", step, *ns), 3, mentions=["cacheWindowSeconds"])
+
+
+@pytest.mark.parametrize("now", ["nan", "inf", "1e400", "-1", "-inf"])
+@pytest.mark.parametrize("step", ["status", "finish"])
+def test_a_clock_that_is_not_a_time(
+    now: str, step: str, rotating: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding: JWKSDEPLOY_NOW=inf made every step due at once (finish would drop the old key
+    now) and nan made none due, silently. Now the clock must be a time (exit 3)."""
+    monkeypatch.setenv("JWKSDEPLOY_NOW", now)
+    before = snapshot(tmp_path)
+    outcome = invoke("rotate", step, "--local")
+    assert_refused(outcome, 3, mentions=["JWKSDEPLOY_NOW"], before=before, after=snapshot(tmp_path))
