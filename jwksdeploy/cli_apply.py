@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .apply import ApplyOptions, ApplyResult, Listener, NamespaceResult
+from .errors import printable
 from .status import Verdict
 
 
@@ -68,6 +69,8 @@ class ApplyPrinter:
                 )
             else:
                 line = f"  {prefix}rollout: {verdict.message} ({elapsed:.0f}s)"
+            # reasons and messages are the cluster's text: no escape or line break of theirs
+            line = printable(line)
             final = verdict.done or verdict.failed
             if not self.tty:
                 click.echo(line, err=True)
@@ -91,7 +94,7 @@ class ApplyPrinter:
         if waiting:
             ns, verdict = waiting[0]
             text += f" ({ns}: {verdict.message})"
-        return f"{text} ({time.monotonic() - self.started:.0f}s)"
+        return printable(f"{text} ({time.monotonic() - self.started:.0f}s)")
 
     def finish(self) -> None:
         with self.lock:

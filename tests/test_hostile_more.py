@@ -610,3 +610,24 @@ def test_a_clock_that_is_not_a_time(
     before = snapshot(tmp_path)
     outcome = invoke("rotate", step, "--local")
     assert_refused(outcome, 3, mentions=["JWKSDEPLOY_NOW"], before=before, after=snapshot(tmp_path))
+
+
+@pytest.mark.emulator_only
+def test_rollout_progress_escapes_the_cluster_s_text(kube: Kube, tmp_path: Path) -> None:
+    """Finding: apply's rollout line printed a pod's waiting reason and message verbatim: a
+    pod could set the terminal's title, clear the screen or forge an `error:` line. Now
+    escaped like every error (errors.printable)."""
+    from .test_wait import waiting
+
+    hostile = "\x1b]0;pwned\x07\x1b[2J\r\nerror: forged"
+    assert kube.emulator is not None
+    kube.emulator.pod_faults[kube.namespace] = waiting(
+        "ImagePullBackOff" + hostile, message="Back-off " + hostile
+    )
+    key_pair_files(tmp_path)
+    outcome = invoke(
+        "apply", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig, "--timeout", "1"
+    )
+    assert_refused(outcome, 10)
+    assert "\x1b" not in outcome.stderr and "\x07" not in outcome.stderr
+    assert not any(line.startswith("error: forged") for line in outcome.stderr.splitlines())
