@@ -37,6 +37,7 @@ from .errors import (
     InputError,
     JwksDeployError,
     WaitTimeout,
+    printable,
 )
 from .settings import check_address, is_host
 from .status import Rollout as Rollout
@@ -173,7 +174,7 @@ class Cluster:
                 "server address and certificates."
             ) from None
         for warning in response.headers.get_all("Warning") or []:
-            self.warnings.append(str(warning))
+            self.warnings.append(printable(str(warning)))  # the server's text, shown as is
         status = int(response.status)
         if len(data) > MAX_ANSWER_BYTES:
             raise self._malformed(

@@ -397,11 +397,19 @@ def _mini_api(
     return handler
 
 
+HOSTILE_WARNING = b'Warning: 299 - "\x1b]0;pwned\x07\x1b[2J deprecated"\r\n'
+
+
 def _http(status: str, body: bytes) -> bytes:
     return (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
-        "\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+        (
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            "\r\nConnection: close\r\n"
+        ).encode()
+        + HOSTILE_WARNING
+        + b"\r\n"
+        + body
+    )
 
 
 def _apply_against(handler: Callable[[socket.socket, bytes], None], tmp_path: Path) -> Outcome:
@@ -631,3 +639,16 @@ def test_rollout_progress_escapes_the_cluster_s_text(kube: Kube, tmp_path: Path)
     assert_refused(outcome, 10)
     assert "\x1b" not in outcome.stderr and "\x07" not in outcome.stderr
     assert not any(line.startswith("error: forged") for line in outcome.stderr.splitlines())
+
+
+def test_api_warnings_are_escaped(tmp_path: Path) -> None:
+    """Finding: the API server's Warning headers were printed verbatim ("warning: the API
+    server says: ..."), terminal escapes included. Now escaped where they are collected."""
+    key_pair_files(tmp_path)
+    with raw_server(_mini_api(lambda write: None)) as port:
+        config = tmp_path / "kubeconfig"
+        config.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{port}")))
+        outcome = invoke("apply", "-n", "ns", "--no-wait", "--kubeconfig", str(config))
+    assert outcome.code == 0, outcome.describe()
+    assert "the API server says" in outcome.stderr
+    assert "\x1b" not in outcome.stderr and "\x07" not in outcome.stderr
