@@ -223,13 +223,20 @@ def load_render_inputs(
     params: dict[str, Any], kubeconfig: str | None = None, context: str | None = None
 ) -> tuple[Any, bytes, str]:
     """Values files + --set + flags -> (Settings, JWKS bytes, JWKS path), validated."""
+    from .errors import InputError
     from .files import read_input, read_values, relative_to_file
     from .settings import build_settings, merge_layers, normalize_values
 
     apply_set_values(click.get_current_context(), params, params.pop("set", ()))
+    values_files = list(params.pop("values_file", ()) or ())
+    if values_files.count("-") + (params.get("jwks") == "-") > 1:
+        raise InputError(
+            "'-' (stdin) is given for more than one input (-f/--values, --jwks); stdin can feed "
+            "only one. Put the others in files."
+        )
     file_values: dict[str, Any] = {}
     jwks_from: str | None = None
-    for values_file in params.pop("values_file", ()) or ():
+    for values_file in values_files:
         layer = normalize_values(read_values(values_file), f"values file {values_file!r}")
         for key in ("label", "annotation"):
             if isinstance(file_values.get(key), dict) and isinstance(layer.get(key), dict):

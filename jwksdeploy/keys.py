@@ -121,6 +121,11 @@ def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[st
     if kid is not None:
         from .settings import check_text
 
+        if any(not ch.isprintable() for ch in kid):
+            raise InputError(
+                f"--kid {kid!r} holds control characters; a kid is printed in logs and "
+                "messages. Use letters, digits and punctuation."
+            )
         if not check_text("--kid", kid).strip():
             raise InputError("--kid is empty. Give a key ID, or leave --kid out for a thumbprint.")
     size_or_crv: Any = spec.crv if spec.kty in ("EC", "OKP") else spec.size

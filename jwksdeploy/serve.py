@@ -575,7 +575,8 @@ class JwksServer:
     async def _sweep(self, state: _State) -> None:
         """Enforce the deadlines; one timer for all connections costs less than one each."""
         limits = self.limits
-        interval = min(1.0, limits.idle_timeout / 4, limits.header_timeout / 4)
+        # A floor, so a 1 ms timeout does not turn the sweep into a busy loop.
+        interval = max(0.01, min(1.0, limits.idle_timeout / 4, limits.header_timeout / 4))
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()

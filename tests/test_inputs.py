@@ -476,3 +476,17 @@ def test_kubeconfig_scalars_are_text_and_booleans_are_booleans(tmp_path: Path) -
     path.write_text("clusters:\n- name: c\n  cluster: {insecure-skip-tls-verify: maybe}\n")
     with pytest.raises(ClusterUnreachable, match="not true or false"):
         read_document(str(path))
+
+
+def test_stdin_feeds_one_input_only(tmp_path: Path) -> None:
+    for args in (["-f", "-", "-f", "-"], ["-f", "-", "--jwks", "-"]):
+        result = run("render", "-n", "a", *args, input="namespace: a\n")
+        assert result.exit_code == 3 and "stdin" in result.stderr, args
+        assert result.stdout == ""
+
+
+def test_a_kid_with_control_characters_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    result = run("jwks", "generate", "--kid", "\x1b[2J", "--jwks", str(out))
+    assert result.exit_code == 3 and "control characters" in result.stderr
+    assert not out.exists() and "\x1b" not in result.stderr
