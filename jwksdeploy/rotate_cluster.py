@@ -59,27 +59,38 @@ def record_state(
     cluster: Cluster, namespace: str, configmap: str, state_text: str, dry_run: bool
 ) -> None:
     """Server-side apply of the one annotation, as ROTATION_MANAGER."""
+    metadata = {"name": configmap, "namespace": namespace}
+    annotations = {STATE_ANNOTATION: state_text}
+    _apply_annotations(cluster, metadata, annotations, ROTATION_MANAGER, dry_run)
+
+
+def _apply_annotations(
+    cluster: Cluster,
+    metadata: dict[str, Any],
+    annotations: dict[str, str],
+    manager: str,
+    dry_run: bool,
+) -> None:
+    """Server-side apply of annotations on the instance ConfigMap under their own field
+    manager, so a later `apply` (another manager) neither owns nor drops them."""
     from .cluster import resource_path
 
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": configmap,
-            "namespace": namespace,
-            "annotations": {STATE_ANNOTATION: state_text},
-        },
+        "metadata": {**metadata, "annotations": annotations},
     }
-    query = {"fieldManager": ROTATION_MANAGER, "fieldValidation": "Strict", "force": "true"}
+    query = {"fieldManager": manager, "fieldValidation": "Strict", "force": "true"}
     if dry_run:
         query["dryRun"] = "All"
+    namespace, name = metadata["namespace"], metadata["name"]
     cluster.request(
         "PATCH",
-        resource_path("ConfigMap", namespace, configmap),
+        resource_path("ConfigMap", namespace, name),
         query=query,
         body=body,
         content_type=APPLY_CONTENT_TYPE,
-        what=f"ConfigMap {configmap!r} in {namespace!r}",
+        what=f"ConfigMap {name!r} in {namespace!r}",
     )
 
 
@@ -94,7 +105,6 @@ def record_gateway(
     """Merge one gateway's cache window into the instance ConfigMap's gateway record (an
     annotation on its metadata: the served bytes and the pods stay as they are). False when
     the ConfigMap does not exist (yet), so there is nothing to record on."""
-    from .cluster import resource_path
     from .rotation import gateway_windows_json, parse_gateway_windows
 
     obj = cluster.get("ConfigMap", namespace, configmap)
@@ -113,19 +123,8 @@ def record_gateway(
         # Makes the apply conditional: a record merged by someone else since the read is a
         # 409, never silently overwritten.
         fields["resourceVersion"] = metadata["resourceVersion"]
-    fields["annotations"] = {GATEWAYS_ANNOTATION: gateway_windows_json(windows)}
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": fields}
-    query = {"fieldManager": GATEWAY_MANAGER, "fieldValidation": "Strict", "force": "true"}
-    if dry_run:
-        query["dryRun"] = "All"
-    cluster.request(
-        "PATCH",
-        resource_path("ConfigMap", namespace, configmap),
-        query=query,
-        body=body,
-        content_type=APPLY_CONTENT_TYPE,
-        what=f"ConfigMap {configmap!r} in {namespace!r}",
-    )
+    annotations = {GATEWAYS_ANNOTATION: gateway_windows_json(windows)}
+    _apply_annotations(cluster, fields, annotations, GATEWAY_MANAGER, dry_run)
     return True
 
 
