@@ -14,7 +14,7 @@ import pytest
 
 from jwksdeploy import adopt
 from jwksdeploy.cli import cli
-from jwksdeploy.cli_common import VocabOption
+from jwksdeploy.cli.common import VocabOption
 
 from .helpers import EXAMPLES, jwks_bytes, oct_key, run
 from .kube import Kube

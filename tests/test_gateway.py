@@ -607,7 +607,7 @@ def test_json_and_output_dir(tmp_path: Path) -> None:
 
 
 def test_the_cli_offers_exactly_the_targets_the_core_builds() -> None:
-    from jwksdeploy.cli_gateway import DEFAULT_TRUSTED_CA, PROVIDERS
+    from jwksdeploy.cli.gateway import DEFAULT_TRUSTED_CA, PROVIDERS
 
     assert PROVIDERS == gateway.PROVIDERS
     assert DEFAULT_TRUSTED_CA == gateway.DEFAULT_TRUSTED_CA

@@ -1,5 +1,5 @@
 """One concept, one flag, one meaning: every command is walked (lazy ones included) and its
-flags are checked against the vocabulary in jwksdeploy/cli_common.py."""
+flags are checked against the vocabulary in jwksdeploy/cli/common.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 import pytest
 
 from jwksdeploy.cli import cli
-from jwksdeploy.cli_common import VOCABULARY, VocabOption
+from jwksdeploy.cli.common import VOCABULARY, VocabOption
 
 from .helpers import EXAMPLES, run
 

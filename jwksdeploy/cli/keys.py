@@ -1,7 +1,7 @@
-"""Commands for keys and tokens: `jwks generate|rotate|public|check`, `token`, `verify`, `serve`.
+"""Commands for keys and tokens: `jwks generate|rotate|public|check`, `token`, `verify`.
 
-Like cli.py these only parse, call and print; errors propagate to the one handler in
-`cli._Cli`. joserfc, urllib and http.server are imported inside the commands that use them.
+They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
+joserfc and urllib are imported inside the commands that use them.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from typing import Any
 
 import click
 
-from .cli_common import (
+from ..jwks import ALGS_BY_KTY
+from .common import (
+    DEFAULT_PRIVATE,
+    DEFAULT_PUBLIC,
     SuggestingGroup,
     resolve_url,
     stack_options,
     url_lookup_options,
     vocab_option,
 )
-from .jwks import ALGS_BY_KTY
-
-DEFAULT_PUBLIC = "jwks.json"
-DEFAULT_PRIVATE = "jwks.private.json"
 
 
 @click.group("jwks", cls=SuggestingGroup)
@@ -85,8 +84,8 @@ def _write_sets(
     """Both files land together or neither does; the public one may go to stdout.
 
     `replaces`: the public file is updated in place; `rotating`: so is the private one."""
-    from .keys import to_json
-    from .writes import OutputFile, write_files
+    from ..keys import to_json
+    from ..writes import OutputFile, write_files
 
     symmetric = any(key.get("kty") == "oct" for key in public["keys"])
     outputs = []
@@ -159,9 +158,9 @@ def generate(
     With no options it makes an ES256 (P-256) key. The source's HMAC recipe is
     `--kty oct --size 256 --alg HS256`.
     """
-    from .errors import InputError
-    from .keys import generate as generate_key
-    from .keys import key_spec
+    from ..errors import InputError
+    from ..keys import generate as generate_key
+    from ..keys import key_spec
 
     spec = key_spec(kty, size, crv, alg)
     if add_to is not None:
@@ -179,8 +178,8 @@ def generate(
 
 
 def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, force: bool) -> None:
-    from .cli_rotate import fresh_rotation_record
-    from .keys import public_set
+    from ..keys import public_set
+    from .rotate import fresh_rotation_record
 
     private = {"keys": [key]}
     public = public_set(private, include_symmetric=True)
@@ -206,11 +205,11 @@ def _rotate(
     keep: int | None,
     force: bool,
 ) -> None:
-    from .errors import InputError
-    from .files import read_input
-    from .keys import generate as generate_key
-    from .keys import parse_key_file, rotate
-    from .writes import key_files_locked
+    from ..errors import InputError
+    from ..files import read_input
+    from ..keys import generate as generate_key
+    from ..keys import parse_key_file, rotate
+    from ..writes import key_files_locked
 
     target = out or public_path
     # Read, decide and write under one lock, after finishing any write a crash interrupted.
@@ -231,7 +230,7 @@ def _rotate(
         _refuse_out_of_step(private_in, public_in, private_path, public_path)
         key = generate_key(spec, kid)
         private, public = rotate(private_in, public_in, key, keep)
-        from .cli_rotate import legacy_rotation_record
+        from .rotate import legacy_rotation_record
 
         record = legacy_rotation_record(private_path, private_in, private, key)
         _write_sets(
@@ -265,10 +264,10 @@ def _refuse_out_of_step(
 ) -> None:
     """InputError when the sets differ, saying which file changed last (rotate() would refuse
     too, but cannot see the files)."""
-    from .errors import InputError
-    from .jwks import key_subject, public_members
-    from .keys import has_private_half
-    from .writes import out_of_step_detail
+    from ..errors import InputError
+    from ..jwks import key_subject, public_members
+    from ..keys import has_private_half
+    from ..writes import out_of_step_detail
 
     keys = [key for key in private_in["keys"] if isinstance(key, dict)]
     if not all(has_private_half(key) for key in keys):
@@ -330,8 +329,8 @@ def rotate_command(
 
     Short for `jwks generate --add-to JWKS --private PRIVATE --keep N`.
     """
-    from .files import read_input
-    from .keys import key_spec, parse_key_file, spec_like
+    from ..files import read_input
+    from ..keys import key_spec, parse_key_file, spec_like
 
     if kty or size or crv or alg:
         spec = key_spec(kty, size, crv, alg)
@@ -370,8 +369,8 @@ def public_command(
 ) -> None:
     """Strip every private member from a key set and print the public JWKS."""
     path = legacy_path or path
-    from .files import read_input
-    from .keys import parse_key_file, public_set
+    from ..files import read_input
+    from ..keys import parse_key_file, public_set
 
     document = parse_key_file(read_input(path, "key file"), f"key file {path!r}")
     _write_sets(None, None, public_set(document, include_symmetric), out, force, replaces=False)
@@ -394,9 +393,9 @@ def public_command(
 def check_command(legacy_path: str | None, path: str, strict: bool, output: str) -> None:
     """Run render's checks on a JWKS and list every finding (exit 4 on errors)."""
     path = legacy_path or path
-    from .errors import JwksRejected
-    from .files import read_input
-    from .jwks import lint_jwks, parse_jwks
+    from ..errors import JwksRejected
+    from ..files import read_input
+    from ..jwks import lint_jwks, parse_jwks
 
     document = parse_jwks(read_input(path, "JWKS file"), f"JWKS file {path!r}")
     findings = lint_jwks(document)
@@ -491,10 +490,10 @@ def token_command(
     default; a `next` key needs --allow-next, a retired one never signs."""
     import time
 
-    from .files import read_input
-    from .keys import parse_key_file
-    from .settings import parse_duration
-    from .tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
+    from ..files import read_input
+    from ..keys import parse_key_file
+    from ..settings import parse_duration
+    from ..tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
 
     now = int(time.time())
     lifetime = parse_duration(ttl, "--ttl")
@@ -505,7 +504,7 @@ def token_command(
     headers = parse_pairs_json(header, "--header")
     source = f"key file {key_path!r}"
     document = parse_key_file(read_input(key_path, "key file"), source)
-    from .cli_rotate import signing_kid
+    from .rotate import signing_kid
 
     kid = signing_kid(key_path, document, kid, allow_next)
     key = pick_signing_key(document, kid, source)
@@ -575,13 +574,13 @@ def verify_command(
     to a local file, and optionally that a token verifies against it as Envoy would."""
     import time
 
-    from .errors import InputError
-    from .files import read_input
-    from .jwks import enforce, lint_jwks, parse_jwks
-    from .probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
-    from .settings import parse_duration
-    from .strictjson import dumps
-    from .tokens import MAX_TOKEN_CHARS, verify
+    from ..errors import InputError
+    from ..files import read_input
+    from ..jwks import enforce, lint_jwks, parse_jwks
+    from ..probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
+    from ..settings import parse_duration
+    from ..strictjson import dumps
+    from ..tokens import MAX_TOKEN_CHARS, verify
 
     seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
@@ -643,120 +642,3 @@ def verify_command(
         click.echo(f"ok: {line}")
     if verified is not None:
         click.echo(dumps(verified.claims, indent=2))
-
-
-@click.command("serve")
-@vocab_option("jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
-@vocab_option(
-    "listen",
-    "listen",
-    aliases=("--address",),
-    default="127.0.0.1",
-    show_default=True,
-    metavar="HOST",
-    help="Listen address (0.0.0.0 in a container).",
-)
-@vocab_option(
-    "port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    metavar="PORT",
-    help="0 picks a free port.",
-)
-@click.option(
-    "--max-age",
-    default="60s",
-    show_default=True,
-    metavar="DURATION",
-    help="Cache-Control max-age of /jwks; keep it short so a rotated set spreads quickly.",
-)
-@click.option(
-    "--access-log",
-    type=click.Choice(["text", "json", "off"]),
-    default="text",
-    show_default=True,
-    help="One line per request on stderr; the query string (it may hold a token) is dropped.",
-)
-@click.option(
-    "--max-connections",
-    default=4096,
-    show_default=True,
-    type=click.IntRange(1, 1_000_000),
-    metavar="N",
-    help="Open connections at most; beyond it a client gets 503.",
-)
-@click.option(
-    "--idle-timeout",
-    default="60s",
-    show_default=True,
-    metavar="DURATION",
-    help="Close a kept-alive connection idle this long.",
-)
-@click.option(
-    "--header-timeout",
-    default="10s",
-    show_default=True,
-    metavar="DURATION",
-    help="A request must arrive whole within this (else 408).",
-)
-@click.option(
-    "--shutdown-grace",
-    default="10s",
-    show_default=True,
-    metavar="DURATION",
-    help="On SIGTERM, how long requests in flight may take to finish.",
-)
-def serve_command(
-    path: str,
-    listen: str,
-    port: int,
-    max_age: str,
-    access_log: str,
-    max_connections: int,
-    idle_timeout: str,
-    header_timeout: str,
-    shutdown_grace: str,
-) -> None:
-    """Serve a JWKS like the remote-jwks-go image: /jwks, /valid, /healthz, else `success`.
-
-    The file is read once at start-up, as the image does. Stops cleanly on SIGTERM or Ctrl-C,
-    finishing the requests in flight.
-    """
-    from .files import read_input
-    from .jwks import enforce, lint_jwks, parse_jwks
-    from .serve import Limits, bind, run_until_signalled
-    from .settings import parse_duration
-
-    limits = Limits(
-        max_connections=max_connections,
-        idle_timeout=_connection_timeout(idle_timeout, "--idle-timeout"),
-        header_timeout=_connection_timeout(header_timeout, "--header-timeout"),
-        max_age=int(parse_duration(max_age, "--max-age")),
-        shutdown_grace=parse_duration(shutdown_grace, "--shutdown-grace"),
-    )
-    data = read_input(path, "JWKS file")
-    document = parse_jwks(data, f"JWKS file {path!r}")
-    for warning in enforce(lint_jwks(document), strict=False):
-        click.echo(str(warning), err=True)
-    server = bind(listen, port, data, document, sys.stderr, limits, access_log)
-    host, bound = str(server.server_address[0]), server.server_address[1]
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
-    run_until_signalled(server)
-    click.echo("stopped", err=True)
-
-
-def _connection_timeout(text: str, flag: str) -> float:
-    """A connection deadline of serve: 0 would close every connection before its first byte,
-    so it is refused rather than quietly raised."""
-    from .errors import InputError
-    from .settings import parse_duration
-
-    seconds = parse_duration(text, flag)
-    if seconds < 0.001:
-        raise InputError(
-            f"{flag} {text!r} is shorter than 1ms, so no request could arrive in time. Use a "
-            "duration like 10s."
-        )
-    return seconds

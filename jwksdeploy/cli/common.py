@@ -12,6 +12,10 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The key files `jwks generate` writes and the other key commands and `serve` read by default.
+DEFAULT_PUBLIC = "jwks.json"
+DEFAULT_PRIVATE = "jwks.private.json"
+
 
 @dataclass(frozen=True)
 class Concept:
@@ -200,7 +204,7 @@ def resolve_url(
     timeout: float = 30.0,
 ) -> str:
     """The URL given, or the one of the deployment in --namespace (through the cluster)."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if (url is None) == (namespace is None):
         raise InputError(
@@ -209,8 +213,8 @@ def resolve_url(
         )
     if url is not None:
         return url
-    from .cluster import deployed_url
-    from .settings import check_dns1123_label, check_object_name
+    from ..cluster import deployed_url
+    from ..settings import check_dns1123_label, check_object_name
 
     check_dns1123_label("--namespace", str(namespace))
     check_object_name(instance)
@@ -221,7 +225,7 @@ def resolve_url(
 def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout: float) -> Any:
     """The cluster of --kubeconfig/--context, for every command that reaches one: says once,
     on stderr, when the kubeconfig turns off TLS verification."""
-    from .cluster import connect
+    from ..cluster import connect
 
     cluster = connect(kubeconfig, context, request_timeout)
     if cluster.insecure:
@@ -262,7 +266,7 @@ def field_manager_option(command: F) -> F:
 
 def check_field_manager(value: str) -> str:
     """The API server takes a field manager of 1-128 printable characters."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if not value or len(value) > 128 or not value.isprintable():
         raise InputError(
@@ -276,7 +280,7 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
     that flag's own type; repeatable flags collect every value."""
     from click.core import ParameterSource
 
-    from .errors import InputError
+    from ..errors import InputError
 
     by_flag = {
         opt: param
@@ -317,3 +321,31 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
                 f"{flag} was given both as a flag and as --set {key}=...; keep one of the two."
             )
         params[param.name] = converted
+
+
+def cluster_options(command: F) -> F:
+    """How to reach the cluster, shared by apply, url, status, delete, diff and rotate."""
+    options = [
+        vocab_option(
+            "kubeconfig",
+            metavar="PATH",
+            help="Kubeconfig file.  [default: $KUBECONFIG (merged), ~/.kube/config, "
+            "else in-cluster]",
+        ),
+        vocab_option("context", metavar="NAME", help="Kubeconfig context to use."),
+        vocab_option(
+            "request-timeout",
+            default="30s",
+            show_default=True,
+            metavar="DURATION",
+            help="Timeout of each API request.",
+        ),
+    ]
+    return stack_options(command, options)
+
+
+def connect_from_flags(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:
+    from ..settings import parse_duration
+
+    seconds = parse_duration(request_timeout, "--request-timeout")
+    return connect_cluster(kubeconfig, context, seconds)

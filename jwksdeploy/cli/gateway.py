@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .cli_common import (
+from .common import (
     F,
     dry_run_option,
     resolve_url,
@@ -46,9 +46,9 @@ def record_cache_window(
 ) -> None:
     """Record config's cache window on the instance; a failure is a warning, never the
     command's failure (the configuration was printed; rotate falls back to 20m or a flag)."""
-    from .errors import JwksDeployError
-    from .rotate_cluster import record_gateway
-    from .rotation import GatewayWindow, duration_text
+    from ..errors import JwksDeployError
+    from ..rotate_cluster import record_gateway
+    from ..rotation import GatewayWindow, duration_text
 
     window = GatewayWindow(config.cache_window, config.cache_window_why)
     text = f"{duration_text(window.seconds)} ({window.why})"
@@ -182,8 +182,8 @@ def policy_options(command: F) -> F:
 
 def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) -> Any:
     """Flags -> validated options -> GatewayConfig (objects + warnings)."""
-    from .gateway import build, gateway_options
-    from .settings import parse_pairs
+    from ..gateway import build, gateway_options
+    from ..settings import parse_pairs
 
     options = gateway_options(
         provider,
@@ -321,8 +321,8 @@ def gateway_command(
         click.echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
     if namespace is not None and record and dry_run != "client":
-        from .cluster import connect
-        from .settings import Settings
+        from ..cluster import connect
+        from ..settings import Settings
 
         configmap = Settings(namespaces=(namespace,), name=instance).configmap_name
         record_cache_window(
@@ -339,7 +339,7 @@ def gateway_command(
 
 def _say_unrecorded(config: Any) -> None:
     """Without a cluster nothing is recorded: one line saying what `rotate` should be told."""
-    from .rotation import DEFAULT_CACHE_WINDOW, duration_text
+    from ..rotation import DEFAULT_CACHE_WINDOW, duration_text
 
     window = duration_text(config.cache_window)
     if config.cache_window > DEFAULT_CACHE_WINDOW:
@@ -369,8 +369,8 @@ def url_from_flags(
     node_port: int | None,
 ) -> str:
     """The JWKS URL `render`'s objects will have, from flags alone (no cluster read)."""
-    from .errors import InputError
-    from .settings import check_dns1123_label, check_object_name
+    from ..errors import InputError
+    from ..settings import check_dns1123_label, check_object_name
 
     if url is not None:
         raise InputError("--url-from builds the URL, so --url cannot be given with it. Drop one.")
@@ -393,7 +393,7 @@ def url_from_flags(
         )
     if not 1 <= node_port <= 65535:
         raise InputError(f"--node-port {node_port} is not a port (1-65535).")
-    from .settings import check_address
+    from ..settings import check_address
 
     check_address(address)  # "x/y" would make http://x/y:PORT/jwks, another URL
     host = f"[{address}]" if ":" in address else address
@@ -403,10 +403,10 @@ def url_from_flags(
 def print_gateway(
     config: Any, provider: str, output: str, output_dir: str | None, force: bool = False
 ) -> None:
-    from .gateway import output_files, to_yaml
+    from ..gateway import output_files, to_yaml
 
     if output_dir:
-        from .writes import write_tree
+        from ..writes import write_tree
 
         files = output_files(config, provider)
         written = write_tree(output_dir, files, f"gateway {provider}", force)

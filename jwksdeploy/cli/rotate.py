@@ -19,12 +19,12 @@ from typing import Any
 
 import click
 
-from . import rotation
-from .cli import cluster_options, render_options
-from .cli_common import dry_run_option, stack_options, vocab_option
-from .cli_keys import DEFAULT_PRIVATE, key_type_options
-from .errors import InputError
-from .errors import TooEarly as TooEarlyError
+from .. import rotation
+from ..errors import InputError
+from ..errors import TooEarly as TooEarlyError
+from .common import DEFAULT_PRIVATE, cluster_options, dry_run_option, stack_options, vocab_option
+from .keys import key_type_options
+from .render import render_options
 
 
 def clock() -> float:
@@ -52,8 +52,8 @@ def mirror_path(private_path: str) -> str:
 
 def read_mirror(path: str) -> tuple[rotation.State, str | None] | None:
     """(state, pendingFrom) of the local mirror, or None when there is none."""
-    from .files import read_input
-    from .strictjson import StrictJsonError, parse
+    from ..files import read_input
+    from ..strictjson import StrictJsonError, parse
 
     if not os.path.lexists(path):
         return None
@@ -202,7 +202,8 @@ class Request:
 
 def _request(params: dict[str, Any]) -> Request:
     """Pop the shared flags; settings (to render the set as apply does) unless --local."""
-    from .cli import _connect, load_render_inputs
+    from .common import connect_from_flags as _connect
+    from .render import load_render_inputs
 
     private_path = params.pop("private_path")
     local = params.pop("local")
@@ -231,10 +232,10 @@ def _request(params: dict[str, Any]) -> Request:
 def _load(request: Request) -> Session:
     """Read and check the key files, the local record and (unless --local) the cluster's.
     Call it holding the key files' lock."""
-    from .cli_keys import _refuse_out_of_step
-    from .files import read_input
-    from .keys import parse_key_file
-    from .settings import parse_duration
+    from ..files import read_input
+    from ..keys import parse_key_file
+    from ..settings import parse_duration
+    from .keys import _refuse_out_of_step
 
     now = clock()
     private_path, public_path = request.private_path, request.public_path
@@ -267,7 +268,7 @@ def _load(request: Request) -> Session:
     if request.connect is None:
         state = mirror[0] if mirror else None
     else:
-        from .rotate_cluster import read_live
+        from ..rotate_cluster import read_live
 
         session.cluster = request.connect()
         live = read_live(session.cluster, session.namespace, session.configmap, session.name)
@@ -323,7 +324,7 @@ def _load(request: Request) -> Session:
 @contextlib.contextmanager
 def _locked(request: Request) -> Iterator[None]:
     """The key files' lock, after finishing or undoing an interrupted write of them."""
-    from .writes import key_files_locked
+    from ..writes import key_files_locked
 
     paths = [request.private_path, request.public_path, mirror_path(request.private_path)]
     with key_files_locked(paths) as notes:
@@ -333,7 +334,7 @@ def _locked(request: Request) -> Iterator[None]:
 
 
 def _live_kids(text: str | None, where: str) -> list[str]:
-    from .jwks import parse_jwks
+    from ..jwks import parse_jwks
 
     if text is None:
         return []
@@ -341,8 +342,8 @@ def _live_kids(text: str | None, where: str) -> list[str]:
 
 
 def _write_local(session: Session, step: rotation.Step, pending_from: str | None) -> None:
-    from .keys import public_set, to_json
-    from .writes import OutputFile, write_files
+    from ..keys import public_set, to_json
+    from ..writes import OutputFile, write_files
 
     public = public_set(step.private, include_symmetric=True)
     symmetric = any(k.get("kty") == "oct" for k in public["keys"])
@@ -365,9 +366,9 @@ def _execute(
 ) -> rotation.Step:
     """Write the files, publish and record on the cluster, wait for the rollout when the set
     changed, and record when it was served."""
-    from .keys import public_set, to_json
-    from .rotate_cluster import publish, record_state, wait_served, write_secret
-    from .settings import parse_duration
+    from ..keys import public_set, to_json
+    from ..rotate_cluster import publish, record_state, wait_served, write_secret
+    from ..settings import parse_duration
 
     wait_seconds = parse_duration(timeout, "--timeout")
     if dry_run == "client":
@@ -506,7 +507,7 @@ _EXTRA: dict[str, set[str]] = {
 
 
 def _new_key(session: Session, extra: dict[str, Any]) -> dict[str, Any]:
-    from .keys import generate, key_spec, spec_like
+    from ..keys import generate, key_spec, spec_like
 
     if extra.get("kty") or extra.get("size") or extra.get("crv") or extra.get("alg"):
         spec = key_spec(extra.get("kty"), extra.get("size"), extra.get("crv"), extra.get("alg"))
@@ -540,7 +541,7 @@ def _finish(session: Session, extra: dict[str, Any]) -> rotation.Step:
 
 
 def _revoke(session: Session, extra: dict[str, Any]) -> rotation.Step:
-    from .keys import generate, spec_like
+    from ..keys import generate, spec_like
 
     kid = extra["revoked_kid"]
     replacement = None
@@ -556,7 +557,7 @@ def _revoke(session: Session, extra: dict[str, Any]) -> rotation.Step:
 
 
 def _run(session: Session, extra: dict[str, Any]) -> rotation.Step:
-    from .settings import parse_duration
+    from ..settings import parse_duration
 
     after = extra.get("rotate_after")
     seconds = parse_duration(after, "--rotate-after") if after else None
@@ -636,7 +637,7 @@ def run_command(**params: Any) -> None:
 @vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status_command(output: str, **params: Any) -> None:
     """Each kid, its phase and times, and the next step; exit 13 when a step is due now."""
-    from .errors import STEP_DUE
+    from ..errors import STEP_DUE
 
     request = _request(params)
     with _locked(request):
@@ -719,7 +720,7 @@ def legacy_rotation_record(
     recorded `next` (published now), so `token` keeps signing with the active key; keys
     dropped by --keep must be retired keys whose tokens have expired. Returns the record's
     OutputFile, written with the two key sets."""
-    from .writes import OutputFile
+    from ..writes import OutputFile
 
     now = clock()
     path = mirror_path(private_path)
@@ -762,7 +763,7 @@ def legacy_rotation_record(
 def fresh_rotation_record(private_path: str, kid: str) -> Any:
     """`jwks generate` over an existing private set (--force): a rotation record left next to
     it would describe keys that are gone, so it is replaced by one for the new key."""
-    from .writes import OutputFile
+    from ..writes import OutputFile
 
     path = mirror_path(private_path)
     # Checked before an interrupted write is recovered, which may yet create the record.

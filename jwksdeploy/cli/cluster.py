@@ -1,321 +1,35 @@
-"""The command line: parse flags, build settings, call one function, print. Nothing else.
-
-Errors from the core arrive as JwksDeployError and become a message and an exit code in
-exactly one place, `_Cli.invoke`.
+"""The commands that talk to a cluster: `apply`, `url`, `status`, `delete`, `diff`, and what
+apply and delete print while they run. The `kubernetes` client is imported only through
+jwksdeploy/cluster.py, when a command connects.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .cli_common import (
+from ..errors import printable
+from .common import (
     F,
-    SuggestingGroup,
     apply_set_values,
     check_field_manager,
+    cluster_options,
+    connect_from_flags,
     dry_run_option,
     field_manager_option,
     stack_options,
     vocab_option,
 )
-from .cli_gateway import PROVIDERS, policy_options, print_gateway, record_option
-from .errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
+from .gateway import PROVIDERS, policy_options, print_gateway, record_option
+from .render import load_render_inputs, print_findings, render_options
 
-# Commands defined in other modules, imported only when named, so `render` and the cluster
-# commands do not pay for building the key, token and gateway commands.
-LAZY_COMMANDS = {
-    "gateway": ("cli_gateway", "gateway_command"),
-    "jwks": ("cli_keys", "jwks_group"),
-    "rotate": ("cli_rotate", "rotate_group"),
-    "serve": ("cli_keys", "serve_command"),
-    "token": ("cli_keys", "token_command"),
-    "verify": ("cli_keys", "verify_command"),
-}
-
-
-class _Cli(SuggestingGroup):
-    """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAZY_COMMANDS:
-            import importlib
-
-            module_name, attribute = LAZY_COMMANDS[cmd_name]
-            module = importlib.import_module(f"{__package__}.{module_name}")
-            command: click.Command = getattr(module, attribute)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Differences as exc:  # a verdict, not a failure: no "error:"
-            click.echo(printable(str(exc)), err=True)
-            ctx.exit(exc.exit_code)
-        except JwksDeployError as exc:
-            click.echo(f"error: {printable(str(exc))}", err=True)
-            ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("error: interrupted.", err=True)
-            ctx.exit(130)
-        except Exception as exc:  # the last resort: say what happened, no traceback by default
-            if os.environ.get("JWKSDEPLOY_DEBUG"):
-                import traceback
-
-                traceback.print_exc()
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {printable(str(exc))}. This is a bug "
-                "in jwksdeploy; "
-                "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
-                err=True,
-            )
-            ctx.exit(INTERNAL_ERROR)
-
-
-@click.group(
-    cls=_Cli,
-    invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.version_option(__version__, prog_name="jwksdeploy")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Render, deploy and check a JWKS server for Envoy-based API gateways.
-
-    Typical flow: `jwksdeploy jwks generate`, `jwksdeploy apply` (or `render` for
-    GitOps), `jwksdeploy gateway`, then `jwksdeploy token` and `jwksdeploy verify`.
-    Locally, without a cluster: `jwksdeploy serve`.
-    """
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
-
-
-def print_findings(findings: list[Any]) -> None:
-    for finding in findings:
-        click.echo(str(finding), err=True)
-
-
-def render_options(command: F) -> F:
-    """The flags shared by render and apply; every one may also come from --values."""
-    options = [
-        vocab_option(
-            "values",
-            "values_file",
-            multiple=True,
-            metavar="FILE",
-            help="YAML file with any of these flags by long name, repeatable (later files "
-            "win); flags override it.",
-        ),
-        vocab_option(
-            "set",
-            multiple=True,
-            metavar="NAME=VALUE",
-            help="Any long flag of this command by name (Helm's --set), checked like the flag.",
-        ),
-        vocab_option(
-            "jwks",
-            metavar="PATH",
-            help="JWKS file to publish ('-' reads stdin).  [default: ./jwks.json]",
-        ),
-        vocab_option(
-            "namespace",
-            multiple=True,
-            metavar="NS",
-            help="Target namespace, repeatable.  [default: $JWKSDEPLOY_NAMESPACE, "
-            "else the kubeconfig context's namespace, else default]",
-        ),
-        vocab_option(
-            "name",
-            metavar="NAME",
-            help="Name of the Deployment and Service; other names derive from it.  "
-            "[default: remote-jwks-go]",
-        ),
-        click.option(
-            "--image",
-            metavar="IMAGE",
-            help="JWKS server image.  [default: the source's remote-jwks-go:0.1.0]",
-        ),
-        click.option(
-            "--server",
-            type=click.Choice(["remote-jwks-go", "jwksdeploy", "nginx"]),
-            help="Server preset: image, command, probes and mounts.  [default: remote-jwks-go]",
-        ),
-        click.option(
-            "--replicas",
-            type=int,
-            metavar="N",
-            help="Pod count; 2+ adds a PodDisruptionBudget and spreads pods across "
-            "nodes.  [default: 1]",
-        ),
-        vocab_option("port", type=int, metavar="PORT", help="Service port.  [default: 8080]"),
-        click.option(
-            "--container-port",
-            type=int,
-            metavar="PORT",
-            help="Port the server listens on in the container.  [default: 8080]",
-        ),
-        vocab_option(
-            "node-port",
-            type=int,
-            metavar="PORT",
-            help="Fixed nodePort (else the cluster picks one).",
-        ),
-        click.option(
-            "--node-port-range",
-            metavar="LOW-HIGH",
-            help="Your API server's node port range.  [default: 30000-32767]",
-        ),
-        click.option(
-            "--service-type",
-            type=click.Choice(["NodePort", "ClusterIP", "LoadBalancer"]),
-            help="Service type.  [default: NodePort]",
-        ),
-        click.option(
-            "--label", multiple=True, metavar="K=V", help="Extra label on every object, repeatable."
-        ),
-        click.option(
-            "--annotation",
-            multiple=True,
-            metavar="K=V",
-            help="Extra annotation on every object, repeatable.",
-        ),
-        click.option(
-            "--image-pull-policy",
-            type=click.Choice(["IfNotPresent", "Always", "Never"]),
-            help="[default: IfNotPresent]",
-        ),
-        click.option(
-            "--image-pull-secret",
-            multiple=True,
-            metavar="SECRET",
-            help="Secret for pulling the image, repeatable.",
-        ),
-        click.option("--cpu-request", metavar="Q", help="[default: 10m]"),
-        click.option("--memory-request", metavar="Q", help="[default: 16Mi]"),
-        click.option("--cpu-limit", metavar="Q", help="[default: 200m]"),
-        click.option("--memory-limit", metavar="Q", help="[default: 64Mi]"),
-        vocab_option(
-            "strict",
-            default=None,
-            help="Treat JWKS warnings as errors (for CI).  [default: no-strict]",
-        ),
-        click.option(
-            "--selector-compat",
-            type=click.Choice(["recommended", "source"]),
-            help="Pod selector: app.kubernetes.io/name+instance, or the source document's "
-            "app=<name> (to take over its Deployment without apply).  [default: recommended]",
-        ),
-    ]
-    return stack_options(command, options)
-
-
-def load_render_inputs(
-    params: dict[str, Any], kubeconfig: str | None = None, context: str | None = None
-) -> tuple[Any, bytes, str]:
-    """Values files + --set + flags -> (Settings, JWKS bytes, JWKS path), validated."""
-    from .errors import InputError
-    from .files import read_input, read_values, relative_to_file
-    from .settings import build_settings, merge_layers, normalize_values
-
-    apply_set_values(click.get_current_context(), params, params.pop("set", ()))
-    values_files = list(params.pop("values_file", ()) or ())
-    if values_files.count("-") + (params.get("jwks") == "-") > 1:
-        raise InputError(
-            "'-' (stdin) is given for more than one input (-f/--values, --jwks); stdin can feed "
-            "only one. Put the others in files."
-        )
-    file_values: dict[str, Any] = {}
-    jwks_from: str | None = None
-    for values_file in values_files:
-        layer = normalize_values(read_values(values_file), f"values file {values_file!r}")
-        for key in ("label", "annotation"):
-            if isinstance(file_values.get(key), dict) and isinstance(layer.get(key), dict):
-                layer[key] = {**file_values[key], **layer[key]}
-        if "jwks" in layer:
-            jwks_from = values_file
-        file_values.update(layer)
-    flags = {key.replace("_", "-"): value for key, value in params.items()}
-    merged = merge_layers(file_values, flags)
-    namespace = None if merged.get("namespace") else _default_namespace(kubeconfig, context)
-    settings = build_settings(merged, namespace or "default")
-    jwks_path = str(merged.get("jwks") or "jwks.json")
-    if jwks_from and not params.get("jwks"):
-        jwks_path = relative_to_file(jwks_path, jwks_from)
-    return settings, read_input(jwks_path, "JWKS file"), jwks_path
-
-
-def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace when none is given; one line on stderr when a kubeconfig chose it, so
-    a CI job's output never silently depends on a file nobody sees."""
-    from .files import default_namespace, kubeconfig_namespace
-
-    namespace = default_namespace(kubeconfig, context)
-    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and kubeconfig_namespace(kubeconfig, context):
-        which = f"context {context!r}" if context else "the current context"
-        click.echo(
-            f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
-            "make the output independent of it.",
-            err=True,
-        )
-    return namespace
-
-
-@cli.command()
-@render_options
-@vocab_option(
-    "output",
-    type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
-    help="Format on stdout.",
-)
-@vocab_option(
-    "output-dir",
-    metavar="DIR",
-    help="Write one file per object and a kustomization.yaml per namespace under "
-    "DIR/<namespace>/, atomically, instead of printing. Only files jwksdeploy wrote there "
-    "(listed in DIR/.jwksdeploy-manifest.json) are replaced or removed.",
-)
-@vocab_option(
-    "force",
-    is_flag=True,
-    help="With --output-dir: also overwrite files jwksdeploy did not write, or edited since.",
-)
-def render(**params: Any) -> None:
-    """Print the ConfigMap, Service and Deployment (and a PodDisruptionBudget with 2+ replicas)
-    that serve a JWKS in one or more namespaces."""
-    from .render import output_files, render_objects, to_json_list, to_yaml_stream
-
-    apply_set_values(click.get_current_context(), params, params.pop("set", ()))
-    output: str = params.pop("output")
-    output_dir: str | None = params.pop("output_dir")
-    force: bool = params.pop("force")
-    settings, jwks_bytes, jwks_path = load_render_inputs(params)
-    rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
-    print_findings(rendered.warnings)
-    if output_dir:
-        from .writes import write_tree
-
-        files = output_files(rendered.objects)
-        written = write_tree(output_dir, files, "render", force)
-        for note in written.notes(output_dir):
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"wrote {len(files)} files under {output_dir}", err=True)
-    elif output == "json":
-        click.echo(to_json_list(rendered.objects), nl=False)
-    else:
-        click.echo(to_yaml_stream(rendered.objects), nl=False)
-
+if TYPE_CHECKING:
+    from ..apply import ApplyOptions, ApplyResult, Listener, NamespaceResult
+    from ..status import Verdict
 
 FORCE_CONFLICTS = click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
@@ -337,36 +51,7 @@ RECREATE = click.option(
 )
 
 
-def cluster_options(command: F) -> F:
-    """How to reach the cluster, shared by apply, url, status and delete."""
-    options = [
-        vocab_option(
-            "kubeconfig",
-            metavar="PATH",
-            help="Kubeconfig file.  [default: $KUBECONFIG (merged), ~/.kube/config, "
-            "else in-cluster]",
-        ),
-        vocab_option("context", metavar="NAME", help="Kubeconfig context to use."),
-        vocab_option(
-            "request-timeout",
-            default="30s",
-            show_default=True,
-            metavar="DURATION",
-            help="Timeout of each API request.",
-        ),
-    ]
-    return stack_options(command, options)
-
-
-def _connect(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:
-    from .cli_common import connect_cluster
-    from .settings import parse_duration
-
-    seconds = parse_duration(request_timeout, "--request-timeout")
-    return connect_cluster(kubeconfig, context, seconds)
-
-
-@cli.command()
+@click.command("apply")
 @render_options
 @cluster_options
 @click.option("--create-namespace", is_flag=True, help="Create the namespace if it is missing.")
@@ -416,11 +101,10 @@ def apply(**flags: Any) -> None:
 
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
-    from .apply import ApplyOptions
-    from .cli_apply import result_fields, run_apply
-    from .cli_gateway import POLICY_PARAMS
-    from .render import render_objects
-    from .settings import check_address, parse_duration
+    from ..apply import ApplyOptions
+    from ..render import render_objects
+    from ..settings import check_address, parse_duration
+    from .gateway import POLICY_PARAMS
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
     kubeconfig: str | None = flags.pop("kubeconfig")
@@ -449,7 +133,7 @@ def apply(**flags: Any) -> None:
         _print_client_dry_run(rendered.objects, output)
         return
     dry_run = mode == "server"
-    cluster = _connect(kubeconfig, context, request_timeout)
+    cluster = connect_from_flags(kubeconfig, context, request_timeout)
     cluster.field_manager = field_manager
     outcome = run_apply(
         cluster,
@@ -492,7 +176,7 @@ def apply(**flags: Any) -> None:
                 click.echo(f"warning: {warning}", err=True)
             print_gateway(config, str(provider), "yaml", None)
     if provider is not None and record:
-        from .cli_gateway import record_cache_window
+        from .gateway import record_cache_window
 
         for report, config in zip(reports, gateways, strict=True):
             if config is not None and report.error is None:
@@ -524,7 +208,7 @@ def print_data(data: Any, output: str) -> None:
 
 def _print_client_dry_run(objects: list[dict[str, Any]], output: str) -> None:
     """--dry-run=client: what would be sent, validated locally; the cluster is not contacted."""
-    from .render import to_json_list, to_yaml_stream
+    from ..render import to_json_list, to_yaml_stream
 
     if output == "yaml":
         click.echo(to_yaml_stream(objects), nl=False)
@@ -542,7 +226,7 @@ def _print_client_dry_run(objects: list[dict[str, Any]], output: str) -> None:
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
     """One line per namespace on what is adopted and from whom, or what --recreate breaks."""
-    from .adopt import selector_text
+    from ..adopt import selector_text
 
     would = "would " if dry_run else ""
     adopted = plan.adopted
@@ -580,7 +264,7 @@ def _check_gateway(
     """Refuse bad gateway flags before anything is applied: build each namespace's configuration
     with a stand-in for the URL, which is known only once the Service exists (apply's URLs are
     http, so the scheme-dependent checks see what they will see then)."""
-    from .cli_gateway import PLACEHOLDER_URL, build_gateway
+    from .gateway import PLACEHOLDER_URL, build_gateway
 
     for namespace in namespaces:
         suffix = f"-{namespace}" if len(namespaces) > 1 else ""
@@ -591,7 +275,7 @@ def _gateways_for(
     reports: list[Any], gateway: str | None, name: str, policy: dict[str, Any]
 ) -> list[Any]:
     """One gateway configuration per applied namespace (None where the URL is not known)."""
-    from .cli_gateway import build_gateway
+    from .gateway import build_gateway
 
     configs: list[Any] = []
     for report in reports:
@@ -639,7 +323,7 @@ def _print_endpoint(endpoint: Any, namespace: str, dry_run: bool) -> None:
 
 
 def _instance_names(name: str) -> dict[str, str]:
-    from .settings import DEFAULT_NAME, Settings, check_object_name
+    from ..settings import DEFAULT_NAME, Settings, check_object_name
 
     settings = Settings(namespaces=("unused",), name=check_object_name(name or DEFAULT_NAME))
     return {
@@ -653,8 +337,8 @@ def _instance_names(name: str) -> dict[str, str]:
 def _namespaces(
     namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
 ) -> list[str]:
-    from .files import default_namespace
-    from .settings import check_dns1123_label
+    from ..files import default_namespace
+    from ..settings import check_dns1123_label
 
     chosen = list(namespace) or [default_namespace(kubeconfig, context)]
     return [check_dns1123_label("--namespace", ns) for ns in chosen]
@@ -682,7 +366,7 @@ def instance_options(command: F) -> F:
     )
 
 
-@cli.command()
+@click.command("url")
 @instance_options
 @vocab_option("address", metavar="HOST", help="Address to use instead of a node's.")
 @vocab_option(
@@ -703,11 +387,11 @@ def url(
     request_timeout: str,
 ) -> None:
     """Print the JWKS URL of what apply deployed."""
-    from .cluster import deployed_endpoint
+    from ..cluster import deployed_endpoint
 
     names = _instance_names(name)
     namespaces = _namespaces(namespace, kubeconfig, context)
-    cluster = _connect(kubeconfig, context, request_timeout)
+    cluster = connect_from_flags(kubeconfig, context, request_timeout)
     results = []
     for ns in namespaces:
         endpoint = deployed_endpoint(cluster, ns, names["Service"], address)
@@ -729,7 +413,7 @@ def url(
         print_data(results if len(results) > 1 else results[0], output)
 
 
-@cli.command()
+@click.command("status")
 @instance_options
 @vocab_option("jwks", metavar="PATH", help="Local JWKS to compare with the live ConfigMap.")
 @vocab_option(
@@ -751,14 +435,14 @@ def status(
     """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches.
 
     Exit 1 when the live JWKS differs from --jwks or the rollout is incomplete."""
-    from .cluster import endpoint_for, managed_objects, rollout_state
-    from .errors import ClusterRejected, Differences
-    from .files import read_input
-    from .render import JWKS_KEY, jwks_checksum
+    from ..cluster import endpoint_for, managed_objects, rollout_state
+    from ..errors import ClusterRejected, Differences
+    from ..files import read_input
+    from ..render import JWKS_KEY, jwks_checksum
 
     names = _instance_names(name)
     local = read_input(jwks, "JWKS file").decode("utf-8", "replace") if jwks else None
-    cluster = _connect(kubeconfig, context, request_timeout)
+    cluster = connect_from_flags(kubeconfig, context, request_timeout)
     results: list[dict[str, Any]] = []
     for ns in _namespaces(namespace, kubeconfig, context):
         live = managed_objects(cluster, ns, names)
@@ -816,7 +500,7 @@ def status(
         )
 
 
-@cli.command()
+@click.command("delete")
 @instance_options
 @dry_run_option(
     "server (bare --dry-run): the API server's dry run of each delete; client: only list "
@@ -845,14 +529,14 @@ def delete(
     request_timeout: str,
 ) -> None:
     """Delete the objects jwksdeploy manages (matched by name and managed-by label)."""
-    from .apply import delete as delete_instances
-    from .apply import delete_error
-    from .cluster import managed_objects
-    from .settings import parse_duration
+    from ..apply import delete as delete_instances
+    from ..apply import delete_error
+    from ..cluster import managed_objects
+    from ..settings import parse_duration
 
     seconds = parse_duration(timeout, "--timeout")
     names = _instance_names(name)
-    cluster = _connect(kubeconfig, context, request_timeout)
+    cluster = connect_from_flags(kubeconfig, context, request_timeout)
     results: list[dict[str, Any]] = []
     chosen = _namespaces(namespace, kubeconfig, context)
     deleted = (
@@ -893,9 +577,9 @@ def _diffs(
 ) -> list[Any]:
     """Plan as apply does, dry-run each namespace, and compare with what is live; then what
     apply would prune. Cluster reads and dry runs only: nothing is stored."""
-    from .cluster import plan_apply
-    from .diff import compare
-    from .prune import instance_selector, prunable_kinds, prune_candidates
+    from ..cluster import plan_apply
+    from ..diff import compare
+    from ..prune import instance_selector, prunable_kinds, prune_candidates
 
     plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=force)
     diffs = []
@@ -930,8 +614,8 @@ def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, A
     """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
     error (everything in it is a create); the Namespace is read only when the dry run says so,
     so a user whose RBAC stops at the namespace can still diff."""
-    from .cluster import preflight
-    from .errors import ClusterRejected
+    from ..cluster import preflight
+    from ..errors import ClusterRejected
 
     try:
         return preflight(cluster, [plan], create_namespace=False, force=force)
@@ -941,7 +625,7 @@ def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, A
         return preflight(cluster, [plan], create_namespace=True, force=force)
 
 
-@cli.command("diff")
+@click.command("diff")
 @render_options
 @cluster_options
 @FORCE_CONFLICTS
@@ -959,9 +643,9 @@ def diff_command(**flags: Any) -> None:
 
     Exit 0 when nothing would change, 1 when something would, above 1 on errors (kubectl
     diff's convention). Objects apply would create or prune are listed as such."""
-    from .diff import summary
-    from .errors import Differences
-    from .render import render_objects
+    from ..diff import summary
+    from ..errors import Differences
+    from ..render import render_objects
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
     kubeconfig: str | None = flags.pop("kubeconfig")
@@ -974,7 +658,7 @@ def diff_command(**flags: Any) -> None:
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
-    cluster = _connect(kubeconfig, context, request_timeout)
+    cluster = connect_from_flags(kubeconfig, context, request_timeout)
     cluster.field_manager = field_manager
     diffs = _diffs(cluster, rendered.objects, settings.name, recreate, force)
     for warning in cluster.warnings:
@@ -992,15 +676,144 @@ def diff_command(**flags: Any) -> None:
     click.echo(summary(diffs), err=True)
 
 
-def main() -> None:
-    # Text from argv that is not UTF-8 (or anything else unencodable) is shown escaped
-    # instead of ending the run with a UnicodeEncodeError.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
-    cli(prog_name="jwksdeploy")
+# What apply and delete print while they run: objects as they land, rollout progress (one
+# updating line in a terminal, plain lines otherwise), on stderr; stdout holds only the result.
+# The work itself is `apply.run` / `apply.delete`.
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+class ApplyPrinter:
+    """A Listener that prints; safe to call from the pool's threads."""
+
+    def __init__(self, *, output: str, dry_run: bool, multi: bool, tty: bool) -> None:
+        self.output = output
+        self.dry_run = dry_run
+        self.multi = multi
+        self.tty = tty
+        self.lock = threading.Lock()
+        self.states: dict[str, tuple[Verdict, float]] = {}
+        self.started = time.monotonic()
+        self._line_open = False
+
+    def listener(self) -> Listener:
+        from ..apply import Listener
+
+        return Listener(plan=self.plan, applied=self.applied, progress=self.progress)
+
+    def _echo(self, text: str) -> None:
+        with self.lock:
+            self._close_line()
+            click.echo(text, err=True)
+
+    def _close_line(self) -> None:
+        if self._line_open:
+            click.echo("\r\033[K", err=True, nl=False, color=True)
+            self._line_open = False
+
+    def plan(self, plan: Any) -> None:
+        with self.lock:
+            self._close_line()
+            _print_plan(plan, self.dry_run)
+
+    def applied(self, obj: Any) -> None:
+        if self.output != "text":
+            return
+        suffix = " (dry run)" if self.dry_run else ""
+        prefix = f"{obj.namespace}: " if self.multi and obj.namespace else ""
+        self._echo(f"{prefix}{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}")
+
+    def progress(self, namespace: str, verdict: Verdict, elapsed: float) -> None:
+        prefix = f"{namespace}: " if self.multi else ""
+        with self.lock:
+            self.states[namespace] = (verdict, elapsed)
+            if verdict.done:
+                line = f"  {prefix}rollout: {verdict.message} after {elapsed:.0f}s"
+            elif verdict.failed:
+                line = (
+                    f"  {prefix}rollout: failed after {elapsed:.0f}s: {verdict.subject}: "
+                    f"{verdict.reason}"
+                )
+            else:
+                line = f"  {prefix}rollout: {verdict.message} ({elapsed:.0f}s)"
+            # reasons and messages are the cluster's text: no escape or line break of theirs
+            line = printable(line)
+            final = verdict.done or verdict.failed
+            if not self.tty:
+                click.echo(line, err=True)
+                return
+            self._close_line()
+            if final:
+                click.echo(line, err=True)
+            if self.multi:
+                line = self._summary()
+            if not final or self.multi:
+                click.echo(f"\r{line}\033[K", err=True, nl=False, color=True)
+                self._line_open = True
+
+    def _summary(self) -> str:
+        done = sum(1 for v, _ in self.states.values() if v.done)
+        failed = sum(1 for v, _ in self.states.values() if v.failed)
+        waiting = [
+            (ns, v) for ns, (v, _) in sorted(self.states.items()) if not (v.done or v.failed)
+        ]
+        text = f"  rollout: {done} ready, {failed} failed, {len(waiting)} waiting"
+        if waiting:
+            ns, verdict = waiting[0]
+            text += f" ({ns}: {verdict.message})"
+        return printable(f"{text} ({time.monotonic() - self.started:.0f}s)")
+
+    def finish(self) -> None:
+        with self.lock:
+            self._close_line()
+
+
+def run_apply(cluster: Any, options: ApplyOptions, output: str) -> ApplyResult:
+    """Run apply with progress on stderr; say what --recreate cost."""
+    from ..apply import run
+
+    namespaces = {o["metadata"]["namespace"] for o in options.objects}
+    printer = ApplyPrinter(
+        output=output,
+        dry_run=options.dry_run,
+        multi=len(namespaces) > 1,
+        tty=sys.stderr.isatty(),
+    )
+    try:
+        result = run(cluster, options, printer.listener())
+    finally:
+        printer.finish()
+    for item in result.results:
+        if item.down_since is None or item.error is not None:
+            continue
+        if item.down_for is not None:
+            click.echo(
+                f"{item.namespace}: the endpoint was down for about {item.down_for:.0f}s "
+                "(--recreate: from the deletion to the new pods being ready).",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"{item.namespace}: the endpoint is down until the new pods are ready "
+                f"(--recreate); `jwksdeploy status -n {item.namespace}` shows when.",
+                err=True,
+            )
+    return result
+
+
+def result_fields(item: NamespaceResult) -> dict[str, Any]:
+    """What `-o json` adds per namespace: whether it failed, why, and the rollout."""
+    verdict = item.verdict
+    return {
+        "ok": item.ok,
+        "exitCode": item.error.exit_code if item.error is not None else 0,
+        "error": str(item.error) if item.error is not None else None,
+        "rollout": None
+        if verdict is None
+        else {
+            "status": verdict.status,
+            "ready": verdict.ready,
+            "desired": verdict.desired,
+            "reason": verdict.reason or None,
+            "object": verdict.subject or None,
+        },
+        "pruned": [f"{o.kind.lower()}/{o.name}" for o in item.objects if o.outcome == "pruned"],
+    }

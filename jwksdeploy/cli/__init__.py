@@ -1,0 +1,110 @@
+"""The command line: parse flags, build settings, call one function, print. Nothing else.
+
+One module per command family (render, cluster, gateway, keys, serve, rotate), each imported
+only when its commands are named. Errors from the core arrive as JwksDeployError and become a
+message and an exit code in exactly one place, `_Cli.invoke`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
+from .common import SuggestingGroup
+from .render import render_command
+
+# Commands by module, imported only when named, so `render` does not pay for building the
+# cluster, key, token, gateway and rotate commands (nor their imports).
+LAZY_COMMANDS = {
+    "apply": ("cluster", "apply"),
+    "delete": ("cluster", "delete"),
+    "diff": ("cluster", "diff_command"),
+    "gateway": ("gateway", "gateway_command"),
+    "jwks": ("keys", "jwks_group"),
+    "rotate": ("rotate", "rotate_group"),
+    "serve": ("serve", "serve_command"),
+    "status": ("cluster", "status"),
+    "token": ("keys", "token_command"),
+    "url": ("cluster", "url"),
+    "verify": ("keys", "verify_command"),
+}
+
+
+class _Cli(SuggestingGroup):
+    """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module_name, attribute = LAZY_COMMANDS[cmd_name]
+            module = importlib.import_module(f"{__package__}.{module_name}")
+            command: click.Command = getattr(module, attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Differences as exc:  # a verdict, not a failure: no "error:"
+            click.echo(printable(str(exc)), err=True)
+            ctx.exit(exc.exit_code)
+        except JwksDeployError as exc:
+            click.echo(f"error: {printable(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("error: interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # the last resort: say what happened, no traceback by default
+            if os.environ.get("JWKSDEPLOY_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {printable(str(exc))}. This is a bug "
+                "in jwksdeploy; "
+                "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
+                err=True,
+            )
+            ctx.exit(INTERNAL_ERROR)
+
+
+@click.group(
+    cls=_Cli,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="jwksdeploy")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Render, deploy and check a JWKS server for Envoy-based API gateways.
+
+    Typical flow: `jwksdeploy jwks generate`, `jwksdeploy apply` (or `render` for
+    GitOps), `jwksdeploy gateway`, then `jwksdeploy token` and `jwksdeploy verify`.
+    Locally, without a cluster: `jwksdeploy serve`.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+cli.add_command(render_command)
+
+
+def main() -> None:
+    # Text from argv that is not UTF-8 (or anything else unencodable) is shown escaped
+    # instead of ending the run with a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    cli(prog_name="jwksdeploy")
