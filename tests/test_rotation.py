@@ -397,7 +397,7 @@ def test_status_exits_13_when_a_step_is_due(files: Files) -> None:
 
 def test_revoke_promotes_a_replacement_and_names_the_window(files: Files) -> None:
     files.at(0)
-    result = files.rotate("revoke", files.first)
+    result = files.rotate("revoke", "--kid", files.first)  # a thumbprint may start with '-'
     assert result.exit_code == 0, result.stderr
     [replacement] = files.kids()
     assert replacement != files.first
@@ -405,6 +405,20 @@ def test_revoke_promotes_a_replacement_and_names_the_window(files: Files) -> Non
     assert pyjwt.get_unverified_header(files.token().stdout.strip())["kid"] == replacement
     unknown = files.rotate("revoke", "nope")
     assert unknown.exit_code == 3 and 'no kid "nope"' in unknown.stderr
+
+
+def test_revoke_takes_a_kid_that_starts_with_a_dash(tmp_path: Path) -> None:
+    # One RFC 7638 thumbprint in 64 starts with '-', which reads as an option: --kid takes it.
+    private, public = tmp_path / "jwks.private.json", tmp_path / "jwks.json"
+    keys = ["--private", str(private), "--jwks", str(public)]
+    assert run("jwks", "generate", "--kid", "-4dash", *keys).exit_code == 0
+    result = run("rotate", "revoke", "--kid", "-4dash", "--local", *keys)
+    assert result.exit_code == 0, result.stderr
+    assert "-4dash" not in [k["kid"] for k in json.loads(private.read_text())["keys"]]
+    both = run("rotate", "revoke", "a", "--kid", "b", "--local", *keys)
+    assert both.exit_code == 3 and "once" in both.stderr
+    neither = run("rotate", "revoke", "--local", *keys)
+    assert neither.exit_code == 3 and "--kid" in neither.stderr
 
 
 def test_bad_records_are_refused_and_nothing_changes(files: Files) -> None:
@@ -547,7 +561,7 @@ def test_the_issuer_secret_changes_only_at_promote(kube: Kube, files: Files) -> 
 def test_revoke_on_the_cluster_serves_the_replacement_at_once(kube: Kube, files: Files) -> None:
     target = _deployed(kube, files)
     files.at(0)
-    revoked = kube.jwksdeploy("rotate", "revoke", files.first, *target)
+    revoked = kube.jwksdeploy("rotate", "revoke", "--kid", files.first, *target)
     assert revoked.exit_code == 0, revoked.stderr
     [replacement] = files.kids()
     assert [k["kid"] for k in json.loads(served_jwks(kube))["keys"]] == [replacement]

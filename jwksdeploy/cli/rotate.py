@@ -501,7 +501,7 @@ _EXTRA: dict[str, set[str]] = {
     "start": {"kty", "size", "crv", "alg", "kid", "kid_from"},
     "promote": set(),
     "finish": set(),
-    "revoke": {"revoked_kid"},
+    "revoke": {"revoked_kid", "kid"},
     "run": {"rotate_after"},
 }
 
@@ -540,10 +540,21 @@ def _finish(session: Session, extra: dict[str, Any]) -> rotation.Step:
     return rotation.finish(session.state, session.private, session.now)
 
 
+def _revoked_kid(argument: str | None, flag: str | None) -> str:
+    """KID as an argument or --kid, exactly one. One RFC 7638 thumbprint in 64 starts with
+    '-', which the shell line would read as an option: `--kid -4Xy...` always works."""
+    if (argument is None) == (flag is None):
+        raise InputError(
+            "name the key to revoke once: `rotate revoke KID`, or `rotate revoke --kid KID` "
+            "for a kid that starts with '-'."
+        )
+    return str(argument if argument is not None else flag)
+
+
 def _revoke(session: Session, extra: dict[str, Any]) -> rotation.Step:
     from ..keys import generate, spec_like
 
-    kid = extra["revoked_kid"]
+    kid = _revoked_kid(extra.get("revoked_kid"), extra.get("kid"))
     replacement = None
     record = session.state.record(kid)
     if (
@@ -608,7 +619,15 @@ _register(
     "Emergency: remove KID now, promote a replacement at once, and print how long gateways "
     "may still trust KID.",
     _revoke,
-    [click.argument("revoked_kid", metavar="KID")],
+    [
+        click.argument("revoked_kid", metavar="[KID]", required=False),
+        vocab_option(
+            "kid",
+            metavar="KID",
+            help="The key to revoke (for a kid that starts "
+            "with '-', which would read as an option).",
+        ),
+    ],
 )
 
 
