@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -34,6 +35,19 @@ if TYPE_CHECKING:
 FORCE_CONFLICTS = click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
 )
+
+
+def kubectl_output(help: str | None = None) -> Callable[[F], F]:
+    """`-o text|json|yaml|name`, as kubectl offers them, for the cluster commands."""
+    return vocab_option(
+        "output",
+        type=click.Choice(["text", "json", "yaml", "name"]),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
 PARALLEL = vocab_option(
     "parallel",
     type=click.IntRange(1, 64),
@@ -78,13 +92,9 @@ RECREATE = click.option(
 @vocab_option(
     "timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
 )
-@vocab_option(
-    "output",
-    type=click.Choice(["text", "json", "yaml", "name"]),
-    default="text",
-    show_default=True,
-    help="text: the URL on stdout, details on stderr; json/yaml: one object for scripts; "
-    "name: kind/name of each object.",
+@kubectl_output(
+    "text: the URL on stdout, details on stderr; json/yaml: one object for scripts; "
+    "name: kind/name of each object."
 )
 @vocab_option(
     "provider",
@@ -369,13 +379,7 @@ def instance_options(command: F) -> F:
 @click.command("url")
 @instance_options
 @vocab_option("address", metavar="HOST", help="Address to use instead of a node's.")
-@vocab_option(
-    "output",
-    type=click.Choice(["text", "json", "yaml", "name"]),
-    default="text",
-    show_default=True,
-    help="text: the URL; json/yaml: the URL and how it was found; name: the Service.",
-)
+@kubectl_output("text: the URL; json/yaml: the URL and how it was found; name: the Service.")
 @cluster_options
 def url(
     namespace: tuple[str, ...],
@@ -416,12 +420,7 @@ def url(
 @click.command("status")
 @instance_options
 @vocab_option("jwks", metavar="PATH", help="Local JWKS to compare with the live ConfigMap.")
-@vocab_option(
-    "output",
-    type=click.Choice(["text", "json", "yaml", "name"]),
-    default="text",
-    show_default=True,
-)
+@kubectl_output()
 @cluster_options
 def status(
     namespace: tuple[str, ...],
@@ -509,12 +508,7 @@ def status(
 @vocab_option("wait", default=False, help="Wait until the objects are gone (a watch).")
 @vocab_option("timeout", default="2m", show_default=True, metavar="DURATION")
 @PARALLEL
-@vocab_option(
-    "output",
-    type=click.Choice(["text", "json", "yaml", "name"]),
-    default="text",
-    show_default=True,
-)
+@kubectl_output()
 @cluster_options
 def delete(
     namespace: tuple[str, ...],
