@@ -4,8 +4,9 @@ of the apply, normalised and shown as a unified YAML diff. No I/O here.
 Both sides come from the same API server, so the defaults it fills in appear on both and
 cancel out; what is left is what apply would change. Fields the server writes on every
 change (managedFields, resourceVersion, generation, timestamps, uid) and `status` are
-dropped first. An `oct` key's secret never reaches the output: it is replaced by a short
-digest, so a changed secret still shows as a change.
+dropped first. No secret reaches the output: a private member (an `oct` key's `k`, a `d`
+in any spelling, at any depth) is replaced by a short digest, so a changed secret still
+shows as a change, and text that cannot be read is shown only as a digest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from .members import PEM_PRIVATE_MARKER, is_private_name, parse_embedded_json
+from .safeyaml import string_style
 
 VOLATILE_METADATA = (
     "managedFields",
@@ -85,25 +89,80 @@ def normalize(obj: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def redact(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A ConfigMap's JWKS with every oct key's `k` replaced by a digest of it."""
-    if obj is None or obj.get("kind") != "ConfigMap" or not isinstance(obj.get("data"), dict):
+    """A copy that cannot show a secret: in a ConfigMap's data every private member (any
+    spelling, any depth, by the rule in members.py) becomes a digest of its value, and text
+    that is not JSON becomes a digest whole; anywhere else a string holding key material does."""
+    if obj is None:
         return obj
-    out = copy.deepcopy(obj)
-    for name, text in out["data"].items():
-        if not isinstance(text, str) or '"oct"' not in text:
-            continue
-        try:
-            document = json.loads(text)
-        except ValueError:
-            # Not a JWKS we can read: show only a digest, in case it holds a secret.
-            out["data"][name] = _digest(text)
-            continue
-        keys = document.get("keys") if isinstance(document, dict) else None
-        for key in keys if isinstance(keys, list) else []:
-            if isinstance(key, dict) and key.get("kty") == "oct" and "k" in key:
-                key["k"] = _digest(str(key["k"]))
-        out["data"][name] = json.dumps(document, indent=2) + "\n"
+    out: dict[str, Any] = _scrub(copy.deepcopy(obj))
+    if out.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(out.get(field), dict):
+                out[field] = {name: _digest_value(value) for name, value in out[field].items()}
+    if out.get("kind") == "ConfigMap":
+        if isinstance(obj.get("data"), dict):
+            config_files = _server_config_files()
+            out["data"] = {
+                name: _scrub(text) if name in config_files else _redact_data(text)
+                for name, text in obj["data"].items()
+            }
+        if isinstance(out.get("binaryData"), dict):
+            out["binaryData"] = {n: _digest_value(v) for n, v in out["binaryData"].items()}
     return out
+
+
+def _redact_data(text: Any) -> Any:
+    """One ConfigMap data value: JSON shown with its private members digested, else a digest."""
+    if not isinstance(text, str):
+        return _digest_value(text)
+    from .strictjson import StrictJsonError, parse
+
+    try:
+        document = parse(text)
+    except StrictJsonError:
+        return _digest(text)  # not a document we can read: it may hold a secret
+    redacted = _redact_document(document)
+    return text if redacted == document else json.dumps(redacted, indent=2) + "\n"
+
+
+def _redact_document(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            name: _digest_value(item) if is_private_name(name) else _redact_document(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_document(item) for item in value]
+    return _scrub(value)
+
+
+def _scrub(value: Any) -> Any:
+    """Strings anywhere in an object (annotations, args...) that hold key material."""
+    if isinstance(value, dict):
+        return {name: _scrub(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    if isinstance(value, str):
+        if PEM_PRIVATE_MARKER in value:
+            return _digest(value)
+        if parse_embedded_json(value) is not None:
+            return _redact_data(value)
+    return value
+
+
+def _server_config_files() -> frozenset[str]:
+    """ConfigMap keys that hold a server's configuration we render (nginx.conf), not JSON."""
+    from .render import SERVER_PRESETS
+
+    return frozenset(
+        preset.config_template.removesuffix(".j2")
+        for preset in SERVER_PRESETS.values()
+        if preset.config_template is not None
+    )
+
+
+def _digest_value(value: Any) -> str:
+    return _digest(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
 def _digest(secret: str) -> str:
@@ -115,7 +174,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not any(ch in value for ch in "\r\t") else None
+    style = string_style(value, block="\n" in value and not any(ch in value for ch in "\r\t"))
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

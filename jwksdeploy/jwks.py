@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import InputError, JwksRejected
+from .members import (
+    REGISTERED_NAMES,
+    is_ambiguous,
+    is_private_member,
+    key_material,
+    looks_like_key,
+    pointer_token,
+    registered_as,
+    shown,
+)
 
 Severity = Literal["error", "warning"]
 
@@ -27,9 +37,6 @@ PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
     "EC": ("d",),
     "OKP": ("d",),
 }
-# Recognised by name whatever `kty` says (a key with kty "rsa", a list or none at all still
-# leaks its d); `k` is the secret itself, private everywhere but in an oct key.
-PRIVATE_NAMES = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 STRING_MEMBERS = ("kty", "alg", "kid", "crv", "use")
 BASE64URL_MEMBERS = ("k", "n", "e", "x", "y", "d", "p", "q", "dp", "dq", "qi")
 
@@ -115,7 +122,7 @@ def decode_base64url(value: str) -> bytes:
 
 def lint_jwks(document: dict[str, Any]) -> list[Finding]:
     """All findings for a parsed JWKS, errors first, in key order. Never echoes secret values."""
-    findings: list[Finding] = []
+    findings = _set_findings(document)
     seen_kids: dict[str, int] = {}
     for index, key in enumerate(document["keys"]):
         subject = key_subject(key, index)
@@ -141,12 +148,8 @@ def lint_jwks(document: dict[str, Any]) -> list[Finding]:
 
 
 def private_names(key: dict[str, Any]) -> list[str]:
-    """The members of a JWK that must never be published."""
-    return [name for name in PRIVATE_NAMES if name in key and not _is_oct_secret(key, name)]
-
-
-def _is_oct_secret(key: dict[str, Any], name: str) -> bool:
-    return name == "k" and key.get("kty") == "oct"
+    """The members of a JWK that must never be published, in any spelling (see members)."""
+    return [name for name in key if is_private_member(key, name)]
 
 
 def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
@@ -158,11 +161,36 @@ def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
                 "error",
                 "private-key",
                 subject,
-                f"contains private key material ({', '.join(private)}). A JWKS endpoint is "
-                "public: publishing these lets anyone sign tokens. Deploy only the public set: "
-                "`jwksdeploy jwks public FILE --out public.json`.",
+                f"contains private key material ({', '.join(map(shown, private))}). A JWKS "
+                "endpoint is public: publishing these lets anyone sign tokens. Deploy only the "
+                "public set: `jwksdeploy jwks public FILE --out public.json`.",
             )
         )
+    ambiguous = [
+        name
+        for name in key
+        if name not in private and registered_as(name) in REGISTERED_NAMES and is_ambiguous(name)
+    ]
+    if ambiguous:
+        listed = ", ".join(f"{shown(n)} (read as {registered_as(n)})" for n in ambiguous)
+        findings.append(
+            Finding(
+                "error",
+                "ambiguous-member",
+                subject,
+                f"has {listed}: a case-insensitive reader (Go's encoding/json in the JWKS server "
+                "and go-jose) takes each for the registered member, we do not. Spell the "
+                "member exactly as registered, or remove it.",
+            )
+        )
+    nested = [
+        pointer
+        for name, value in key.items()
+        if name not in private
+        for pointer in key_material(value, f"/{pointer_token(name)}")
+    ]
+    if nested:
+        findings.append(_nested_finding(subject, nested))
     wrong_type = [m for m in STRING_MEMBERS if m in key and not isinstance(key[m], str)]
     if wrong_type:
         findings.append(
@@ -316,7 +344,52 @@ def enforce(findings: list[Finding], strict: bool) -> list[Finding]:
 
 
 def public_members(key: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a JWK without its private members, recognised by name whatever the kty
-    (oct keys keep `k`: they have no public half)."""
-    private = set(private_names(key))
-    return {name: value for name, value in key.items() if name not in private}
+    """A copy of a JWK without its private members (any spelling, whatever the kty; oct keys
+    keep `k`: they have no public half) and without members that hold key material."""
+    return {
+        name: value
+        for name, value in key.items()
+        if not is_private_member(key, name) and next(key_material(value), None) is None
+    }
+
+
+def _set_findings(document: dict[str, Any]) -> list[Finding]:
+    """What beside `keys` a reader could take for keys: another spelling of `keys` (Go's
+    reader would read that one), key members, or objects holding key material."""
+    subject = "the key set"
+    findings: list[Finding] = []
+    ambiguous = [name for name in document if name != "keys" and registered_as(name) == "keys"]
+    if ambiguous:
+        findings.append(
+            Finding(
+                "error",
+                "ambiguous-member",
+                subject,
+                f'has {", ".join(map(shown, ambiguous))} beside "keys": a case-insensitive '
+                "reader (Go's encoding/json in the JWKS server) may read that list instead. "
+                'Keep one member spelled exactly "keys".',
+            )
+        )
+    siblings = {name: value for name, value in document.items() if name != "keys"}
+    nested = ["/"] if looks_like_key(siblings) else []
+    nested += [
+        pointer
+        for name, value in siblings.items()
+        if name not in ambiguous
+        for pointer in key_material(value, f"/{pointer_token(name)}")
+    ]
+    if nested:
+        findings.append(_nested_finding(subject, nested))
+    return findings
+
+
+def _nested_finding(subject: str, pointers: list[str]) -> Finding:
+    listed = ", ".join(shown(pointer) for pointer in sorted(pointers))
+    return Finding(
+        "error",
+        "nested-key",
+        subject,
+        f"holds key material outside the keys array at {listed} (an object with a kty or "
+        "private members, or a PEM private key). A JWKS publishes only public JWKs in "
+        '"keys"; remove it (`jwksdeploy jwks public` strips it from a key).',
+    )

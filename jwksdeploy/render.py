@@ -20,6 +20,7 @@ import yaml
 
 from . import jwks as jwkslib
 from .errors import InputError, JwksDeployError
+from .safeyaml import string_style
 from .settings import Settings
 
 JWKS_KEY = "jwks.json"
@@ -292,7 +293,7 @@ class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    style = string_style(value, block="\n" in value)
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

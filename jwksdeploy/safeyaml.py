@@ -1,4 +1,5 @@
-"""One safe YAML loader for every YAML input (values files, kubeconfigs).
+"""One safe YAML loader for every YAML input (values files, kubeconfigs), and the one rule
+for how our YAML output writes a string.
 
 PyYAML's `safe_load` is safe from code execution but not from the rest: it expands aliases
 without limit (a "billion laughs" file exhausts memory once anything walks it), keeps the
@@ -22,6 +23,11 @@ import yaml.nodes
 from .errors import InputError
 
 Mode = Literal["values", "kubeconfig"]
+
+# Line breaks to YAML but not to JSON or Kubernetes: PyYAML's emitter writes them raw, in
+# block and single-quoted scalars, and its reader then folds or drops them. Double quotes
+# escape them (\\N, \\L, \\P).
+YAML_ONLY_BREAKS = "\x85\u2028\u2029"
 
 MAX_NODES = 100_000  # after alias expansion: a values file has dozens, a kubeconfig hundreds
 MAX_DEPTH = 64
@@ -138,3 +144,23 @@ def _too_deep(source: str) -> InputError:
         f"{source} nests deeper than {MAX_DEPTH} levels. No input of jwksdeploy needs that; "
         "check the file."
     )
+
+
+def string_style(value: str, block: bool) -> str | None:
+    """The scalar style that reads back as `value` in every YAML reader: double-quoted when it
+    holds a YAML-only line break, else a literal block when `block`, else the emitter's pick."""
+    if any(char in value for char in YAML_ONLY_BREAKS):
+        return '"'
+    return "|" if block else None
+
+
+def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """The str representer of PyYAML's safe dumper, with `string_style`."""
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=string_style(value, False))
+
+
+class SafeDumper(yaml.SafeDumper):
+    """yaml.safe_dump's dumper, with strings written so that they read back the same."""
+
+
+SafeDumper.add_representer(str, represent_str)

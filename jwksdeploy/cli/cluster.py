@@ -211,7 +211,10 @@ def print_data(data: Any, output: str) -> None:
     if output == "yaml":
         import yaml
 
-        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+        from ..safeyaml import SafeDumper
+
+        text = yaml.dump(data, Dumper=SafeDumper, sort_keys=False, allow_unicode=True)
+        click.echo(text, nl=False)
     else:
         click.echo(json.dumps(data, indent=2))
 
