@@ -1,22 +1,19 @@
-"""The gateway side: the JWT provider that points a gateway at the deployed JWKS URL.
+"""The options every gateway target shares: validated once, plus the helpers the targets use.
 
-Pure: options in, objects and warnings out. The source document's seven fields (JWKS name,
-server address, token pass-through, issuer, audiences, cache duration, fetch timeout) map onto
-each target's own API; a field a target cannot express is a warning, never silently dropped,
-and a value a target's API server or loader would refuse is refused here, quoting its rule.
+Pure: flags in, a frozen GatewayOptions out; a value a target's API server or loader would
+refuse is refused here or in that target's module, quoting its rule.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import urllib.parse
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .errors import InputError
-from .settings import (
+from ..errors import InputError
+from ..settings import (
     check_dns1123_label,
     check_dns1123_subdomain,
     check_http_url,
@@ -93,10 +90,6 @@ ENVOY_GATEWAY_MAX_LENGTH = 253  # SecurityPolicy CRD: remoteJWKS.uri and issuer
 ENVOY_GATEWAY_MAX_HOURS = 99_999  # Gateway API Duration: at most 5 digits per unit
 CONTOUR_MAX_CA_SECRET = 317  # "namespace/name": 63 + 1 + 253
 CONTOUR_MAX_SUBJECT_NAME = 250
-JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
-TLS_CONTEXT_TYPE = (
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-)
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 # The duration flags each target emits (others are ignored with a warning), and the rule that
@@ -127,9 +120,6 @@ _UNIT_NS = {
     None: NS_PER_S,
 }
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
-_CONTOUR_FQDN = re.compile(
-    r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-)
 
 
 @dataclass(frozen=True)
@@ -371,26 +361,7 @@ def proto_json_duration(nanos: int) -> str:
     return f"{whole}.{rest:09d}".rstrip("0").rstrip(".") + "s"
 
 
-def build(options: GatewayOptions) -> GatewayConfig:
-    """The objects for the chosen gateway, plus warnings for what it cannot express."""
-    config = {
-        "contour": _contour,
-        "envoy": _envoy,
-        "istio": _istio,
-        "envoy-gateway": _envoy_gateway,
-    }[options.provider](options)
-    config.warnings.extend(_unused(options))
-    config.cache_window, config.cache_window_why = cache_window(options)
-    if urllib.parse.urlsplit(options.url).scheme == "http":
-        config.warnings.append(
-            f"{options.url} is plain HTTP: anyone on the path between the gateway and the JWKS "
-            "server can swap the keys and forge tokens. Serve the JWKS over HTTPS, or keep that "
-            "path inside a trusted network."
-        )
-    return config
-
-
-def _metadata(options: GatewayOptions) -> dict[str, Any]:
+def object_metadata(options: GatewayOptions) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": options.name}
     if options.namespace:
         metadata["namespace"] = options.namespace
@@ -398,13 +369,13 @@ def _metadata(options: GatewayOptions) -> dict[str, Any]:
     return metadata
 
 
-def _host(options: GatewayOptions) -> tuple[bool, str]:
+def url_host(options: GatewayOptions) -> tuple[bool, str]:
     """Whether the URL is https, and its host (an IPv6 address without brackets)."""
     parsed = check_http_url(options.url)
     return parsed.scheme == "https", str(parsed.hostname)
 
 
-def _refuse_tls_flags_on_http(options: GatewayOptions, flags: dict[str, str | None]) -> None:
+def refuse_tls_flags_on_http(options: GatewayOptions, flags: dict[str, str | None]) -> None:
     given = [flag for flag, value in flags.items() if value is not None]
     if given:
         raise InputError(
@@ -414,7 +385,7 @@ def _refuse_tls_flags_on_http(options: GatewayOptions, flags: dict[str, str | No
         )
 
 
-def _ip_address(host: str) -> str | None:
+def ip_address_text(host: str) -> str | None:
     """The canonical text of an IP address (as certificates' SANs compare), or None."""
     try:
         return ipaddress.ip_address(host).compressed
@@ -422,319 +393,12 @@ def _ip_address(host: str) -> str | None:
         return None
 
 
-def _contour(options: GatewayOptions) -> GatewayConfig:
-    if not options.fqdn:
-        raise InputError(
-            "Contour's HTTPProxy needs a virtual host: the API server refuses a root HTTPProxy "
-            "without spec.virtualhost.fqdn (Required value). Pass --fqdn with the domain "
-            "clients call, like --fqdn api.example.com."
-        )
-    if not _CONTOUR_FQDN.fullmatch(options.fqdn):
-        raise InputError(
-            f"--fqdn {options.fqdn!r} is not a name Contour accepts: its HTTPProxy CRD wants "
-            "lowercase DNS labels joined by dots, optionally starting with '*.'. Use a form "
-            "like api.example.com."
-        )
-    if options.dns_lookup_family is not None and (
-        options.dns_lookup_family not in CONTOUR_DNS_FAMILIES
-    ):
-        raise InputError(
-            f"--dns-lookup-family {options.dns_lookup_family} is not accepted by Contour: its "
-            "HTTPProxy CRD allows remoteJWKS.dnsLookupFamily "
-            f"{', '.join(CONTOUR_DNS_FAMILIES)} only, and the API server refuses anything else. "
-            "Use one of those."
-        )
-    https, host = _host(options)
-    if not https:
-        _refuse_tls_flags_on_http(
-            options, {"--ca-secret": options.ca_secret, "--subject-name": options.subject_name}
-        )
-    if options.subject_name is not None and options.ca_secret is None:
-        raise InputError(
-            "--subject-name needs --ca-secret for contour: remoteJWKS.validation requires both "
-            "caSecret and subjectName. Pass --ca-secret with the Secret that holds the CA "
-            "(key ca.crt); subjectName defaults to the URL's host."
-        )
-    remote: dict[str, Any] = {"uri": options.url}
-    if options.ca_secret is not None:
-        remote["validation"] = {
-            "caSecret": options.ca_secret,
-            "subjectName": options.subject_name or host,
-        }
-    if options.timeout is not None:
-        remote["timeout"] = go_duration(options.timeout)
-    if options.cache_duration is not None:
-        remote["cacheDuration"] = go_duration(options.cache_duration)
-    if options.dns_lookup_family is not None:
-        remote["dnsLookupFamily"] = options.dns_lookup_family
-    provider: dict[str, Any] = {"name": options.name, "default": True}
-    if options.issuer is not None:
-        provider["issuer"] = options.issuer
-    if options.audiences:
-        provider["audiences"] = list(options.audiences)
-    provider["remoteJWKS"] = remote
-    if options.forward is not None:
-        provider["forwardJWT"] = options.forward
-    virtualhost: dict[str, Any] = {"fqdn": options.fqdn}
-    if options.tls_secret:
-        virtualhost["tls"] = {"secretName": options.tls_secret}
-    virtualhost["jwtProviders"] = [provider]
-    spec: dict[str, Any] = {"virtualhost": virtualhost}
-    if options.backend is not None:
-        service, port = options.backend
-        spec["routes"] = [
-            {"conditions": [{"prefix": "/"}], "services": [{"name": service, "port": port}]}
-        ]
-    proxy = {
-        "apiVersion": "projectcontour.io/v1",
-        "kind": "HTTPProxy",
-        "metadata": _metadata(options),
-        "spec": spec,
-    }
-    warnings: list[str] = []
-    if not options.tls_secret:
-        warnings.append(
-            "the HTTPProxy has no --tls-secret: Contour verifies JWTs only on a TLS virtual host "
-            "(an https domain) and marks this one invalid until it has one."
-        )
-    if https and options.ca_secret is None:
-        warnings.append(
-            f"Contour does not verify the certificate of {host} without remoteJWKS.validation, "
-            "so anyone on the path can swap the keys. Pass --ca-secret with a Secret holding the "
-            "CA that signed it (key ca.crt)."
-        )
-    comment = (
-        "Contour: a root HTTPProxy whose default JWT provider applies to every route"
-        + ("" if options.backend else "; add your routes or includes")
-        + ". Opt a route out with jwtVerificationPolicy: {disabled: true}."
-    )
-    return GatewayConfig(options.url, [proxy], warnings, [comment])
-
-
-def _envoy(options: GatewayOptions) -> GatewayConfig:
-    https, host = _host(options)
-    if not https:
-        _refuse_tls_flags_on_http(
-            options, {"--trusted-ca": options.trusted_ca, "--subject-name": options.subject_name}
-        )
-    parsed = check_http_url(options.url)
-    cluster_name = options.cluster or f"{options.name}-jwks"
-    timeout = proto_json_duration(options.timeout or ENVOY_DEFAULT_TIMEOUT_NS)
-    remote: dict[str, Any] = {
-        "http_uri": {"uri": options.url, "cluster": cluster_name, "timeout": timeout}
-    }
-    if options.cache_duration is not None:
-        remote["cache_duration"] = proto_json_duration(options.cache_duration)
-    # Fetch at listener start (not on the first request) and retry a failed fetch.
-    remote["async_fetch"] = {}
-    remote["retry_policy"] = {"num_retries": 3}
-    provider: dict[str, Any] = {}
-    if options.issuer is not None:
-        provider["issuer"] = options.issuer
-    if options.audiences:
-        provider["audiences"] = list(options.audiences)
-    if options.forward is not None:
-        provider["forward"] = options.forward
-    if options.token_header is not None:
-        provider["from_headers"] = [_header(options.token_header, "value_prefix")]
-    provider["remote_jwks"] = remote
-    jwt_filter = {
-        "name": "envoy.filters.http.jwt_authn",
-        "typed_config": {
-            "@type": JWT_AUTHN_TYPE,
-            "providers": {options.name: provider},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": options.name}}],
-        },
-    }
-    port = parsed.port or (443 if https else 80)
-    cluster: dict[str, Any] = {
-        "name": cluster_name,
-        "type": "STRICT_DNS",
-        "connect_timeout": timeout,
-        "load_assignment": {
-            "cluster_name": cluster_name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {"socket_address": {"address": host, "port_value": port}}
-                            }
-                        }
-                    ]
-                }
-            ],
-        },
-    }
-    if options.dns_lookup_family:
-        cluster["dns_lookup_family"] = ENVOY_DNS_FAMILY[options.dns_lookup_family]
-    comments = [
-        "Envoy: add to the HTTP connection manager's http_filters, before the router filter.",
-        "Envoy: add to static_resources.clusters; http_uri.cluster names it.",
-    ]
-    if https:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": _upstream_tls(options, host),
-        }
-        comments[1] = (
-            "Envoy: add to static_resources.clusters; http_uri.cluster names it. It accepts only "
-            "a certificate for the name below signed by a CA in trusted_ca (--trusted-ca)."
-        )
-    return GatewayConfig(options.url, [jwt_filter, cluster], [], comments)
-
-
-def _upstream_tls(options: GatewayOptions, host: str) -> dict[str, Any]:
-    """TLS to the JWKS server that verifies who serves the keys: the CA and the name."""
-    name = options.subject_name or host
-    address = _ip_address(name)
-    tls: dict[str, Any] = {"@type": TLS_CONTEXT_TYPE}
-    if _ip_address(host) is None:
-        tls["sni"] = host  # SNI carries host names only (RFC 6066), never an address
-    tls["common_tls_context"] = {
-        "validation_context": {
-            "trusted_ca": {"filename": options.trusted_ca or DEFAULT_TRUSTED_CA},
-            "match_typed_subject_alt_names": [
-                {
-                    "san_type": "DNS" if address is None else "IP_ADDRESS",
-                    "matcher": {"exact": name if address is None else address},
-                }
-            ],
-        }
-    }
-    return tls
-
-
-def _header(token_header: tuple[str, str | None], prefix_key: str) -> dict[str, str]:
+def token_header_field(token_header: tuple[str, str | None], prefix_key: str) -> dict[str, str]:
     name, prefix = token_header
     return {"name": name} if prefix is None else {"name": name, prefix_key: prefix}
 
 
-def _istio(options: GatewayOptions) -> GatewayConfig:
-    if options.issuer is None:
-        raise InputError(
-            "Istio's RequestAuthentication requires an issuer for each JWT rule. Pass --issuer "
-            "with the iss your tokens carry."
-        )
-    rule: dict[str, Any] = {"issuer": options.issuer}
-    if options.audiences:
-        rule["audiences"] = list(options.audiences)
-    rule["jwksUri"] = options.url
-    if options.token_header is not None:
-        rule["fromHeaders"] = [_header(options.token_header, "prefix")]
-    if options.forward is not None:
-        rule["forwardOriginalToken"] = options.forward
-    if options.timeout is not None:
-        rule["timeout"] = proto_json_duration(options.timeout)
-    spec: dict[str, Any] = {}
-    if options.selector:
-        spec["selector"] = {"matchLabels": dict(options.selector)}
-    spec["jwtRules"] = [rule]
-    policy = {
-        "apiVersion": "security.istio.io/v1",
-        "kind": "RequestAuthentication",
-        "metadata": _metadata(options),
-        "spec": spec,
-    }
-    warnings: list[str] = []
-    if options.cache_duration is not None:
-        warnings.append(
-            "--cache-duration is ignored for istio: RequestAuthentication has no cache field; "
-            "istiod fetches the JWKS itself and refreshes it on its own schedule "
-            "(PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20m by default)."
-        )
-    if not options.selector:
-        warnings.append(
-            "no --selector: the RequestAuthentication applies to every workload in its namespace "
-            "(or the whole mesh in the root namespace). Pass --selector app=<gateway> to scope it."
-        )
-    objects: list[dict[str, Any]] = [policy]
-    comments = [
-        "Istio: rejects requests with an invalid token; requests without one pass"
-        + (" (the next policy denies them)." if options.require_token else " (--require-token).")
-    ]
-    if options.require_token:
-        deny: dict[str, Any] = {}
-        if options.selector:
-            deny["selector"] = {"matchLabels": dict(options.selector)}
-        deny["action"] = "DENY"
-        deny["rules"] = [{"from": [{"source": {"notRequestPrincipals": ["*"]}}]}]
-        metadata = _metadata(options)
-        metadata["name"] = f"{options.name}-require-jwt"
-        objects.append(
-            {
-                "apiVersion": "security.istio.io/v1",
-                "kind": "AuthorizationPolicy",
-                "metadata": metadata,
-                "spec": deny,
-            }
-        )
-        comments.append(
-            "Istio: denies requests without a valid token (a DENY policy, so your ALLOW "
-            "policies keep working)."
-        )
-    return GatewayConfig(options.url, objects, warnings, comments)
-
-
-def _envoy_gateway(options: GatewayOptions) -> GatewayConfig:
-    if not options.target_route:
-        raise InputError(
-            "an Envoy Gateway SecurityPolicy must target something. Pass --target-route with "
-            "the name of the HTTPRoute whose requests need a JWT."
-        )
-    if len(options.audiences) > ENVOY_GATEWAY_MAX_AUDIENCES:
-        raise InputError(
-            f"Envoy Gateway accepts at most {ENVOY_GATEWAY_MAX_AUDIENCES} audiences per provider; "
-            f"{len(options.audiences)} were given. Drop some --audience flags."
-        )
-    for what, value in (("--url", options.url), ("--issuer", options.issuer)):
-        if value is not None and len(value) > ENVOY_GATEWAY_MAX_LENGTH:
-            raise InputError(
-                f"{what} is {len(value)} characters long; Envoy Gateway's SecurityPolicy CRD "
-                f"allows at most {ENVOY_GATEWAY_MAX_LENGTH} for remoteJWKS.uri and issuer. "
-                "Use a shorter one."
-            )
-    remote: dict[str, Any] = {"uri": options.url}
-    if options.cache_duration is not None:
-        remote["cacheDuration"] = go_duration(options.cache_duration)
-    if options.timeout is not None:
-        remote["backendSettings"] = {
-            "timeout": {"http": {"requestTimeout": go_duration(options.timeout)}}
-        }
-    provider: dict[str, Any] = {"name": options.name}
-    if options.issuer is not None:
-        provider["issuer"] = options.issuer
-    if options.audiences:
-        provider["audiences"] = list(options.audiences)
-    provider["remoteJWKS"] = remote
-    if options.token_header is not None:
-        provider["extractFrom"] = {"headers": [_header(options.token_header, "valuePrefix")]}
-    policy = {
-        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
-        "kind": "SecurityPolicy",
-        "metadata": _metadata(options),
-        "spec": {
-            "targetRefs": [
-                {
-                    "group": "gateway.networking.k8s.io",
-                    "kind": "HTTPRoute",
-                    "name": options.target_route,
-                }
-            ],
-            "jwt": {"providers": [provider]},
-        },
-    }
-    warnings: list[str] = []
-    if options.forward is False:
-        warnings.append(
-            "--no-forward is ignored for envoy-gateway: a SecurityPolicy JWT provider always "
-            "forwards the token to the backend."
-        )
-    comment = "Envoy Gateway: requires a valid JWT on every request of the targeted HTTPRoute."
-    return GatewayConfig(options.url, [policy], warnings, [comment])
-
-
-def _unused(options: GatewayOptions) -> list[str]:
+def unused_flag_warnings(options: GatewayOptions) -> list[str]:
     """A warning for each target-specific flag that was given but means nothing here."""
     given = {
         "--fqdn": options.fqdn,
@@ -760,25 +424,3 @@ def _unused(options: GatewayOptions) -> list[str]:
             why = why.get(options.provider, "it has no such setting")
         warnings.append(f"{flag} is ignored for {options.provider}: {why}.")
     return warnings
-
-
-def to_yaml(config: GatewayConfig) -> str:
-    """A YAML stream, each document introduced by a comment saying where it goes."""
-    from .render import dump_yaml
-
-    return "".join(
-        f"---\n# {comment}\n{dump_yaml(obj)}"
-        for comment, obj in zip(config.comments, config.objects, strict=True)
-    )
-
-
-def output_files(config: GatewayConfig, provider: str) -> dict[str, str]:
-    """Relative path -> content for --output-dir: one file per object."""
-    from .render import dump_yaml
-
-    files: dict[str, str] = {}
-    for index, (comment, obj) in enumerate(zip(config.comments, config.objects, strict=True)):
-        kind = str(obj.get("kind") or ("http-filter" if index == 0 else "cluster")).lower()
-        name = obj.get("metadata", {}).get("name") or obj.get("name")
-        files[f"{provider}/{kind}-{name}.yaml"] = f"# {comment}\n{dump_yaml(obj)}"
-    return files
