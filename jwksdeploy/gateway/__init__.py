@@ -9,8 +9,10 @@ and a value a target's API server or loader would refuse is refused here, quotin
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 
+from ..durations import flag_text
 from .contour import build_contour
 from .envoy import JWT_AUTHN_TYPE, TLS_CONTEXT_TYPE, build_envoy
 from .envoygateway import build_envoy_gateway
@@ -44,6 +46,7 @@ __all__ = [
     "go_duration",
     "output_files",
     "proto_json_duration",
+    "to_json",
     "to_yaml",
 ]
 
@@ -57,7 +60,8 @@ def build(options: GatewayOptions) -> GatewayConfig:
         "envoy-gateway": build_envoy_gateway,
     }[options.provider](options)
     config.warnings.extend(unused_flag_warnings(options))
-    config.cache_window, config.cache_window_why = cache_window(options)
+    window, config.cache_window_why = cache_window(options)
+    config.cache_window, config.cache_window_text = float(window), flag_text(window)
     if urllib.parse.urlsplit(options.url).scheme == "http":
         config.warnings.append(
             f"{options.url} is plain HTTP: anyone on the path between the gateway and the JWKS "
@@ -75,6 +79,17 @@ def to_yaml(config: GatewayConfig) -> str:
         f"---\n# {comment}\n{dump_yaml(obj)}"
         for comment, obj in zip(config.comments, config.objects, strict=True)
     )
+
+
+def to_json(config: GatewayConfig, provider: str) -> str:
+    """-o json: a `v1` List for the Kubernetes targets, which `kubectl apply -f` takes (a bare
+    array it refuses), as `render -o json` prints; Envoy's two snippets, which are not
+    Kubernetes objects, stay an array."""
+    from ..render import to_json_list
+
+    if provider == "envoy":
+        return json.dumps(config.objects, indent=2) + "\n"
+    return to_json_list(config.objects)
 
 
 def output_files(config: GatewayConfig, provider: str) -> dict[str, str]:

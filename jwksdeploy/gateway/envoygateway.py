@@ -17,7 +17,7 @@ from .options import (
 
 
 def build_envoy_gateway(options: GatewayOptions) -> GatewayConfig:
-    if not options.target_route:
+    if not options.target_routes:
         raise InputError(
             "an Envoy Gateway SecurityPolicy must target something. Pass --target-route with "
             "the name of the HTTPRoute whose requests need a JWT."
@@ -57,11 +57,8 @@ def build_envoy_gateway(options: GatewayOptions) -> GatewayConfig:
         "metadata": object_metadata(options),
         "spec": {
             "targetRefs": [
-                {
-                    "group": "gateway.networking.k8s.io",
-                    "kind": "HTTPRoute",
-                    "name": options.target_route,
-                }
+                {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route}
+                for route in options.target_routes
             ],
             "jwt": {"providers": [provider]},
         },
@@ -72,5 +69,8 @@ def build_envoy_gateway(options: GatewayOptions) -> GatewayConfig:
             "--no-forward is ignored for envoy-gateway: a SecurityPolicy JWT provider always "
             "forwards the token to the backend."
         )
-    comment = "Envoy Gateway: requires a valid JWT on every request of the targeted HTTPRoute."
+    plural = "s" if len(options.target_routes) > 1 else ""
+    comment = (
+        f"Envoy Gateway: requires a valid JWT on every request of the targeted HTTPRoute{plural}."
+    )
     return GatewayConfig(options.url, [policy], warnings, [comment])

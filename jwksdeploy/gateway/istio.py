@@ -47,7 +47,16 @@ def build_istio(options: GatewayOptions) -> GatewayConfig:
             "istiod fetches the JWKS itself and refreshes it on its own schedule "
             "(PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20m by default)."
         )
-    if not options.selector:
+    if not options.selector and options.require_token:
+        warnings.append(
+            "no --selector: both policies apply to every workload in their namespace (or the "
+            "whole mesh in the root namespace). The AuthorizationPolicy is a DENY: every request "
+            "without a valid token to any of those workloads is refused, and since a token is an "
+            'HTTP attribute, istiod warns it "will deny all traffic to TCP ports under its '
+            'scope" (databases, message queues, any plain TCP port). Pass --selector '
+            "app=<gateway> to scope them."
+        )
+    elif not options.selector:
         warnings.append(
             "no --selector: the RequestAuthentication applies to every workload in its namespace "
             "(or the whole mesh in the root namespace). Pass --selector app=<gateway> to scope it."

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ..durations import exact_seconds, read_seconds
 from ..errors import InputError
 from ..settings import (
     check_dns1123_label,
@@ -23,7 +24,6 @@ from ..settings import (
     check_qualified_key,
     check_text,
     is_dns1035_label,
-    parse_duration,
 )
 
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
@@ -36,6 +36,7 @@ TARGET_FLAGS = {
         "--backend",
         "--ca-secret",
         "--subject-name",
+        "--insecure-skip-jwks-verify",
     ),
     "envoy": (
         "--cluster",
@@ -65,7 +66,22 @@ IGNORED_BECAUSE = {
         "envoy-gateway": "Envoy Gateway verifies the JWKS server with Envoy's system trust "
         "bundle; a private CA needs remoteJWKS.backendRefs and a BackendTLSPolicy",
     },
-    "--subject-name": "it checks the JWKS server's certificate against the URL's host",
+    "--subject-name": {
+        "istio": "istiod checks the JWKS server's certificate against the URL's host",
+        # v1.9's jwt.go sets the trust bundle and SNI on the JWKS cluster, no SAN matcher.
+        "envoy-gateway": "Envoy Gateway checks no name on the JWKS server's certificate for "
+        "remoteJWKS.uri (only that the system trust bundle signed it); to pin the name, point "
+        "remoteJWKS.backendRefs at the server and attach a BackendTLSPolicy with "
+        "validation.hostname",
+    },
+    "--insecure-skip-jwks-verify": {
+        "envoy": "the Envoy cluster jwksdeploy emits always verifies the JWKS server's "
+        "certificate (--trusted-ca, --subject-name)",
+        "istio": "istiod verifies the JWKS server's certificate itself (only "
+        "JWKS_RESOLVER_INSECURE_SKIP_VERIFY on istiod turns that off)",
+        "envoy-gateway": "Envoy Gateway always verifies the JWKS server's certificate against "
+        "Envoy's system trust bundle",
+    },
 }
 ENVOY_DNS_FAMILY = {"auto": "AUTO", "v4": "V4_ONLY", "v6": "V6_ONLY", "all": "ALL"}
 CONTOUR_DNS_FAMILIES = ("auto", "v4", "v6")  # the HTTPProxy CRD's enum
@@ -88,7 +104,7 @@ DEFAULT_TRUSTED_CA = "/etc/ssl/certs/ca-certificates.crt"  # the system bundle i
 ENVOY_GATEWAY_MAX_AUDIENCES = 8
 ENVOY_GATEWAY_MAX_LENGTH = 253  # SecurityPolicy CRD: remoteJWKS.uri and issuer
 ENVOY_GATEWAY_MAX_HOURS = 99_999  # Gateway API Duration: at most 5 digits per unit
-CONTOUR_MAX_CA_SECRET = 317  # "namespace/name": 63 + 1 + 253
+CONTOUR_MAX_SECRET_REFERENCE = 317  # "namespace/name": 63 + 1 + 253
 CONTOUR_MAX_SUBJECT_NAME = 250
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -110,15 +126,6 @@ MILLISECOND_RULE = {
     "envoy-gateway": "Envoy Gateway's durations (Gateway API Duration, "
     "^([0-9]{1,5}(h|m|s|ms)){1,4}$) have no unit finer than ms",
 }
-# settings.parse_duration's grammar, read exactly (no float) so per-target rules see the truth.
-_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*")
-_UNIT_NS = {
-    "ms": NS_PER_MS,
-    "s": NS_PER_S,
-    "m": 60 * NS_PER_S,
-    "h": 3600 * NS_PER_S,
-    None: NS_PER_S,
-}
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 
 
@@ -136,7 +143,7 @@ class GatewayOptions:
     timeout: int | None = None  # nanoseconds
     fqdn: str | None = None
     tls_secret: str | None = None
-    target_route: str | None = None
+    target_routes: tuple[str, ...] = ()  # envoy-gateway: the HTTPRoutes the policy protects
     selector: tuple[tuple[str, str], ...] = ()
     cluster: str | None = None
     namespace: str | None = None  # of the generated policy object
@@ -147,6 +154,7 @@ class GatewayOptions:
     trusted_ca: str | None = None  # envoy: CA bundle path inside the Envoy container
     ca_secret: str | None = None  # contour: Secret with the CA, "name" or "namespace/name"
     subject_name: str | None = None  # contour, envoy: the name the certificate must carry
+    insecure_skip_jwks_verify: bool = False  # contour: accept an unverified https JWKS server
 
 
 @dataclass
@@ -158,6 +166,7 @@ class GatewayConfig:
     # How long the gateway may cache the key set under this configuration, and why.
     cache_window: float = 0.0
     cache_window_why: str = ""
+    cache_window_text: str = ""  # exact, as --cache-window reads it back (`1m30s500ms`)
 
 
 def gateway_options(
@@ -171,7 +180,7 @@ def gateway_options(
     timeout: str | None = None,
     fqdn: str | None = None,
     tls_secret: str | None = None,
-    target_route: str | None = None,
+    target_routes: tuple[str, ...] = (),
     selector: tuple[tuple[str, str], ...] = (),
     cluster: str | None = None,
     namespace: str | None = None,
@@ -182,7 +191,9 @@ def gateway_options(
     trusted_ca: str | None = None,
     ca_secret: str | None = None,
     subject_name: str | None = None,
+    insecure_skip_jwks_verify: bool = False,
     timeout_flag: str = "--timeout",  # `apply` calls it --fetch-timeout
+    name_flag: str = "--name",  # where `name` came from: --name or --provider-name
 ) -> GatewayOptions:
     """Validate once: names, the URL, durations (against the target's rules), selector labels."""
     if provider not in PROVIDERS:
@@ -208,18 +219,21 @@ def gateway_options(
         check_text("--audience", audience)
         if not audience:
             raise InputError("--audience is empty. Give a value or leave the flag out.")
-    for what, value in (("--tls-secret", tls_secret), ("--target-route", target_route)):
-        if value is not None:
-            check_dns1123_subdomain(
-                what, value, "Pass the name of the object as it is in the cluster."
-            )
+    for route in target_routes:
+        check_dns1123_subdomain(
+            "--target-route", route, "Pass the name of the HTTPRoute as it is in the cluster."
+        )
+    if tls_secret is not None:
+        check_secret_reference(
+            "--tls-secret", tls_secret, "the virtual host's certificate", "api-tls"
+        )
     if namespace is not None:
         check_dns1123_label("--policy-namespace", namespace)
     for key, value in selector:
         check_qualified_key("--selector", key)
         check_label_value(value, "--selector")
     if ca_secret is not None:
-        check_ca_secret(ca_secret)
+        check_secret_reference("--ca-secret", ca_secret, "the CA as ca.crt", "jwks-ca")
     if subject_name is not None and (
         len(subject_name) > CONTOUR_MAX_SUBJECT_NAME or not subject_name.isprintable()
     ):
@@ -229,7 +243,7 @@ def gateway_options(
         )
     return GatewayOptions(
         provider,
-        check_object_name(name),
+        check_object_name(name, name_flag),
         url,
         issuer,
         tuple(dict.fromkeys(audiences)),
@@ -238,7 +252,7 @@ def gateway_options(
         duration_for(provider, "--timeout", timeout, timeout_flag),
         fqdn,
         tls_secret,
-        target_route,
+        tuple(dict.fromkeys(target_routes)),
         tuple(selector),
         cluster,
         namespace,
@@ -249,6 +263,7 @@ def gateway_options(
         trusted_ca,
         ca_secret,
         subject_name,
+        insecure_skip_jwks_verify,
     )
 
 
@@ -263,11 +278,7 @@ def duration_for(
         return None
     target_field = setting in DURATION_FIELDS[provider]
     flag = flag or setting
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        parse_duration(text, flag)  # words the refusal
-        raise InputError(f"{flag} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
-    nanos = Fraction(match.group(1)) * _UNIT_NS[match.group(2)]
+    nanos = read_seconds(text, flag) * NS_PER_S
     if target_field:
         if nanos < NS_PER_MS or nanos % NS_PER_MS:
             what = "is shorter than 1ms" if nanos < NS_PER_MS else "is not whole milliseconds"
@@ -283,21 +294,22 @@ def duration_for(
             )
     if nanos <= 0:
         raise InputError(f"{flag} must be longer than 0. Use a form like 5m or 1s.")
-    parse_duration(text, flag)  # the limits every duration flag shares
+    exact_seconds(text, flag)  # the bound every duration flag shares
     return int(nanos)
 
 
-def check_ca_secret(text: str) -> str:
-    """Contour's caSecret: a Secret name, optionally prefixed with its namespace."""
+def check_secret_reference(flag: str, text: str, holding: str, example: str) -> str:
+    """A Secret as Contour names one (tls.secretName, validation.caSecret): its name,
+    optionally prefixed with its namespace (which then needs a TLSCertificateDelegation)."""
     namespace, _, name = text.rpartition("/")
-    if len(text) > CONTOUR_MAX_CA_SECRET or "/" in namespace:
+    if len(text) > CONTOUR_MAX_SECRET_REFERENCE or "/" in namespace:
         raise InputError(
-            f"--ca-secret {text[:80]!r} is not SECRET or NAMESPACE/SECRET. Name the Secret "
-            "holding the CA as ca.crt, like --ca-secret jwks-ca."
+            f"{flag} {text[:80]!r} is not SECRET or NAMESPACE/SECRET. Name the Secret "
+            f"holding {holding}, like {flag} {example}."
         )
     if namespace:
-        check_dns1123_label("--ca-secret namespace", namespace)
-    check_dns1123_subdomain("--ca-secret", name, "Name the Secret holding the CA as ca.crt.")
+        check_dns1123_label(f"{flag} namespace", namespace)
+    check_dns1123_subdomain(flag, name, f"Name the Secret holding {holding}.")
     return text
 
 
@@ -326,16 +338,16 @@ def parse_backend(text: str) -> tuple[str, int]:
     return name, check_port("--backend port", int(port))
 
 
-def cache_window(options: GatewayOptions) -> tuple[float, str]:
-    """How long the emitted configuration lets the gateway cache the key set (seconds), and
-    why: --cache-duration where the target takes it, else the target's own default."""
+def cache_window(options: GatewayOptions) -> tuple[Fraction, str]:
+    """How long the emitted configuration lets the gateway cache the key set (seconds,
+    exactly), and why: --cache-duration where the target takes it, else the target's default."""
     default, why = DEFAULT_CACHE_SECONDS[options.provider]
     if (
         options.cache_duration is None
         or "--cache-duration" not in DURATION_FIELDS[options.provider]
     ):
-        return default, why
-    return options.cache_duration / NS_PER_S, "--cache-duration"
+        return Fraction(default), why
+    return Fraction(options.cache_duration, NS_PER_S), "--cache-duration"
 
 
 def go_duration(nanos: int) -> str:
@@ -403,7 +415,7 @@ def unused_flag_warnings(options: GatewayOptions) -> list[str]:
     given = {
         "--fqdn": options.fqdn,
         "--tls-secret": options.tls_secret,
-        "--target-route": options.target_route,
+        "--target-route": options.target_routes or None,
         "--selector": options.selector or None,
         "--cluster": options.cluster,
         "--policy-namespace": options.namespace,
@@ -414,6 +426,7 @@ def unused_flag_warnings(options: GatewayOptions) -> list[str]:
         "--trusted-ca": options.trusted_ca,
         "--ca-secret": options.ca_secret,
         "--subject-name": options.subject_name,
+        "--insecure-skip-jwks-verify": True if options.insecure_skip_jwks_verify else None,
     }
     warnings = []
     for flag, value in given.items():
