@@ -113,7 +113,9 @@ def policy_options(command: F) -> F:
             "--fqdn", metavar="HOST", help="contour: the virtual host's domain (required)."
         ),
         click.option(
-            "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
+            "--tls-secret",
+            metavar="SECRET",
+            help="contour: the virtual host's TLS Secret; [NAMESPACE/]NAME.",
         ),
         click.option(
             "--target-route",
