@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .durations import MAX_DURATION_SECONDS as MAX_DURATION_SECONDS
+from .durations import parse_duration as parse_duration
 from .errors import InputError
 
 DEFAULT_NAME = "remote-jwks-go"
@@ -81,7 +83,6 @@ _QUANTITY_FACTORS: dict[str, tuple[int, int]] = {
     "Pi": (2**50, 1),
     "Ei": (2**60, 1),
 }
-MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600
 _PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
@@ -180,11 +181,11 @@ def check_dns1123_label(what: str, value: str) -> str:
     return value
 
 
-def check_object_name(value: str) -> str:
+def check_object_name(value: str, flag: str = "--name") -> str:
     # Services need a DNS-1035 label (must start with a letter); every object derives from it.
     if len(value) > 63 - len("-jwks") or not is_dns1035_label(value):
         raise _fail(
-            "--name",
+            flag,
             value,
             "it must be a DNS-1035 label of at most 58 characters: lowercase letters, digits "
             "and '-', starting with a letter and ending with a letter or digit",
@@ -565,18 +566,3 @@ def _node_port_range(value: object) -> tuple[int, int]:
     if not 1 <= low <= high <= 65535:
         raise _fail("--node-port-range", value, "it must be an ascending range of ports", "")
     return low, high
-
-
-def parse_duration(text: str, what: str) -> float:
-    """'2m', '90s', '1h', '500ms' or a plain number of seconds; at most ten years."""
-    match = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*", text)
-    if not match:
-        raise InputError(f"{what} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
-    value = float(match.group(1))
-    seconds = value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
-    if seconds > MAX_DURATION_SECONDS:
-        raise InputError(
-            f"{what} {text!r} is longer than ten years, more than any timeout or token lifetime "
-            "needs. Use a shorter duration."
-        )
-    return seconds

@@ -5,11 +5,16 @@ refusals and warnings for what a target cannot take, and URL lookup through the 
 from __future__ import annotations
 
 import json
+import re
+import textwrap
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jwksdeploy import gateway
 from jwksdeploy.errors import InputError
@@ -156,14 +161,56 @@ def test_contour_validation_takes_a_namespaced_secret_and_a_subject_name() -> No
     assert warnings_of(result) == []
 
 
-def test_contour_https_without_validation_is_a_warning() -> None:
-    result = minimal_run("contour", "--url", URL)
-    assert result.exit_code == 0
-    remote = documents(result.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
+def test_contour_https_without_validation_is_refused_unless_explicitly_insecure() -> None:
+    """Contour verifies nothing without remoteJWKS.validation: the safe default is a refusal
+    naming both ways out (issue 20, 12)."""
+    refused = minimal_run("contour", "--url", URL)
+    assert refused.exit_code == 3 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "does not verify the certificate of jwks.example.com" in refused.stderr
+    assert "--ca-secret" in refused.stderr and "--insecure-skip-jwks-verify" in refused.stderr
+    insecure = minimal_run("contour", "--url", URL, "--insecure-skip-jwks-verify")
+    assert insecure.exit_code == 0, insecure.stderr
+    remote = documents(insecure.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
     assert "validation" not in remote
-    [warning] = warnings_of(result)
-    assert "does not verify the certificate of jwks.example.com" in warning
-    assert "--ca-secret" in warning
+    [warning] = warnings_of(insecure)
+    assert "Contour will not verify the certificate of jwks.example.com" in warning
+    both = minimal_run(
+        "contour", "--url", URL, "--insecure-skip-jwks-verify", "--ca-secret", "jwks-ca"
+    )
+    assert both.exit_code == 3 and "contradict each other" in both.stderr
+    plain = minimal_run("contour", "--url", PLAIN, "--insecure-skip-jwks-verify")
+    assert plain.exit_code == 0 and "changes nothing" in plain.stderr
+    for provider in ("envoy", "istio", "envoy-gateway"):
+        other = minimal_run(provider, "--url", URL, "--insecure-skip-jwks-verify")
+        assert other.exit_code == 0, other.stderr
+        assert f"--insecure-skip-jwks-verify is ignored for {provider}: " in other.stderr
+        assert "verifies" in other.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "fragment"),
+    [
+        ("https://10.0.0.12:8443/jwks", (), "the URL's host 10.0.0.12, is an IP"),
+        ("https://[2001:db8::1]/jwks", (), "the URL's host 2001:db8::1, is an IP"),
+        (URL, ("--subject-name", "10.0.0.12"), "--subject-name is an IP address"),
+    ],
+)
+def test_contour_refuses_an_ip_subject_name_it_would_match_as_a_dns_name(
+    url: str, extra: tuple[str, ...], fragment: str
+) -> None:
+    """Contour turns subjectName into a DNS-type SAN matcher, which an IP SAN never matches
+    (issue 20, 14); Envoy's own cluster matches an IP_ADDRESS SAN, so it keeps the address."""
+    result = minimal_run("contour", "--url", url, "--ca-secret", "jwks-ca", *extra)
+    assert result.exit_code == 3, result.stdout
+    assert fragment in result.stderr and "DNS-type subjectAltName matcher" in result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    named = minimal_run(
+        "contour", "--url", url, "--ca-secret", "jwks-ca", "--subject-name", "jwks.internal"
+    )
+    assert named.exit_code == 0, named.stderr
+    remote = documents(named.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
+    assert remote["validation"] == {"caSecret": "jwks-ca", "subjectName": "jwks.internal"}
 
 
 def test_envoy_fields() -> None:
@@ -379,7 +426,7 @@ def test_flags_for_another_target_are_warned_about() -> None:
     assert "--trusted-ca is ignored for istio: istiod fetches the JWKS itself" in istio.stderr
     envoy = minimal_run("envoy", "--url", URL, "--ca-secret", "ca")
     assert "--ca-secret is ignored for envoy: Envoy reads the CA from a file" in envoy.stderr
-    contour = minimal_run("contour", "--url", URL, "--trusted-ca", "/ca.pem")
+    contour = minimal_run("contour", "--url", URL, "--ca-secret", "ca", "--trusted-ca", "/ca.pem")
     assert "--trusted-ca is ignored for contour: Contour takes the CA from a Secret" in (
         contour.stderr
     )
@@ -406,7 +453,7 @@ def test_require_token_is_istios_others_already_require_one() -> None:
     without = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i")
     assert [d["kind"] for d in documents(without.stdout)] == ["RequestAuthentication"]
     assert "(--require-token)" in without.stdout
-    contour = minimal_run("contour", "--url", URL, "--require-token")
+    contour = minimal_run("contour", "--url", URL, "--ca-secret", "ca", "--require-token")
     assert "--require-token is ignored for contour: it already rejects" in contour.stderr
     assert "routes" not in documents(contour.stdout)[0]["spec"]
 
@@ -599,7 +646,7 @@ def test_json_and_output_dir(tmp_path: Path) -> None:
         "envoy.filters.http.jwt_authn",
         "remote-jwks-go-jwks",
     ]
-    written = minimal_run("contour", "--url", URL, "--output-dir", str(tmp_path / "gw"))
+    written = minimal_run("contour", "--url", PLAIN, "--output-dir", str(tmp_path / "gw"))
     assert written.exit_code == 0, written.stderr
     [path] = list((tmp_path / "gw").rglob("*.yaml"))
     assert path.relative_to(tmp_path / "gw").as_posix() == "contour/httpproxy-remote-jwks-go.yaml"
@@ -957,11 +1004,16 @@ def test_apply_gateway_prints_the_snippet_with_the_real_url(kube: Kube) -> None:
     ("provider", "flags", "seconds", "why"),
     [
         ("envoy", {}, 600, "Envoy's default remote_jwks.cache_duration"),
-        ("contour", {"fqdn": "a.b"}, 600, "which Contour leaves unset"),
-        ("envoy-gateway", {"target_route": "r"}, 300, "Envoy Gateway's default"),
+        ("contour", {"fqdn": "a.b", "ca_secret": "ca"}, 600, "which Contour leaves unset"),
+        ("envoy-gateway", {"target_routes": ("r",)}, 300, "Envoy Gateway's default"),
         ("istio", {"issuer": "i"}, 1200, "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"),
         ("envoy", {"cache_duration": "1500ms"}, 1.5, "--cache-duration"),
-        ("envoy-gateway", {"target_route": "r", "cache_duration": "2h"}, 7200, "--cache-duration"),
+        (
+            "envoy-gateway",
+            {"target_routes": ("r",), "cache_duration": "2h"},
+            7200,
+            "--cache-duration",
+        ),
         # istiod has no cache field: --cache-duration is ignored (with a warning), so is here.
         ("istio", {"issuer": "i", "cache_duration": "1m"}, 1200, "PILOT_JWT"),
     ],
@@ -990,3 +1042,281 @@ def test_without_a_cluster_nothing_is_recorded_and_one_line_says_what_rotate_nee
     quiet = run(*args, "--target-route", "r", "--no-record")
     assert "recorded" not in quiet.stderr
     assert list(tmp_path.iterdir()) == [], "no local file is written"
+
+
+# --- issue 20: gateway outputs without surprises --------------------------------------------
+
+# The CRDs' own duration rules, quoted: Contour's HTTPProxy remoteJWKS.timeout/cacheDuration
+# (apis/projectcontour/v1/httpproxy.go) and Gateway API's Duration (Envoy Gateway).
+CONTOUR_DURATION = re.compile(
+    r"^(((\d*(\.\d*)?h)|(\d*(\.\d*)?m)|(\d*(\.\d*)?s)|(\d*(\.\d*)?ms)|(\d*(\.\d*)?us)"
+    r"|(\d*(\.\d*)?µs)|(\d*(\.\d*)?ns))+)$"
+)
+GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+PROTO_JSON_DURATION = re.compile(r"^[0-9]+(\.[0-9]{1,9})?s$")
+
+
+def test_target_route_is_repeatable_into_target_refs() -> None:
+    """A second --target-route used to replace the first, leaving that route unprotected."""
+    result = minimal_run("envoy-gateway", "--url", URL, "--target-route", "web", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    [policy] = json.loads(result.stdout)["items"]
+    assert [ref["name"] for ref in policy["spec"]["targetRefs"]] == ["api", "web"]
+    assert all(
+        (ref["group"], ref["kind"]) == ("gateway.networking.k8s.io", "HTTPRoute")
+        for ref in policy["spec"]["targetRefs"]
+    )
+    again = minimal_run("envoy-gateway", "--url", URL, "--target-route", "api")
+    [policy] = documents(again.stdout)
+    assert [ref["name"] for ref in policy["spec"]["targetRefs"]] == ["api"]  # once, in order
+    bad = minimal_run("envoy-gateway", "--url", URL, "--target-route", "Web")
+    assert bad.exit_code == 3 and "--target-route" in bad.stderr and bad.stdout == ""
+    options = gateway.gateway_options("envoy-gateway", "n", URL, target_routes=("a", "b", "a"))
+    assert options.target_routes == ("a", "b")
+
+
+@pytest.mark.parametrize("provider", ["contour", "istio", "envoy-gateway"])
+def test_json_is_a_list_kubectl_applies_and_holds_the_yaml_documents(provider: str) -> None:
+    """`kubectl apply -f` refuses a bare JSON array; a v1 List is what it and `render -o json`
+    use. The items are exactly the YAML output's documents."""
+    as_json = gateway_run(provider, "-o", "json")
+    assert as_json.exit_code == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert (document["apiVersion"], document["kind"]) == ("v1", "List")
+    assert document["items"] == documents(gateway_run(provider).stdout)
+    assert all({"apiVersion", "kind", "metadata"} <= set(item) for item in document["items"])
+
+
+def test_envoy_json_stays_the_two_snippets() -> None:
+    """Envoy's filter and cluster are not Kubernetes objects: no List around them."""
+    result = gateway_run("envoy", "-o", "json")
+    assert json.loads(result.stdout) == documents(gateway_run("envoy").stdout)
+
+
+def test_tls_secret_takes_a_namespaced_name_as_the_crd_does() -> None:
+    """virtualhost.tls.secretName may be "namespace/name" (with a TLSCertificateDelegation)."""
+    result = run(
+        "gateway", "--provider", "contour", "--url", PLAIN, "--fqdn", "a.example",
+        "--tls-secret", "apps/api-tls",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert documents(result.stdout)[0]["spec"]["virtualhost"]["tls"] == {
+        "secretName": "apps/api-tls"
+    }
+    for bad, fragment in (
+        ("a/b/c", "is not SECRET or NAMESPACE/SECRET"),
+        ("Apps/api-tls", "--tls-secret namespace"),
+        ("apps/API", "DNS-1123 subdomain"),
+    ):
+        refused = run(
+            "gateway", "--provider", "contour", "--url", PLAIN, "--fqdn", "a.example",
+            "--tls-secret", bad,
+        )  # fmt: skip
+        assert refused.exit_code == 3 and fragment in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "go", "proto_json"),
+    [
+        ("1h30m", "1h30m", "5400s"),
+        ("1m30s500ms", "1m30s500ms", "90.5s"),
+        ("1h 0m 1s", "1h1s", "3601s"),
+        ("2m1.5s", "2m1s500ms", "121.5s"),
+    ],
+)
+def test_compound_durations_are_read_and_each_target_gets_its_own_form(
+    text: str, go: str, proto_json: str
+) -> None:
+    """Contour's pattern and Gateway API's Duration take `1h30m`; Envoy's proto3 JSON
+    Duration is seconds only, so it gets the conversion (issue 20, 15)."""
+    flags = ("--cache-duration", text, "--fetch-timeout", text)
+    contour = minimal_run("contour", "--url", PLAIN, *flags)
+    assert contour.exit_code == 0, contour.stderr
+    remote = documents(contour.stdout)[0]["spec"]["virtualhost"]["jwtProviders"][0]["remoteJWKS"]
+    assert remote["cacheDuration"] == remote["timeout"] == go
+    eg = minimal_run("envoy-gateway", "--url", PLAIN, *flags)
+    remote = documents(eg.stdout)[0]["spec"]["jwt"]["providers"][0]["remoteJWKS"]
+    assert remote["cacheDuration"] == go
+    envoy = minimal_run("envoy", "--url", PLAIN, *flags)
+    jwt_filter, cluster = documents(envoy.stdout)
+    remote = jwt_filter["typed_config"]["providers"]["remote-jwks-go"]["remote_jwks"]
+    assert remote["cache_duration"] == remote["http_uri"]["timeout"] == proto_json
+    http_filter, _ = parse_envoy(jwt_filter, cluster)
+    assert pgv_violations(http_filter) == []
+    istio = minimal_run("istio", "--url", PLAIN, "--fetch-timeout", text)
+    assert documents(istio.stdout)[0]["spec"]["jwtRules"][0]["timeout"] == proto_json
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hours=st.integers(0, 99_999),
+    minutes=st.integers(0, 59),
+    seconds=st.integers(0, 59),
+    millis=st.integers(0, 999),
+)
+def test_every_duration_output_matches_its_targets_rule(
+    hours: int, minutes: int, seconds: int, millis: int
+) -> None:
+    """Whatever whole-millisecond duration is typed (in Go's compound form), each target's
+    text passes that target's CRD pattern or proto form and means the same number."""
+    text = f"{hours}h{minutes}m{seconds}s{millis}ms"
+    nanos = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000_000 + millis * 1_000_000
+    if nanos == 0 or nanos > 10 * 365 * 24 * 3600 * 1_000_000_000:
+        return
+    for provider in ("contour", "envoy", "envoy-gateway"):
+        assert gateway.duration_for(provider, "--cache-duration", text) == nanos
+    go = gateway.go_duration(nanos)
+    assert CONTOUR_DURATION.fullmatch(go) and GATEWAY_API_DURATION.fullmatch(go), go
+    proto = gateway.proto_json_duration(nanos)
+    assert PROTO_JSON_DURATION.fullmatch(proto), proto
+    assert round(float(proto[:-1]) * 1000) == nanos // 1_000_000
+
+
+def test_istio_without_a_selector_says_the_deny_policy_covers_the_namespace() -> None:
+    """The --require-token policy is a DENY over every workload in scope, TCP ports included
+    (istiod's own warning), which the RequestAuthentication-only warning never said."""
+    result = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i", "--require-token")
+    assert result.exit_code == 0, result.stderr
+    [warning] = [w for w in warnings_of(result) if "no --selector" in w]
+    assert "AuthorizationPolicy is a DENY" in warning
+    assert "will deny all traffic to TCP ports under its scope" in warning
+    assert "--selector" in warning
+    scoped = run(
+        "gateway", "--provider", "istio", "--url", URL, "--issuer", "i", "--require-token",
+        "--selector", "app=gw",
+    )  # fmt: skip
+    assert not [w for w in warnings_of(scoped) if "no --selector" in w]
+    plain = run("gateway", "--provider", "istio", "--url", URL, "--issuer", "i")
+    [warning] = [w for w in warnings_of(plain) if "no --selector" in w]
+    assert "RequestAuthentication applies to every workload" in warning
+    assert "DENY" not in warning
+
+
+def test_envoy_gateway_is_not_said_to_check_the_jwks_host() -> None:
+    """v1.9's jwt.go sets the trust bundle and SNI, but no SAN matcher (issue 20, 17)."""
+    result = minimal_run("envoy-gateway", "--url", URL, "--subject-name", "jwks.example.com")
+    [warning] = [w for w in warnings_of(result) if "--subject-name" in w]
+    assert "against the URL's host" not in warning
+    assert "checks no name" in warning and "BackendTLSPolicy" in warning
+    istio = minimal_run("istio", "--url", URL, "--subject-name", "jwks.example.com")
+    assert "istiod checks the JWKS server's certificate against the URL's host" in istio.stderr
+
+
+def test_the_readme_shows_how_to_pin_envoy_gateway_s_jwks_server() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Who serves the keys")[1].split("\n### ")[0]
+    envoy_gateway = section.split("- **Envoy Gateway**")[1]
+    assert "no SAN matcher" in envoy_gateway or "checks no name" in envoy_gateway
+    [block] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    policy, tls = documents(textwrap.dedent(block))
+    assert policy["kind"] == "SecurityPolicy"
+    remote = policy["spec"]["jwt"]["providers"][0]["remoteJWKS"]
+    [ref] = remote["backendRefs"]
+    assert (tls["kind"], tls["apiVersion"]) == ("BackendTLSPolicy", "gateway.networking.k8s.io/v1")
+    [target] = tls["spec"]["targetRefs"]
+    assert (target["kind"], target["name"]) == (ref["kind"], ref["name"])
+    host = urllib.parse.urlsplit(remote["uri"]).hostname
+    assert tls["spec"]["validation"]["hostname"] == host
+
+
+def test_a_bad_provider_name_is_reported_as_the_flag_given() -> None:
+    gw = run("gateway", "--provider", "envoy", "--url", URL, "--provider-name", "My_JWKS")
+    assert gw.exit_code == 3 and "--provider-name 'My_JWKS'" in gw.stderr
+    assert "--name" not in gw.stderr.replace("--provider-name", "")
+    named = run("gateway", "--provider", "envoy", "--url", URL, "--name", "My_JWKS")
+    assert named.exit_code == 3 and "--name 'My_JWKS'" in named.stderr
+    jwks = str(EXAMPLES / "jwks.json")
+    applied = run(
+        "apply", "-n", "a", "--jwks", jwks, "--dry-run=client", "--provider", "envoy",
+        "--provider-name", "My_JWKS",
+    )  # fmt: skip
+    assert applied.exit_code == 3 and "--provider-name 'My_JWKS'" in applied.stderr
+
+
+@pytest.mark.parametrize(
+    ("duration", "window"),
+    [("1.5", "1s500ms"), ("90.5s", "1m30s500ms"), ("1h30m", "1h30m"), ("1001ms", "1s1ms")],
+)
+def test_the_cache_window_note_is_exact_and_rotate_reads_it_back(
+    duration: str, window: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounding 90.5s down to 1m30s told rotate a window shorter than the real cache."""
+    from jwksdeploy.settings import parse_duration
+
+    monkeypatch.chdir(tmp_path)
+    result = minimal_run("envoy", "--url", PLAIN, "--cache-duration", duration)
+    assert result.exit_code == 0, result.stderr
+    [note] = [line for line in result.stderr.splitlines() if "recorded" in line]
+    assert f"({window}, " in note or f"{window} (" in note
+    assert f"--cache-window {window}" in note
+    assert f"--cache-window {window}0" not in note  # the whole value, not a prefix of it
+    assert parse_duration(window, "--cache-window") == parse_duration(duration, "x")
+
+
+def _client_dry_run(*args: str) -> Any:
+    jwks = str(EXAMPLES / "jwks.json")
+    return run("apply", "-n", "apps", "--jwks", jwks, "--dry-run=client", *args)
+
+
+def test_apply_client_dry_run_prints_the_gateway_configuration() -> None:
+    """It checked the gateway flags and printed nothing of the gateway (issue 20, 10)."""
+    text = _client_dry_run("--provider", "istio", "--issuer", "i", "--selector", "app=gw")
+    assert text.exit_code == 0, text.stderr
+    [policy] = documents(text.stdout)
+    url = "http://remote-jwks-go.apps.svc.cluster.local:8080/jwks"
+    assert policy["spec"]["jwtRules"][0]["jwksUri"] == url
+    assert f"apps: JWKS URL {url} (the in-cluster Service name" in text.stderr
+    as_yaml = _client_dry_run("--provider", "istio", "--issuer", "i", "-o", "yaml")
+    kinds = [doc["kind"] for doc in documents(as_yaml.stdout)]
+    assert kinds == ["ConfigMap", "Service", "Deployment", "RequestAuthentication"]
+    assert "# Istio: rejects requests with an invalid token" in as_yaml.stdout
+    as_json = _client_dry_run(
+        "--provider", "envoy-gateway", "--target-route", "api", "-o", "json",
+        "--node-port", "31456", "--address", "10.0.0.12",
+    )  # fmt: skip
+    listed = json.loads(as_json.stdout)
+    assert listed["kind"] == "List"
+    assert [item["kind"] for item in listed["items"]][-1] == "SecurityPolicy"
+    remote = listed["items"][-1]["spec"]["jwt"]["providers"][0]["remoteJWKS"]
+    assert remote["uri"] == "http://10.0.0.12:31456/jwks"  # what a real apply would print
+    named = _client_dry_run("--provider", "istio", "--issuer", "i", "-o", "name")
+    assert "requestauthentication" not in named.stdout  # -o name: the applied objects only
+    without = _client_dry_run("-o", "yaml")
+    assert [d["kind"] for d in documents(without.stdout)] == ["ConfigMap", "Service", "Deployment"]
+
+
+# --- the one duration reader every flag shares (jwksdeploy/durations.py) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("1.5s", 1.5), ("1h30m", 5400), ("1m30s500ms", 90.5), (" 2m 1s ", 121)],
+)
+def test_every_duration_flag_reads_go_s_compound_form(text: str, seconds: float) -> None:
+    from jwksdeploy.settings import parse_duration
+
+    assert parse_duration(text, "--timeout") == seconds
+    dry = run(
+        "apply", "-n", "a", "--jwks", str(EXAMPLES / "jwks.json"), "--dry-run=client",
+        "--timeout", text,
+    )  # fmt: skip
+    assert dry.exit_code == 0, dry.stderr
+
+
+@pytest.mark.parametrize("text", ["1m s", "ms", "1h1h1h1h1h", "1d", "1.s", "-1s"])
+def test_what_is_not_a_duration_is_still_refused(text: str) -> None:
+    from jwksdeploy.settings import parse_duration
+
+    with pytest.raises(InputError, match="is not a duration"):
+        parse_duration(text, "--timeout")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 10 * 365 * 24 * 3600 * 1000))
+def test_printed_durations_read_back_exactly(millis: int) -> None:
+    from fractions import Fraction
+
+    from jwksdeploy.durations import exact_seconds, flag_text
+
+    seconds = Fraction(millis, 1000)
+    assert exact_seconds(flag_text(seconds), "--cache-window") == seconds

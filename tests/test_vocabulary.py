@@ -268,11 +268,11 @@ def _gateway_url(*args: str) -> Any:
 def test_url_from_service_is_the_in_cluster_url() -> None:
     result = _gateway_url("-n", "envoy-yang", "--url-from", "service")
     assert result.exit_code == 0, result.stderr
-    [policy] = json.loads(result.stdout)
+    [policy] = json.loads(result.stdout)["items"]
     uri = policy["spec"]["jwtRules"][0]["jwksUri"]
     assert uri == "http://remote-jwks-go.envoy-yang.svc.cluster.local:8080/jwks"
     named = _gateway_url("-n", "b", "--name", "keys", "--port", "80", "--url-from", "service")
-    [policy] = json.loads(named.stdout)
+    [policy] = json.loads(named.stdout)["items"]
     assert policy["spec"]["jwtRules"][0]["jwksUri"] == "http://keys.b.svc.cluster.local:80/jwks"
 
 
@@ -281,7 +281,7 @@ def test_url_from_node_port_needs_the_port_and_an_address() -> None:
         "-n", "a", "--url-from", "node-port", "--node-port", "31456", "--address", "127.0.0.1"
     )
     assert result.exit_code == 0, result.stderr
-    [policy] = json.loads(result.stdout)
+    [policy] = json.loads(result.stdout)["items"]
     assert policy["spec"]["jwtRules"][0]["jwksUri"] == "http://127.0.0.1:31456/jwks"
     for args, expected in (
         (["-n", "a", "--url-from", "node-port", "--address", "127.0.0.1"], "--node-port"),

@@ -136,11 +136,25 @@ def apply(**flags: Any) -> None:
     record: bool = flags.pop("record")
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
     if provider is not None:
-        _check_gateway(provider, provider_name or settings.name, settings.namespaces, policy)
+        name_flag = "--provider-name" if provider_name else "--name"
+        _check_gateway(
+            provider, provider_name or settings.name, settings.namespaces, policy, name_flag
+        )
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     if mode == "client":
-        _print_client_dry_run(rendered.objects, output)
+        from .gateway import client_dry_run_gateways, print_client_dry_run_gateways
+
+        planned = (
+            client_dry_run_gateways(
+                rendered.objects, provider, provider_name or settings.name, policy, address
+            )
+            if provider is not None
+            else []
+        )
+        extra = [obj for _, _, c in planned for obj in c.objects] if output == "json" else []
+        _print_client_dry_run(rendered.objects + extra, output)
+        print_client_dry_run_gateways(planned, str(provider), output)
         return
     dry_run = mode == "server"
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
@@ -272,7 +286,7 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
 
 
 def _check_gateway(
-    provider: str, name: str, namespaces: tuple[str, ...], policy: dict[str, Any]
+    provider: str, name: str, namespaces: tuple[str, ...], policy: dict[str, Any], name_flag: str
 ) -> None:
     """Refuse bad gateway flags before anything is applied: build each namespace's configuration
     with a stand-in for the URL, which is known only once the Service exists (apply's URLs are
@@ -281,7 +295,7 @@ def _check_gateway(
 
     for namespace in namespaces:
         suffix = f"-{namespace}" if len(namespaces) > 1 else ""
-        build_gateway(provider, f"{name}{suffix}", PLACEHOLDER_URL, policy)
+        build_gateway(provider, f"{name}{suffix}", PLACEHOLDER_URL, policy, name_flag)
 
 
 def _gateways_for(

@@ -61,6 +61,10 @@ VOCABULARY: dict[str, Concept] = {
     "node-port": Concept(("--node-port",), "the Service's fixed nodePort"),
     "keep": Concept(("--keep",), "how many of the newest keys a key set keeps"),
     "parallel": Concept(("--parallel",), "namespaces worked on at once"),
+    "insecure-skip-jwks-verify": Concept(
+        ("--insecure-skip-jwks-verify",),
+        "let the gateway fetch an https JWKS without checking its certificate",
+    ),
 }
 
 

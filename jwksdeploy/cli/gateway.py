@@ -5,7 +5,6 @@ Parses, calls `gateway.build`, prints; warnings go to stderr, the configuration 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -48,16 +47,16 @@ def record_cache_window(
     command's failure (the configuration was printed; rotate falls back to 20m or a flag)."""
     from ..errors import JwksDeployError
     from ..rotate_cluster import record_gateway
-    from ..rotation import GatewayWindow, duration_text
+    from ..rotation import GatewayWindow
 
     window = GatewayWindow(config.cache_window, config.cache_window_why)
-    text = f"{duration_text(window.seconds)} ({window.why})"
+    text = f"{config.cache_window_text} ({window.why})"
     try:
         recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
     except JwksDeployError as exc:
         click.echo(
             f"warning: {namespace}: the gateway's cache window of {text} was not recorded: "
-            f"{exc} Pass `--cache-window {duration_text(window.seconds)}` to `jwksdeploy "
+            f"{exc} Pass `--cache-window {config.cache_window_text}` to `jwksdeploy "
             "rotate` (or more, if another gateway caches longer).",
             err=True,
         )
@@ -114,10 +113,15 @@ def policy_options(command: F) -> F:
             "--fqdn", metavar="HOST", help="contour: the virtual host's domain (required)."
         ),
         click.option(
-            "--tls-secret", metavar="SECRET", help="contour: the virtual host's TLS Secret."
+            "--tls-secret",
+            metavar="SECRET",
+            help="contour: the virtual host's TLS Secret; [NAMESPACE/]NAME.",
         ),
         click.option(
-            "--target-route", metavar="ROUTE", help="envoy-gateway: the HTTPRoute to protect."
+            "--target-route",
+            multiple=True,
+            metavar="ROUTE",
+            help="envoy-gateway: an HTTPRoute to protect, repeatable (all go into targetRefs).",
         ),
         click.option(
             "--selector",
@@ -171,6 +175,13 @@ def policy_options(command: F) -> F:
             help="contour, envoy: the name the JWKS server's certificate must carry.  "
             "[default: the URL's host]",
         ),
+        vocab_option(
+            "insecure-skip-jwks-verify",
+            "insecure_skip_jwks_verify",
+            is_flag=True,
+            help="contour, https URL without --ca-secret: accept that Contour does not verify "
+            "the JWKS server's certificate (anyone on the path could swap the keys).",
+        ),
         click.option(
             "--policy-namespace",
             metavar="NS",
@@ -180,8 +191,11 @@ def policy_options(command: F) -> F:
     return stack_options(command, options)
 
 
-def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) -> Any:
-    """Flags -> validated options -> GatewayConfig (objects + warnings)."""
+def build_gateway(
+    provider: str, name: str, url: str, params: dict[str, Any], name_flag: str = "--name"
+) -> Any:
+    """Flags -> validated options -> GatewayConfig (objects + warnings). `name_flag` is the
+    flag `name` came from, for the message when it is refused."""
     from ..gateway import build, gateway_options
     from ..settings import parse_pairs
 
@@ -196,7 +210,7 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         timeout=params["fetch_timeout"],
         fqdn=params["fqdn"],
         tls_secret=params["tls_secret"],
-        target_route=params["target_route"],
+        target_routes=tuple(params["target_route"]),
         selector=tuple(parse_pairs("--selector", params["selector"])),
         cluster=params["cluster"],
         namespace=params["policy_namespace"],
@@ -207,7 +221,9 @@ def build_gateway(provider: str, name: str, url: str, params: dict[str, Any]) ->
         trusted_ca=params["trusted_ca"],
         ca_secret=params["ca_secret"],
         subject_name=params["subject_name"],
+        insecure_skip_jwks_verify=params["insecure_skip_jwks_verify"],
         timeout_flag="--fetch-timeout",
+        name_flag=name_flag,
     )
     return build(options)
 
@@ -231,6 +247,7 @@ POLICY_PARAMS = (
     "trusted_ca",
     "ca_secret",
     "subject_name",
+    "insecure_skip_jwks_verify",
 )
 
 
@@ -316,7 +333,8 @@ def gateway_command(
     example = "jwksdeploy gateway --provider contour --url https://jwks.example.com/jwks"
     url = resolve_url(url, namespace, instance, address, kubeconfig, context, example)
     name = provider_name or instance
-    config = build_gateway(provider, name, url, params)
+    name_flag = "--provider-name" if provider_name else "--name"
+    config = build_gateway(provider, name, url, params, name_flag)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
@@ -339,9 +357,9 @@ def gateway_command(
 
 def _say_unrecorded(config: Any) -> None:
     """Without a cluster nothing is recorded: one line saying what `rotate` should be told."""
-    from ..rotation import DEFAULT_CACHE_WINDOW, duration_text
+    from ..rotation import DEFAULT_CACHE_WINDOW
 
-    window = duration_text(config.cache_window)
+    window = config.cache_window_text  # exact: a rounded-down window is unsafe for rotate
     if config.cache_window > DEFAULT_CACHE_WINDOW:
         click.echo(
             f"warning: this configuration caches the key set for {window} "
@@ -403,7 +421,7 @@ def url_from_flags(
 def print_gateway(
     config: Any, provider: str, output: str, output_dir: str | None, force: bool = False
 ) -> None:
-    from ..gateway import output_files, to_yaml
+    from ..gateway import output_files, to_json, to_yaml
 
     if output_dir:
         from ..writes import write_tree
@@ -414,6 +432,54 @@ def print_gateway(
             click.echo(f"note: {note}", err=True)
         click.echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
     elif output == "json":
-        click.echo(json.dumps(config.objects, indent=2))
+        click.echo(to_json(config, provider), nl=False)
     else:
         click.echo(to_yaml(config), nl=False)
+
+
+def client_dry_run_gateways(
+    objects: list[dict[str, Any]],
+    provider: str,
+    name: str,
+    policy: dict[str, Any],
+    address: str | None,
+) -> list[tuple[str, str, Any]]:
+    """`apply --dry-run=client --provider`: each namespace's (namespace, where the URL comes
+    from, configuration), for the URL known without a cluster: the NodePort URL when the
+    render fixes --node-port and --address is given, else the in-cluster Service name (as
+    `gateway --url-from service`), which a NodePort or LoadBalancer Service also has."""
+    services = [obj for obj in objects if obj["kind"] == "Service"]
+    found = []
+    for service in services:
+        namespace = service["metadata"]["namespace"]
+        port = service["spec"]["ports"][0]
+        instance = service["metadata"]["name"]
+        if service["spec"].get("type") != "ClusterIP" and "nodePort" in port and address:
+            url = url_from_flags(
+                "node-port", None, namespace, instance, address, port["port"], port["nodePort"]
+            )
+            how = "--address and the fixed --node-port"
+        else:
+            url = url_from_flags("service", None, namespace, instance, None, port["port"], None)
+            how = (
+                "the in-cluster Service name; a real apply prints the node's address and "
+                "nodePort, or pass --address and --node-port"
+                if service["spec"].get("type") != "ClusterIP"
+                else "the in-cluster Service name"
+            )
+        suffix = f"-{namespace}" if len(services) > 1 else ""
+        found.append((namespace, how, build_gateway(provider, f"{name}{suffix}", url, policy)))
+    return found
+
+
+def print_client_dry_run_gateways(
+    gateways: list[tuple[str, str, Any]], provider: str, output: str
+) -> None:
+    """What a real apply prints of the gateway, after the objects of a client dry run: the
+    URL and warnings on stderr, the configuration on stdout (-o json: in the List already)."""
+    for namespace, how, config in gateways:
+        click.echo(f"{namespace}: JWKS URL {config.url} ({how}; dry run: client)", err=True)
+        for warning in config.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if output in ("text", "yaml"):
+            print_gateway(config, provider, "yaml", None)
