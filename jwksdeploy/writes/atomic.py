@@ -47,7 +47,8 @@ _HELD = _Held()
 @contextlib.contextmanager
 def locked(fd: int, directory: str) -> Iterator[None]:
     """An exclusive flock on a directory, so writers into it take turns; taking it removes
-    the temp files a killed writer left there. Reentrant within a thread."""
+    the temp files a killed writer left there (safe only under the lock, so no lock, no
+    write). Reentrant within a thread."""
     import fcntl
 
     info = os.fstat(fd)
@@ -56,7 +57,6 @@ def locked(fd: int, directory: str) -> Iterator[None]:
         yield
         return
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    held = True
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -70,21 +70,15 @@ def locked(fd: int, directory: str) -> Iterator[None]:
                 ) from None
             time.sleep(0.05)
         except OSError as exc:
-            # Some network file systems have no flock; writing unlocked beats not writing.
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise OutputError(
-                    f"cannot lock {directory!r}: {exc.strerror}. Nothing was changed."
-                ) from None
-            held = False
-            break
+            message = f"cannot lock {directory!r}: {exc.strerror}. Nothing was changed."
+            raise OutputError(message) from None
     _HELD.keys.add(key)
     try:
         sweep(fd)
         yield
     finally:
         _HELD.keys.discard(key)
-        if held:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def sweep(fd: int) -> None:
@@ -130,11 +124,12 @@ class Change:
 
 
 class ChangeFailed(Exception):
-    """A change that failed; `undone`: the ones before it were put back."""
+    """Change number `index` failed (`staged`: while putting it in place); `undone`: the
+    ones before it were put back."""
 
-    def __init__(self, change: Change, error: OSError, staged: bool, undone: bool) -> None:
+    def __init__(self, index: int, error: OSError, staged: bool, undone: bool) -> None:
         super().__init__(error.strerror)
-        self.change, self.error, self.staged, self.undone = change, error, staged, undone
+        self.index, self.error, self.staged, self.undone = index, error, staged, undone
 
 
 def stage(path: str, data: bytes, mode: int, dir_fd: int | None) -> str:
@@ -200,13 +195,13 @@ def apply_changes(changes: Sequence[Change]) -> None:
     removes the temp files left."""
     temps: list[str | None] = []
     befores: list[Change | None] = []
-    for change in changes:
+    for index, change in enumerate(changes):
         try:
             befores.append(_before(change))
             temps.append(_stage(change))
         except OSError as exc:
             _drop(changes, temps)
-            raise ChangeFailed(change, exc, staged=False, undone=True) from None
+            raise ChangeFailed(index, exc, staged=False, undone=True) from None
     for index, change in enumerate(changes):
         try:
             _put(change, temps[index])
@@ -217,8 +212,8 @@ def apply_changes(changes: Sequence[Change]) -> None:
                     if back is not None:
                         _put(back, _stage(back))
             except OSError:
-                raise ChangeFailed(change, exc, staged=True, undone=False) from None
-            raise ChangeFailed(change, exc, staged=True, undone=True) from None
+                raise ChangeFailed(index, exc, staged=True, undone=False) from None
+            raise ChangeFailed(index, exc, staged=True, undone=True) from None
 
 
 def _stage(change: Change) -> str | None:

@@ -97,11 +97,11 @@ def write_files(outputs: Sequence[OutputFile], force: bool) -> None:
         try:
             apply_changes(changes)
         except ChangeFailed as failed:
-            raise OutputError(_failure(outputs, changes, failed)) from None
+            raise OutputError(_failure(outputs, failed)) from None
 
 
-def _failure(outputs: Sequence[OutputFile], changes: list[Change], failed: ChangeFailed) -> str:
-    current = outputs[changes.index(failed.change)].path
+def _failure(outputs: Sequence[OutputFile], failed: ChangeFailed) -> str:
+    current = outputs[failed.index].path
     others = [repr(o.path) for o in outputs if o.path != current]
     verb = "is" if len(others) == 1 else "are"
     unchanged = f"{' and '.join(others)} {verb}" if others else "it is"
