@@ -26,11 +26,10 @@ class OutputFile:
 
 def same_file(first: str, second: str) -> bool:
     """One file under two names: the same path once resolved, or the same inode (a hard link)."""
-    if os.path.realpath(first) == os.path.realpath(second):
-        return True
     try:
-        return os.path.samefile(first, second)
-    except OSError:
+        resolved = os.path.realpath(first) == os.path.realpath(second)
+        return resolved or os.path.samefile(first, second)
+    except (OSError, ValueError):  # missing, or no file name at all (a NUL byte)
         return False
 
 
