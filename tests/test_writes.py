@@ -1,5 +1,6 @@
-"""Owned writes: --output-dir replaces only what jwksdeploy wrote, key sets change together,
-and a run killed at any point leaves the old state or the new one, never a mix."""
+"""Owned writes: --output-dir replaces only what jwksdeploy wrote, key files are written
+private set first and put back together when one fails, and a run killed at any point leaves
+every file old or new (never torn), no private key behind, and a rerun that converges."""
 
 from __future__ import annotations
 
@@ -20,16 +21,10 @@ from click.testing import Result
 
 from jwksdeploy import writes
 from jwksdeploy.errors import OutputError
-from jwksdeploy.writes import (
-    MANIFEST,
-    MISSING,
-    Manifest,
-    OnDisk,
-    OutputFile,
-    Owned,
-    plan_tree,
-    sha256_of,
-)
+from jwksdeploy.writes import MANIFEST, OutputFile
+from jwksdeploy.writes import plan as trees
+from jwksdeploy.writes.atomic import sha256_of
+from jwksdeploy.writes.plan import MISSING, Manifest, OnDisk, Owned, plan_tree
 
 from .helpers import EXAMPLES, REPO, run
 
@@ -348,7 +343,7 @@ def test_plan_refuses_what_is_not_ours(
     manifest = Manifest({"a/x.yaml": owner} if owner else {}, frozenset())
     disk = {"a": DIR, "a/x.yaml": state}
     plan = plan_tree(CONTENT, "render", manifest, disk, force=False)
-    assert plan.refusals == (writes.Refusal("a/x.yaml", reason, forcible),)
+    assert plan.refusals == (trees.Refusal("a/x.yaml", reason, forcible),)
     forced = plan_tree(CONTENT, "render", manifest, disk, force=True)
     if forcible:
         assert forced.refusals == () and forced.forced == plan.refusals
@@ -361,7 +356,7 @@ def test_plan_refuses_what_is_not_ours(
 def test_plan_refuses_a_parent_that_is_not_a_directory_once() -> None:
     disk = {"a": OnDisk("file", OLD), "a/x.yaml": OnDisk("blocked"), "a/y.yaml": OnDisk("blocked")}
     plan = plan_tree(CONTENT, "render", Manifest(), disk, force=True)
-    assert plan.refusals == (writes.Refusal("a", "a file where a directory is needed", False),)
+    assert plan.refusals == (trees.Refusal("a", "a file where a directory is needed", False),)
 
 
 def test_plan_keeps_unchanged_files_and_changes_nothing() -> None:
@@ -408,12 +403,12 @@ def test_plan_removes_its_stale_files_releases_edited_ones_and_keeps_others() ->
 )
 def test_paths_that_could_leave_the_directory_are_refused(path: str) -> None:
     with pytest.raises(ValueError, match="not a plain relative path"):
-        writes.check_relative(path)
+        trees.check_relative(path)
 
 
 def test_manifest_round_trip_and_damage() -> None:
     manifest = Manifest(mine("a/x.yaml", "b/y.yaml"), frozenset({"a", "b"}))
-    assert writes.parse_manifest(writes.manifest_json(manifest).encode()) == manifest
+    assert trees.parse_manifest(trees.manifest_json(manifest).encode()) == manifest
     for damaged in (
         "[]",
         '{"version": 2, "files": {}}',
@@ -423,37 +418,38 @@ def test_manifest_round_trip_and_damage() -> None:
         '{"version": 1, "files": {}, "dirs": [[]]}',
     ):
         with pytest.raises(ValueError):
-            writes.parse_manifest(damaged.encode())
+            trees.parse_manifest(damaged.encode())
 
 
-def test_a_deeply_nested_record_is_damage_not_a_crash(tmp_path: Path) -> None:
-    for record in (MANIFEST, writes.JOURNAL):
-        out = tmp_path / record
-        out.mkdir()
-        (out / record).write_text("[" * 100_000)
-        result = render_into(out, "-n", "a")
-        assert result.exit_code == 5
-        assert "is damaged" in the_error(result)
-        assert sorted(p.name for p in out.iterdir()) == [record]
+def test_a_deeply_nested_manifest_is_damage_not_a_crash(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text("[" * 100_000)
+    result = render_into(out, "-n", "a")
+    assert result.exit_code == 5
+    assert "is damaged" in the_error(result)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
 
 
-def test_a_journal_naming_files_elsewhere_is_refused() -> None:
-    good = writes.TreeJournal(
-        "render",
-        "staging",
-        ["a"],
-        [("a/x.yaml", "a/.jwksdeploy-1.tmp", None)],
-        [],
-        [],
-        ".jwksdeploy-2.tmp",
+def test_the_interim_manifest_proves_both_versions_ours() -> None:
+    """Before the first file lands, the manifest records each new file beside the sha256 of
+    the version it replaces, so a killed run's files, old or new, are still ours."""
+    manifest = Manifest({**mine("a/x.yaml", digest=OLD), **mine("b/gone.yaml")}, frozenset("ab"))
+    disk = {"a": DIR, "a/x.yaml": OnDisk("file", OLD), "b": DIR, "b/gone.yaml": OnDisk("file", X)}
+    plan = plan_tree({"a/x.yaml": "x: 1\n"}, "render", manifest, disk, force=False)
+    assert plan.interim == Manifest(
+        {"a/x.yaml": Owned(X, "render", OLD), "b/gone.yaml": Owned(X, "render")},
+        frozenset("ab"),
     )
-    assert writes.TreeJournal.parse(good.to_json().encode()) == good
-    for temp in ("b/.jwksdeploy-1.tmp", "a/x.tmp", "a/.jwksdeploy-1.old", "../.jwksdeploy-1.tmp"):
-        bad = writes.TreeJournal(
-            "render", "staging", [], [("a/x.yaml", temp, None)], [], [], ".jwksdeploy-2.tmp"
-        )
-        with pytest.raises(ValueError):
-            writes.TreeJournal.parse(bad.to_json().encode())
+    assert plan.manifest == Manifest(mine("a/x.yaml"), frozenset("a"))
+    assert trees.parse_manifest(trees.manifest_json(plan.interim).encode()) == plan.interim
+    for digest in (X, OLD):
+        disk["a/x.yaml"] = OnDisk("file", digest)
+        rerun = plan_tree({"a/x.yaml": "y: 2\n"}, "render", plan.interim, disk, force=False)
+        assert rerun.refusals == () and "a/x.yaml" in rerun.writes
+    disk["a/x.yaml"] = OnDisk("file", Y)
+    edited = plan_tree({"a/x.yaml": "y: 2\n"}, "render", plan.interim, disk, force=False)
+    assert [r.path for r in edited.refusals] == ["a/x.yaml"]
 
 
 # --- crash safety: kill at every step ---------------------------------------------------------
@@ -489,11 +485,12 @@ def dies_after(budget: int | None) -> Iterator[list[int]]:
 def crash_matrix(
     setup: Callable[[Path], None],
     change: Callable[[Path], None],
-    recover: Callable[[Path], None],
     tmp_path: Path,
-) -> list[str]:
-    """Run `change` once per step, killed before that step; after recovery every state must
-    be the old one or the new one, old before new. Returns the outcome per step."""
+    killed: Callable[[Path, dict[str, Any]], None] = lambda case, snap: None,
+) -> int:
+    """Run `change` once per step, killed before that step. What the crash left holds every
+    file old or new (never torn; `killed` checks more); running `change` again then gives
+    exactly the new state, with no temp files left. Returns the number of steps."""
     reference = tmp_path / "reference"
     setup(reference)
     old = snapshot(reference)
@@ -501,81 +498,80 @@ def crash_matrix(
         change(reference)
     new = snapshot(reference)
     assert new != old and count[0] > 5
-    outcomes = []
     for step in range(count[0]):
         case = tmp_path / f"step{step}"
         setup(case)
         with pytest.raises(Crash), dies_after(step):
             change(case)
-        recover(case)
-        after = {
-            key.replace(case.name, "reference", 1): value for key, value in snapshot(case).items()
-        }
-        assert staging_leftovers(after) == [], step
-        assert after in (old, new), step
-        outcomes.append("old" if after == old else "new")
-    assert outcomes == sorted(outcomes, key=lambda o: o == "new"), outcomes
-    return outcomes
+        left = {key.replace(case.name, "reference", 1): v for key, v in snapshot(case).items()}
+        for key, value in left.items():
+            if Path(key).name.startswith(writes.STAGING_PREFIX):
+                continue
+            assert value in (old.get(key), new.get(key)), (step, key)
+        killed(case, left)
+        change(case)
+        after = {key.replace(case.name, "reference", 1): v for key, v in snapshot(case).items()}
+        assert after == new, step
+    return count[0]
 
 
 TREE_OLD = {"a/x.yaml": "x: 1\n", "a/y.yaml": "y: 1\n", "b/z.yaml": "z: 1\n"}
 TREE_NEW = {"a/x.yaml": "x: 2\n", "a/w.yaml": "w: 1\n", "c/d/v.yaml": "v: 1\n"}
 
 
-def test_a_tree_write_killed_at_any_step_recovers_old_or_new(tmp_path: Path) -> None:
+def test_a_tree_write_killed_at_any_step_converges_when_rerun(tmp_path: Path) -> None:
     def setup(case: Path) -> None:
         writes.write_tree(str(case / "out"), TREE_OLD, "render")
         (case / "out" / "mine.txt").write_text("the user's\n")
 
-    outcomes = crash_matrix(
-        setup,
-        lambda case: writes.write_tree(str(case / "out"), TREE_NEW, "render"),
-        lambda case: writes.recover_tree(str(case / "out")),
-        tmp_path,
-    )
-    assert "old" in outcomes and "new" in outcomes
+    def killed(case: Path, left: dict[str, Any]) -> None:
+        # whatever is on disk is provably ours: the manifest (interim or final) proves it
+        data = (case / "out" / MANIFEST).read_bytes()
+        manifest = trees.parse_manifest(data)
+        for path in {**TREE_OLD, **TREE_NEW}:
+            if (case / "out" / path).exists():
+                owner = manifest.files[path]
+                assert owner.proves(sha256_of((case / "out" / path).read_bytes())), path
+        assert (case / "out" / "mine.txt").read_text() == "the user's\n"
+
+    def change(case: Path) -> None:
+        writes.write_tree(str(case / "out"), TREE_NEW, "render")
+
+    assert crash_matrix(setup, change, tmp_path, killed) > 10
 
 
-def test_the_next_render_completes_or_rolls_back_a_killed_one(tmp_path: Path) -> None:
-    """Through the CLI: a render killed at each step, then a plain render that recovers."""
+def test_the_next_render_cleans_up_after_a_killed_one(tmp_path: Path) -> None:
+    """Through the CLI: a render killed at each step, then a render of other output removes
+    every file of both (they are provably ours) and every temp file."""
     out = tmp_path / "out"
     with dies_after(None) as count:
         render_into(out, "-n", "a")
-    notes = set()
-    for step in range(0, count[0], 3):  # every step is covered by the matrix above
+    for step in range(count[0]):
         shutil.rmtree(out, ignore_errors=True)
         assert render_into(out, "-n", "a").exit_code == 0
         with pytest.raises(Crash), dies_after(step):
             render_into(out, "-n", "b")
         result = render_into(out, "-n", "c")
-        assert result.exit_code == 0, result.stderr
-        if (out / "b").exists():
-            pytest.fail(f"step {step}: b survived the recovery")
-        notes.update(
-            note
-            for note in ("it was completed", "before it changed anything")
-            if note in result.stderr
-        )
-        assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "c"]
+        assert result.exit_code == 0, (step, result.stderr)
+        assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "c"], step
         assert staging_leftovers(snapshot(out)) == []
-    assert notes == {"it was completed", "before it changed anything"}
 
 
 KILLED_RENDER = """
 import os, sys
-real = os.rename
-def rename(source, target, **kwargs):
+real = os.replace
+def replace(source, target, **kwargs):
     real(source, target, **kwargs)
     if not str(target).startswith(".jwksdeploy-"):
         os._exit(137)  # dead right after the first file of the new tree landed
-os.rename = rename
+os.replace = replace
 from jwksdeploy.cli import main
 sys.argv = ["jwksdeploy", *sys.argv[1:]]
 main()
 """
 
 
-def test_a_render_process_killed_mid_commit_is_completed_by_the_next(tmp_path: Path) -> None:
+def test_a_render_process_killed_midway_is_finished_by_rerunning_it(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert render_into(out, "-n", "a").exit_code == 0
     args = ["render", "--jwks", RSA_JWKS, "-n", "a", "--replicas", "2", "--output-dir", str(out)]
@@ -583,26 +579,15 @@ def test_a_render_process_killed_mid_commit_is_completed_by_the_next(tmp_path: P
         [sys.executable, "-c", KILLED_RENDER, *args], cwd=REPO, capture_output=True, text=True
     )
     assert killed.returncode == 137, killed.stderr
-    assert (out / writes.JOURNAL).exists()
+    assert "previous" in (out / MANIFEST).read_text(), "the interim manifest landed first"
     assert not (out / "a" / "poddisruptionbudget-remote-jwks-go.yaml").exists()
     result = run(*args)
     assert result.exit_code == 0, result.stderr
-    assert "interrupted while committing; it was completed" in result.stderr
     assert (out / "a" / "poddisruptionbudget-remote-jwks-go.yaml").exists()
     assert staging_leftovers(snapshot(out)) == []
     for path, entry in manifest_of(out)["files"].items():
         assert sha256_of((out / path).read_bytes()) == entry["sha256"]
-
-
-def test_a_damaged_journal_is_refused(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    assert render_into(out, "-n", "a").exit_code == 0
-    (out / writes.JOURNAL).write_text('{"version": 1, "state": "committing"}')
-    before = snapshot(out)
-    result = render_into(out, "-n", "a")
-    assert result.exit_code == 5
-    assert "interrupted jwksdeploy run, is damaged" in the_error(result)
-    assert snapshot(out) == before
+        assert "previous" not in entry
 
 
 def test_concurrent_writers_take_turns(tmp_path: Path) -> None:
@@ -661,8 +646,8 @@ def test_concurrent_render_processes_into_one_directory(tmp_path: Path) -> None:
 
 def key_paths(tmp_path: Path) -> tuple[Path, Path]:
     """Private and public set in different directories, so one can fail alone."""
-    (tmp_path / "private").mkdir(exist_ok=True)
-    (tmp_path / "public").mkdir(exist_ok=True)
+    (tmp_path / "private").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "public").mkdir(parents=True, exist_ok=True)
     return tmp_path / "private" / "jwks.private.json", tmp_path / "public" / "jwks.json"
 
 
@@ -755,7 +740,7 @@ def test_a_second_replace_that_fails_puts_the_first_back(tmp_path: Path) -> None
     assert snapshot(tmp_path) == before
 
 
-def test_a_key_write_killed_at_any_step_recovers_both_or_neither(tmp_path: Path) -> None:
+def test_a_key_write_killed_at_any_step_leaves_each_file_old_or_new(tmp_path: Path) -> None:
     def outputs(case: Path, version: str) -> list[OutputFile]:
         private, public = key_paths(case)
         return [
@@ -767,45 +752,125 @@ def test_a_key_write_killed_at_any_step_recovers_both_or_neither(tmp_path: Path)
         case.mkdir()
         writes.write_files(outputs(case, "old"), force=True)
 
+    def killed(case: Path, left: dict[str, Any]) -> None:
+        # a file holding a private key is never readable by others, temp files included
+        for path in case.rglob("*"):
+            if path.is_file() and b"SECRET" in path.read_bytes():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
     def change(case: Path) -> None:
-        try:
-            writes.write_files(outputs(case, "new"), force=False)
-        finally:
-            # whatever the crash left: a file holding a private key is never readable by others
-            for path in case.rglob("*"):
-                if path.is_file() and b"SECRET" in path.read_bytes():
-                    assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        writes.write_files(outputs(case, "new"), force=False)
 
-    def recover(case: Path) -> None:
-        with writes.key_files_locked([str(p) for p in key_paths(case)]):
-            pass
-
-    outcomes = crash_matrix(setup, change, recover, tmp_path)
-    assert "old" in outcomes and "new" in outcomes
+    crash_matrix(setup, change, tmp_path, killed)
 
 
-def test_rotate_completes_a_rotation_killed_between_the_two_files(tmp_path: Path) -> None:
+def private_members(path: Path) -> set[str]:
+    return {key["d"] for key in json.loads(path.read_text())["keys"] if "d" in key}
+
+
+def files_holding(root: Path, secrets: set[str]) -> list[str]:
+    """Every file below root (hidden ones too) whose bytes hold one of the secrets."""
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.is_symlink()
+        and any(secret.encode() in path.read_bytes() for secret in secrets)
+    )
+
+
+def test_a_killed_generate_leaves_no_private_key_once_the_next_write_ran(tmp_path: Path) -> None:
+    """kill -9 at every step of `jwks generate` (between link(temp, target) and unlink(temp)
+    among them); the next write in the directory removes the temp files, so after it and a
+    `rotate revoke` the revoked key is in no file at all."""
+    reference = key_paths(tmp_path / "reference")
+    with dies_after(None) as count:
+        generate(*reference)
+    linked_left = 0
+    for step in range(count[0]):
+        case = tmp_path / f"step{step}"
+        private, public = key_paths(case)
+        with pytest.raises(Crash), dies_after(step):
+            generate(private, public)
+        left = [p for p in private.parent.iterdir() if p.name.startswith(".jwksdeploy-")]
+        for temp in left:
+            assert stat.S_IMODE(temp.stat().st_mode) == 0o600, (step, temp)
+        if private.exists() and any(os.path.samefile(temp, private) for temp in left):
+            linked_left += 1
+        assert generate(private, public, "--force").exit_code == 0, step
+        revoked = private_members(private)
+        [kid] = kids(private)
+        files = ("--private", str(private), "--jwks", str(public))
+        result = run("rotate", "revoke", "--kid", kid, "--local", *files)
+        assert result.exit_code == 0, (step, result.stderr)
+        assert files_holding(case, revoked) == [], step
+        assert files_holding(case, private_members(private)) == ["private/jwks.private.json"]
+        assert staging_leftovers(snapshot(case)) == [], step
+    assert linked_left, "no step left the temp file as a second link of the private set"
+
+
+def test_a_rotation_killed_between_the_files_is_refused_then_repaired(tmp_path: Path) -> None:
+    """The private set is written first: killed after it, the next command refuses the sets
+    as out of step and names `jwks public`, which brings them back in step."""
     private, public = key_paths(tmp_path)
     assert generate(private, public).exit_code == 0
     first = kids(private)
     for step in range(1, 30):
         with pytest.raises(Crash), dies_after(step):
             rotate(private, public)
-        if kids(private) != kids(public):
-            break  # the private set is rotated, the public one is not
+        if (
+            kids(private) != kids(public)
+            and (private.parent / "jwks.private.rotation.json").exists()
+        ):
+            record = json.loads((private.parent / "jwks.private.rotation.json").read_text())
+            if len(record["state"]["keys"]) == 2:
+                break  # the private set and its record are rotated, the public set is not
         assert not generate(private, public, "--force").exit_code  # back to one key
         first = kids(private)
     else:
-        pytest.fail("no step left the sets out of step")
+        pytest.fail("no step left the public set behind")
     assert kids(public) == first and len(kids(private)) == 2
-    # The next command on these files (here `rotate status`) completes the killed rotation.
     files = ("--private", str(private), "--jwks", str(public))
+    refused = run("rotate", "status", "--local", *files)
+    assert refused.exit_code == 3
+    error = the_error(refused)
+    assert "out of step" in error
+    repair = f"jwksdeploy jwks public --private {private} --jwks {public} --force"
+    assert repair in error
+    assert run(*repair.split()[1:]).exit_code == 0
     result = run("rotate", "status", "--local", *files)
     assert result.exit_code == 0, result.stderr
-    assert "interrupted halfway; it was completed" in result.stderr
     assert kids(private) == kids(public) and len(kids(public)) == 2
-    assert "next" in result.stdout, "the new key is recorded next, in the same transaction"
+    assert "next" in result.stdout, "the new key was recorded next before the public set"
     assert staging_leftovers(snapshot(tmp_path)) == []
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot-slash", "symlink", "hard-link"])
+def test_jwks_public_refuses_to_write_over_its_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run("jwks", "generate", "--private", "k.json", "--jwks", "pub.json").exit_code == 0
+    out = {
+        "same": "k.json",
+        "dot-slash": "./k.json",
+        "symlink": "link.json",
+        "hard-link": "hl.json",
+    }
+    if spelling == "symlink":
+        (tmp_path / "link.json").symlink_to("k.json")
+    if spelling == "hard-link":
+        os.link(tmp_path / "k.json", tmp_path / "hl.json")
+    before = snapshot(tmp_path)
+    result = run("jwks", "public", "--private", "k.json", "--jwks", out[spelling], "--force")
+    assert result.exit_code == 3
+    error = the_error(result)
+    assert "the same file" in error and "Nothing was written" in error
+    assert snapshot(tmp_path) == before
+    assert private_members(tmp_path / "k.json")
+    elsewhere = run("jwks", "public", "--private", "./k.json", "--jwks", "pub.json", "--force")
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+    assert not private_members(tmp_path / "pub.json")
 
 
 def test_out_of_step_sets_are_refused_naming_the_newer_file(tmp_path: Path) -> None:

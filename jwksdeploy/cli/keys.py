@@ -81,7 +81,8 @@ def _write_sets(
     rotating: bool = False,
     extra: list[Any] | None = None,
 ) -> None:
-    """Both files land together or neither does; the public one may go to stdout.
+    """The private set first (the source of truth), then `extra`, then the public set, which
+    may go to stdout; a failure puts back what was written before it.
 
     `replaces`: the public file is updated in place; `rotating`: so is the private one."""
     from ..keys import to_json
@@ -91,11 +92,10 @@ def _write_sets(
     outputs = []
     if private is not None and private_path is not None:
         outputs.append(OutputFile(private_path, to_json(private), True, replaces or rotating))
+    outputs.extend(extra or [])
     if public_path != "-":
         outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
-    outputs.extend(extra or [])
-    for note in write_files(outputs, force):
-        click.echo(f"note: {note}", err=True)
+    write_files(outputs, force)
     if public_path == "-":
         click.echo(to_json(public), nl=False)
 
@@ -169,7 +169,9 @@ def generate(
     if keep is not None:
         raise InputError("--keep only applies with --add-to (or `jwksdeploy jwks rotate`).")
     public_path = out or DEFAULT_PUBLIC
-    if public_path == private_out:
+    from ..writes import same_file
+
+    if public_path != "-" and same_file(public_path, private_out):
         raise InputError(
             f"--jwks and --private are both {public_path!r}. Give the private set its own file."
         )
@@ -212,10 +214,8 @@ def _rotate(
     from ..writes import key_files_locked
 
     target = out or public_path
-    # Read, decide and write under one lock, after finishing any write a crash interrupted.
-    with key_files_locked([private_path, public_path, target]) as notes:
-        for note in notes:
-            click.echo(f"note: {note}", err=True)
+    # Read, decide and write under one lock.
+    with key_files_locked([private_path, public_path, target]):
         public_in = parse_key_file(
             read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}"
         )
@@ -369,9 +369,17 @@ def public_command(
 ) -> None:
     """Strip every private member from a key set and print the public JWKS."""
     path = legacy_path or path
+    from ..errors import InputError
     from ..files import read_input
     from ..keys import parse_key_file, public_set
+    from ..writes import same_file
 
+    if "-" not in (path, out) and same_file(path, out):
+        raise InputError(
+            f"--private {path!r} and --jwks {out!r} are the same file: writing the public set "
+            "there would replace the private set and lose its private keys. Nothing was "
+            "written. Give the public JWKS its own path."
+        )
     document = parse_key_file(read_input(path, "key file"), f"key file {path!r}")
     _write_sets(None, None, public_set(document, include_symmetric), out, force, replaces=False)
     if out != "-":

@@ -323,13 +323,11 @@ def _load(request: Request) -> Session:
 
 @contextlib.contextmanager
 def _locked(request: Request) -> Iterator[None]:
-    """The key files' lock, after finishing or undoing an interrupted write of them."""
+    """The key files' lock, held while they are read, decided on and written."""
     from ..writes import key_files_locked
 
     paths = [request.private_path, request.public_path, mirror_path(request.private_path)]
-    with key_files_locked(paths) as notes:
-        for note in notes:
-            click.echo(f"note: {note}", err=True)
+    with key_files_locked(paths):
         yield
 
 
@@ -347,13 +345,14 @@ def _write_local(session: Session, step: rotation.Step, pending_from: str | None
 
     public = public_set(step.private, include_symmetric=True)
     symmetric = any(k.get("kty") == "oct" for k in public["keys"])
+    # The private set first (the source of truth), the public set, derived from it, last:
+    # killed in between, the next step refuses the sets as out of step, naming the repair.
     outputs = [
         OutputFile(session.private_path, to_json(step.private), True, True),
-        OutputFile(session.public_path, to_json(public), symmetric, True),
         OutputFile(session.mirror, mirror_text(step.state, pending_from), False, True),
+        OutputFile(session.public_path, to_json(public), symmetric, True),
     ]
-    for note in write_files(outputs, force=False):
-        click.echo(f"note: {note}", err=True)
+    write_files(outputs, force=False)
 
 
 def _execute(
@@ -785,7 +784,6 @@ def fresh_rotation_record(private_path: str, kid: str) -> Any:
     from ..writes import OutputFile
 
     path = mirror_path(private_path)
-    # Checked before an interrupted write is recovered, which may yet create the record.
     if not os.path.lexists(path) and not os.path.lexists(private_path):
         return None
     state = rotation.initial_state(
