@@ -154,7 +154,7 @@ def test_http10_closes_unless_kept_alive_and_connection_close_is_honoured() -> N
         ("GET jwks HTTP/1.1\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nno colon\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-        ("GET /jwks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("GET /jwks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
         ("GET /jwks HTTP/1.1\r\nX: " + "a" * 70_000 + "\r\n\r\n", 431),
@@ -213,7 +213,7 @@ def test_thousands_of_pipelined_requests_are_answered_in_order_in_batches() -> N
 
 
 def test_half_sent_requests_share_one_memory_budget() -> None:
-    half = b"GET /jwks HTTP/1.1\r\nX: " + b"a" * 1000
+    half = b"GET /jwks HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 1000
     limits = Limits(max_buffered_bytes=1500)
     with server(limits) as port, connect(port) as first, connect(port) as second:
         first.sendall(half)
