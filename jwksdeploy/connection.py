@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -193,6 +194,24 @@ class Connection(asyncio.Protocol):
         self.buffer = buffer
 
     def _work(self) -> None:
+        try:
+            self._answer()
+        except Exception as exc:  # a bug costs one connection, never a traceback on stderr
+            self._crashed(exc)
+
+    def _crashed(self, exc: Exception) -> None:
+        note = f"serve: a connection was closed by an internal error ({type(exc).__name__})\n"
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(note)
+        self.closing = True
+        self._set_buffer(b"")
+        if self.transport is not None:
+            body = b"the server failed to answer this request\n"
+            with contextlib.suppress(Exception):
+                self._send([self._encode(Response(500, body), "HTTP/1.1", True, False)])
+            self.transport.close()
+
+    def _answer(self) -> None:
         """Answer the whole requests in the buffer, in batches of about BATCH_BYTES of replies
         so that pipelining cannot pile up replies a client does not read."""
         if self.paused or self.closing:

@@ -18,6 +18,7 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -156,6 +157,7 @@ class JwksServer:
 
     async def _serve(self, signals: bool) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_report_briefly)
         state = State(self.site, self.limits, self.log)
         stop = asyncio.Event()
         with self._lock:
@@ -206,6 +208,15 @@ class JwksServer:
                     connection.closing = True
                     connection.transport.close()  # flushes what was written, then closes
             await asyncio.sleep(0.02)
+
+
+def _report_briefly(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's default handler prints a traceback for errors it catches (a TLS handshake
+    gone wrong, a transport callback); one line is enough and leaks no request bytes."""
+    exc = context.get("exception")
+    what = type(exc).__name__ if exc is not None else "no exception"
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"serve: {context.get('message', 'error')} ({what})\n")
 
 
 def raise_file_limit(connections: int) -> None:
