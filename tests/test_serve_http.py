@@ -347,3 +347,51 @@ def test_serve_answers_while_a_socket_is_reset() -> None:
             other.sendall(b"GET /jwks HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(other)[2] == BODY
     assert stderr.getvalue() == ""
+
+
+# Replies as the server before the strict framing and the kept replies wrote them (Date, ETag
+# and body masked): the fast path must not change a byte.
+OLD_REPLIES = {
+    b"GET /jwks HTTP/1.1\r\nHost: x\r\n\r\n": b"HTTP/1.1 200 OK\r\nDate: D\r\nServer: jwksdeploy"
+    b"\r\nContent-Type: application/json\r\nContent-Length: N\r\nETag: E\r\n"
+    b"Cache-Control: public, max-age=60\r\n\r\nB",
+    b"HEAD /jwks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n": b"HTTP/1.1 200 OK\r\nDate: D"
+    b"\r\nServer: jwksdeploy\r\nContent-Type: application/json\r\nContent-Length: N\r\nETag: E"
+    b"\r\nCache-Control: public, max-age=60\r\nConnection: close\r\n\r\n",
+    b"GET /jwks HTTP/1.1\r\nHost: x\r\nIf-None-Match: E\r\n\r\n": b"HTTP/1.1 304 Not Modified\r\n"
+    b"Date: D\r\nServer: jwksdeploy\r\nETag: E\r\nCache-Control: public, max-age=60\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n": b"HTTP/1.1 200 OK\r\nDate: D\r\n"
+    b"Server: jwksdeploy\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n"
+    b"Connection: keep-alive\r\n\r\nok",
+    b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n": b"HTTP/1.1 405 Method Not "
+    b"Allowed\r\nDate: D\r\nServer: jwksdeploy\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 36\r\nAllow: GET, HEAD\r\n\r\nmethod not allowed: use GET or HEAD\n",
+    b"GET /valid HTTP/1.1\r\nHost: x\r\n\r\n": b"HTTP/1.1 401 Unauthorized\r\nDate: D\r\nServer: "
+    b"jwksdeploy\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 50\r\n"
+    b"WWW-Authenticate: Bearer\r\n\r\nmissing token: send Authorization: Bearer <token>\n",
+}
+
+
+def test_replies_are_byte_identical_first_time_and_from_the_kept_bytes() -> None:
+    from jwksdeploy.serve import etag_of
+
+    etag = etag_of(BODY).encode()
+    log = io.StringIO()
+    with server(log=log) as port:
+        for _ in range(2):  # the second time, the head is known and its reply kept
+            for request, expected in OLD_REPLIES.items():
+                with connect(port) as sock:
+                    sock.sendall(request.replace(b"If-None-Match: E", b"If-None-Match: " + etag))
+                    data, masked = b"", b""
+                    while len(masked) < len(expected):
+                        chunk = sock.recv(65536)
+                        assert chunk, data
+                        data += chunk
+                        masked = re.sub(rb"Date: [^\r]+", b"Date: D", data).replace(etag, b"E")
+                        masked = masked.replace(
+                            b"Content-Length: %d" % len(BODY), b"Content-Length: N"
+                        )
+                        masked = masked.replace(BODY, b"B")
+                assert masked == expected
+    lines = [line.partition(" ")[2] for line in log.getvalue().splitlines()]
+    assert lines[:6] == lines[6:] and lines[2] == '127.0.0.1 "GET /jwks HTTP/1.1" 304 0'
