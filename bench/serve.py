@@ -196,6 +196,24 @@ def rss_mib(pid: int) -> float:
     return own + sum(rss_mib(int(child)) for child in children)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the process and its children (nginx's worker)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def wrk_costed(
+    port: int, pid: int, seconds: int, close: bool = False
+) -> tuple[float, float, float]:
+    """wrk's (requests/s, p99 ms) and the server's CPU microseconds per request: a figure the
+    other load on a shared machine disturbs less than the rate."""
+    before = cpu_seconds(pid)
+    rate, p99 = wrk(port, seconds, close)
+    return rate, p99, (cpu_seconds(pid) - before) * 1e6 / max(1.0, rate * seconds)
+
+
 def idle(port: int, pid: int, count: int) -> dict[str, float]:
     """count kept-alive connections, each after one request; then RSS and one more client."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -242,17 +260,17 @@ def main() -> None:
     kinds += ["nginx"] if shutil.which("nginx") else []
     have_wrk = shutil.which("wrk") is not None
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    rates: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
-    closing: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    rates: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    closing: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
     bursts: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     idles: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for _ in range(options.runs):
         for kind in kinds:
             if have_wrk:
-                with server(kind, workdir) as (port, _pid):
-                    rates[kind].append(wrk(port, options.seconds))
-                with server(kind, workdir) as (port, _pid):
-                    closing[kind].append(wrk(port, options.seconds, close=True))
+                with server(kind, workdir) as (port, pid):
+                    rates[kind].append(wrk_costed(port, pid, options.seconds))
+                with server(kind, workdir) as (port, pid):
+                    closing[kind].append(wrk_costed(port, pid, options.seconds, close=True))
             with server(kind, workdir) as (port, _pid):
                 argv = [sys.executable, __file__, "--burst-client", str(port), "1000", "40"]
                 out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -268,12 +286,16 @@ def main() -> None:
             ("(a2) wrk, a connection per request, 16 at a time", closing),
         ):
             print(f"\n{title}, {options.seconds}s, GET /jwks (ratio to {base})")
-            base_rate = statistics.median(r for r, _ in figures[base])
+            base_rate = statistics.median(r for r, _, _ in figures[base])
+            base_cost = statistics.median(c for _, _, c in figures[base])
             for kind in kinds:
-                rate = statistics.median(r for r, _ in figures[kind])
-                p99 = statistics.median(p for _, p in figures[kind])
+                rate = statistics.median(r for r, _, _ in figures[kind])
+                p99 = statistics.median(p for _, p, _ in figures[kind])
+                cost = statistics.median(c for _, _, c in figures[kind])
                 print(
-                    f"  {kind:<18} {rate:>10.0f} req/s {rate / base_rate:>7.2f}x  p99 {p99:.2f} ms"
+                    f"  {kind:<18} {rate:>8.0f} req/s {rate / base_rate:>5.2f}x  p99 {p99:6.2f} ms"
+                    f"  CPU {cost:6.1f} us/request ({base_cost / cost:.2f}x {base}'s throughput "
+                    "per CPU)"
                 )
     else:
         print("\n(a) skipped: wrk is not installed (apt-get install wrk)")
