@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import os
 import resource
 import signal
 import socket
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .accesslog import AccessLog, escape
 from .connection import Connection, Limits, State
@@ -135,6 +136,7 @@ class JwksServer:
         self._stop_requested = False
         self._done = threading.Event()
         self._done.set()
+        self.workers: list[int] = []  # the other processes of --workers, when this one forked
 
     def serve_forever(self, poll_interval: float = 0.5, signals: bool = False) -> None:
         """Serve until shutdown() (or a signal, with signals=True); poll_interval is unused."""
@@ -155,6 +157,12 @@ class JwksServer:
     def server_close(self) -> None:
         self.socket.close()
 
+    def _signalled(self, stop: asyncio.Event) -> None:
+        stop.set()
+        for pid in self.workers:  # they finish their requests in flight at the same time
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
     async def _serve(self, signals: bool) -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(_report_briefly)
@@ -166,7 +174,7 @@ class JwksServer:
                 stop.set()
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, self._signalled, stop)
         server = await loop.create_server(
             lambda: Connection(state), sock=self.socket, backlog=self.limits.backlog, ssl=self.tls
         )
@@ -238,8 +246,10 @@ def bind(
     limits: Limits | None = None,
     log_format: str = "text",
     tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> JwksServer:
-    """Open the listening socket (port 0 picks a free one) or raise InputError."""
+    """Open the listening socket (port 0 picks a free one) or raise InputError; reuse_port
+    lets worker processes bind the same port (SO_REUSEPORT)."""
     limits = limits or Limits()
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
@@ -248,7 +258,9 @@ def bind(
         if "\x00" in address:
             raise ValueError("the address holds a NUL byte")
         address.encode("idna")
-        sock = socket.create_server((address, port), family=family, backlog=limits.backlog)
+        sock = socket.create_server(
+            (address, port), family=family, backlog=limits.backlog, reuse_port=reuse_port
+        )
     except (OSError, OverflowError, UnicodeError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise InputError(
@@ -259,9 +271,46 @@ def bind(
     return JwksServer(sock, Site(jwks_bytes, document, limits), limits, log, log_format, tls)
 
 
-def run_until_signalled(server: JwksServer) -> None:
-    """Serve in this (main) thread until SIGTERM or SIGINT, then finish in-flight requests."""
+def run_until_signalled(server: JwksServer, workers: int = 1) -> None:
+    """Serve in this (main) thread until SIGTERM or SIGINT, then finish in-flight requests.
+
+    With workers > 1 (a socket bound with reuse_port), workers - 1 forked processes each bind
+    their own socket to the same port and the kernel spreads connections over all of them;
+    a signal here is passed on, and this returns once every worker has finished."""
     try:
+        for _ in range(workers - 1):
+            pid = os.fork()
+            if pid == 0:
+                _serve_as_worker(server)
+            server.workers.append(pid)
         server.serve_forever(signals=True)
     finally:
         server.server_close()
+        for pid in server.workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+
+
+def _serve_as_worker(parent: JwksServer) -> NoReturn:
+    """A forked worker: its own socket on the parent's port, the same site and limits."""
+    code = 0
+    try:
+        family = parent.socket.family
+        parent.socket.close()  # a socket nobody accepts on would still get connections
+        sock = socket.create_server(
+            parent.server_address,
+            family=family,
+            backlog=parent.limits.backlog,
+            reuse_port=True,
+        )
+        worker = JwksServer(sock, parent.site, parent.limits, None, tls=parent.tls)
+        worker.log = parent.log
+        worker.serve_forever(signals=True)
+    except BaseException as exc:  # a worker's failure ends it alone, in one line
+        code = 70
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"serve: worker {os.getpid()} stopped ({type(exc).__name__})\n")
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
