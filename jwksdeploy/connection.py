@@ -120,6 +120,7 @@ class Connection(asyncio.Protocol):
         self.state = state
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
+        self.checked = 0  # how much of the buffer never_valid has seen (each byte once)
         self.peer = "-"
         self.client = "-"
         self.deadline = 0.0
@@ -226,6 +227,7 @@ class Connection(asyncio.Protocol):
             size += len(replies[-1])
         if pos:
             self._set_buffer(self.buffer[pos:])
+            self.checked = max(0, self.checked - pos)
         self._send(replies)
         self._finish()
         if self.buffer and not self.closing and size >= BATCH_BYTES and not self.paused:
@@ -251,10 +253,11 @@ class Connection(asyncio.Protocol):
         if end < 0:
             if len(buffer) - pos > limits.max_request_bytes:
                 self._refuse(replies, 431, "the request head is larger than the server takes")
-            elif never_valid(buffer[pos:]):
+            elif never_valid(buffer, max(pos, self.checked - 1)):
                 line = buffer[pos:].partition(b"\r\n")[0].decode("latin-1")
                 reason = "the request holds a bare CR, LF or NUL, which HTTP/1.1 refuses"
                 self._refuse(replies, 400, reason, line)
+            self.checked = len(buffer)
             return 0
         if end + 4 - pos > limits.max_request_bytes:
             self._refuse(replies, 431, "the request head is larger than the server takes")

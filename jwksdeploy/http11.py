@@ -93,9 +93,10 @@ class Framed:
 CHUNKED = -1
 
 
-def never_valid(data: bytes) -> bool:
-    """True when data (part of a head) holds a byte sequence no request head may hold."""
-    return _NEVER.search(data) is not None
+def never_valid(data: bytes, start: int = 0) -> bool:
+    """True when data (part of a head) holds, from start on, a byte sequence no request head
+    may hold (the byte before start is seen too, for a bare LF)."""
+    return _NEVER.search(data, start) is not None
 
 
 def parse_head(head: bytes, max_body: int) -> Framed | Refusal:

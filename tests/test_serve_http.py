@@ -395,3 +395,17 @@ def test_replies_are_byte_identical_first_time_and_from_the_kept_bytes() -> None
                 assert masked == expected
     lines = [line.partition(" ")[2] for line in log.getvalue().splitlines()]
     assert lines[:6] == lines[6:] and lines[2] == '127.0.0.1 "GET /jwks HTTP/1.1" 304 0'
+
+
+def test_bytes_arriving_one_by_one_are_checked_once_and_across_packets() -> None:
+    """The bare-byte check sees each byte once as it arrives: a CRLF split over two packets is
+    fine, a bare LF arriving later is refused before the head ends."""
+    with server() as port, connect(port) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in b"GET /jwks HTTP/1.1\r\nHost: x\r\n\r\n":
+            sock.sendall(bytes([byte]))
+        assert read_response(sock)[2] == BODY
+        for piece in (b"GET /jwks HTTP/1.1\r", b"\nHost: x\r\nX: a", b"\n", b"b"):
+            sock.sendall(piece)
+        status, headers, _ = read_response(sock)
+        assert (status, headers["connection"]) == (400, "close") and closed(sock)
