@@ -3,7 +3,8 @@
 (run: python bench/serve.py [--runs N] [--seconds S]; needs `wrk` on PATH for (a)).
 
 (a) keep-alive, 16 connections, GET /jwks, measured by wrk: requests/s and p99 latency;
-    target: at least 10,000/s and p99 under 5 ms.
+    issue 21's goal: at least 0.8x nginx with one worker.
+(a2) a connection per request (wrk sends `Connection: close`), 16 at a time; goal 0.9x nginx.
 (b) 1,000 simultaneous new connections, each one GET /jwks (a client in its own process):
     how many are answered, and how long the last one took; target: all, within 2 s.
 (c) 2,000 idle kept-alive connections: the server's RSS (target: under 48 MiB, the rendered
@@ -11,7 +12,9 @@
 
 Baselines: the previous `serve` design (http.server, a thread per connection; it is embedded
 below), and nginx when installed (a compiled static server, the issue's reference point).
-Every server serves examples/jwks-rsa.json on 127.0.0.1 with its access log discarded.
+Every server serves examples/jwks-rsa.json on 127.0.0.1 with its access log discarded. With
+two or more cores the server is pinned to core 0 and wrk to core 1 (taskset), so they do not
+compete; each figure is also shown as a ratio to nginx's in the same round.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def server(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
-    """Start one server; yield (port, pid)."""
+    """Start one server (pinned to core 0 where wrk can have another); yield (port, pid)."""
     port = free_port()
     if kind == "nginx":
         conf = workdir / "nginx.conf"
@@ -101,7 +104,9 @@ def server(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
     else:
         jwksdeploy = str(Path(sys.executable).parent / "jwksdeploy")
         argv = [jwksdeploy, "serve", "--jwks", str(JWKS), "--port", str(port)]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        SERVER_CORE + argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         if kind == "threaded":
             assert process.stderr is not None
@@ -120,15 +125,23 @@ def server(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
         drain.wait()
 
 
-def wrk(port: int, seconds: int) -> tuple[float, float]:
-    """(requests/s, p99 ms) for 16 keep-alive connections."""
+def wrk(port: int, seconds: int, close: bool = False) -> tuple[float, float]:
+    """(requests/s, p99 ms) for 16 connections, kept alive or one per request."""
     url = f"http://127.0.0.1:{port}/jwks"
-    argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
+    threads = "-t1" if CLIENT_CORE else "-t2"
+    argv = [*CLIENT_CORE, "wrk", threads, "-c16", f"-d{seconds}s", "--latency", url]
+    if close:
+        argv[-1:-1] = ["-H", "Connection: close"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     return rate, p99
+
+
+PINNED = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+SERVER_CORE = ["taskset", "-c", "0"] if PINNED else []
+CLIENT_CORE = ["taskset", "-c", "1"] if PINNED else []
 
 
 def burst_client(port: int, count: int, limit: float) -> dict[str, float]:
@@ -183,6 +196,24 @@ def rss_mib(pid: int) -> float:
     return own + sum(rss_mib(int(child)) for child in children)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the process and its children (nginx's worker)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def wrk_costed(
+    port: int, pid: int, seconds: int, close: bool = False
+) -> tuple[float, float, float]:
+    """wrk's (requests/s, p99 ms) and the server's CPU microseconds per request: a figure the
+    other load on a shared machine disturbs less than the rate."""
+    before = cpu_seconds(pid)
+    rate, p99 = wrk(port, seconds, close)
+    return rate, p99, (cpu_seconds(pid) - before) * 1e6 / max(1.0, rate * seconds)
+
+
 def idle(port: int, pid: int, count: int) -> dict[str, float]:
     """count kept-alive connections, each after one request; then RSS and one more client."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -219,37 +250,53 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--burst-client", nargs=3, metavar=("PORT", "N", "LIMIT"))
+    parser.add_argument("--no-threaded", action="store_true", help="skip the old design")
     options = parser.parse_args()
     if options.burst_client:  # the client of (b), in its own process
         port, count, limit = options.burst_client
         print(json.dumps(burst_client(int(port), int(count), float(limit))))
         return
-    kinds = ["jwksdeploy serve", "threaded"] + (["nginx"] if shutil.which("nginx") else [])
+    kinds = ["jwksdeploy serve"] + ([] if options.no_threaded else ["threaded"])
+    kinds += ["nginx"] if shutil.which("nginx") else []
     have_wrk = shutil.which("wrk") is not None
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    rates: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    rates: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    closing: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
     bursts: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     idles: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for _ in range(options.runs):
         for kind in kinds:
             if have_wrk:
-                with server(kind, workdir) as (port, _pid):
-                    rates[kind].append(wrk(port, options.seconds))
+                with server(kind, workdir) as (port, pid):
+                    rates[kind].append(wrk_costed(port, pid, options.seconds))
+                with server(kind, workdir) as (port, pid):
+                    closing[kind].append(wrk_costed(port, pid, options.seconds, close=True))
             with server(kind, workdir) as (port, _pid):
                 argv = [sys.executable, __file__, "--burst-client", str(port), "1000", "40"]
                 out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
                 bursts[kind].append(json.loads(out))
             with server(kind, workdir) as (port, pid):
                 idles[kind].append(idle(port, pid, 2000))
-    print(f"\nserve benchmark: {options.runs} interleaved rounds, medians")
-    base = "threaded"
+    pinning = "server on core 0, wrk on core 1" if PINNED else "not pinned (one core)"
+    print(f"\nserve benchmark: {options.runs} interleaved rounds, medians; {pinning}")
+    base = "nginx" if "nginx" in kinds else kinds[-1]
     if have_wrk:
-        print(f"\n(a) wrk, 16 keep-alive connections, {options.seconds}s, GET /jwks")
-        base_rate = statistics.median(r for r, _ in rates[base])
-        for kind in kinds:
-            rate = statistics.median(r for r, _ in rates[kind])
-            p99 = statistics.median(p for _, p in rates[kind])
-            print(f"  {kind:<18} {rate:>10.0f} req/s {rate / base_rate:>7.1f}x  p99 {p99:.2f} ms")
+        for title, figures in (
+            ("(a) wrk, 16 keep-alive connections", rates),
+            ("(a2) wrk, a connection per request, 16 at a time", closing),
+        ):
+            print(f"\n{title}, {options.seconds}s, GET /jwks (ratio to {base})")
+            base_rate = statistics.median(r for r, _, _ in figures[base])
+            base_cost = statistics.median(c for _, _, c in figures[base])
+            for kind in kinds:
+                rate = statistics.median(r for r, _, _ in figures[kind])
+                p99 = statistics.median(p for _, p, _ in figures[kind])
+                cost = statistics.median(c for _, _, c in figures[kind])
+                print(
+                    f"  {kind:<18} {rate:>8.0f} req/s {rate / base_rate:>5.2f}x  p99 {p99:6.2f} ms"
+                    f"  CPU {cost:6.1f} us/request ({base_cost / cost:.2f}x {base}'s throughput "
+                    "per CPU)"
+                )
     else:
         print("\n(a) skipped: wrk is not installed (apt-get install wrk)")
     print("\n(b) 1,000 simultaneous new connections, one GET each")
@@ -265,9 +312,10 @@ def main() -> None:
         during = max(i["rss_idle"] for i in idles[kind])
         held = min(i["held"] for i in idles[kind])
         served = all(i["other_served"] for i in idles[kind])
+        ratio = during / max(i["rss_idle"] for i in idles[base])
         print(
             f"  {kind:<18} RSS {before:.1f} MiB at rest, {during:.1f} MiB with {held:.0f} "
-            f"idle; another client {'served' if served else 'NOT served'}"
+            f"idle ({ratio:.2f}x {base}); another client {'served' if served else 'NOT served'}"
         )
 
 

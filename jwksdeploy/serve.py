@@ -14,80 +14,24 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import json
+import os
 import resource
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
-from email.utils import formatdate
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
+from .accesslog import AccessLog, escape
+from .connection import Connection, Limits, State
 from .errors import InputError, VerificationFailed
+from .http11 import Request, Response
 
-REASONS = {
-    200: "OK",
-    304: "Not Modified",
-    400: "Bad Request",
-    401: "Unauthorized",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
-TEXT = "text/plain; charset=utf-8"
-BATCH_BYTES = 16 * 1024  # replies written per turn, and a connection's write buffer mark
+__all__ = ["Limits", "Request", "Site", "bind", "escape", "etag_of", "run_until_signalled"]
 ALLOW = "GET, HEAD"
-_TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much the server takes before it says no (all times in seconds)."""
-
-    max_connections: int = 4096
-    idle_timeout: float = 60.0  # a kept-alive connection with no request in progress
-    header_timeout: float = 10.0  # from a request's first byte to its last
-    max_request_bytes: int = 64 * 1024  # head and body; a token fits (tokens.MAX_TOKEN_CHARS)
-    max_age: int = 60  # Cache-Control for /jwks: short, so a rotated key set spreads quickly
-    shutdown_grace: float = 10.0  # how long requests in flight may take to finish
-    backlog: int = 4096  # the kernel caps it at net.core.somaxconn
-    # What all connections together may hold, so memory stays bounded whatever clients do:
-    # bytes of requests not yet whole, and clients that do not read their replies.
-    max_buffered_bytes: int = 8 * 1024 * 1024
-    max_stalled: int = 256
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str
-    version: str
-    headers: dict[str, str]
-
-    @property
-    def path(self) -> str:
-        """The target's path; the query is dropped (it may hold a token)."""
-        target = self.target
-        if target.startswith(("http://", "https://")):
-            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
-        return target.partition("?")[0]
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = TEXT
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 def etag_of(body: bytes) -> str:
@@ -96,25 +40,9 @@ def etag_of(body: bytes) -> str:
     return '"' + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + '"'
 
 
-def escape(text: str) -> str:
-    """Printable ASCII as is; control characters, quotes, backslashes and the rest as \\xNN,
-    so a request line cannot move the terminal's cursor or forge a log line."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0x20 <= code < 0x7F and char not in '"\\':
-            out.append(char)
-        elif code < 0x100:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out)
-
-
 class Site:
-    """What the server answers: pure request -> response, no sockets."""
+    """What the server answers: pure request -> response, no sockets. Every answer but
+    /valid's is built here once, when the key set is loaded, so the head alone decides it."""
 
     def __init__(self, jwks_bytes: bytes, document: dict[str, Any], limits: Limits) -> None:
         self.jwks_bytes = jwks_bytes
@@ -124,22 +52,31 @@ class Site:
             ("ETag", self.etag),
             ("Cache-Control", f"public, max-age={limits.max_age}"),
         )
+        self.jwks = Response(200, jwks_bytes, "application/json", self.cache)
+        self.not_modified = Response(304, headers=self.cache)
+        self.not_allowed = Response(
+            405, b"method not allowed: use GET or HEAD\n", headers=(("Allow", ALLOW),)
+        )
+        self.healthy = Response(200, b"ok")
+        self.success = Response(200, b"success")
+
+    def decided_by_head(self, request: Request) -> bool:
+        """True when the answer depends on nothing but the request head (not on the clock)."""
+        return request.path != "/valid" or request.method not in ("GET", "HEAD")
 
     def respond(self, request: Request) -> Response:
         path = request.path
         if request.method not in ("GET", "HEAD"):
-            return Response(
-                405, b"method not allowed: use GET or HEAD\n", headers=(("Allow", ALLOW),)
-            )
+            return self.not_allowed
         if path == "/jwks":
             if _matches(request.headers.get("if-none-match", ""), self.etag):
-                return Response(304, headers=self.cache)
-            return Response(200, self.jwks_bytes, "application/json", self.cache)
+                return self.not_modified
+            return self.jwks
         if path == "/valid":
             return self.valid(request)
         if path == "/healthz":
-            return Response(200, b"ok")
-        return Response(200, b"success")
+            return self.healthy
+        return self.success
 
     def valid(self, request: Request) -> Response:
         """200 when the bearer token verifies against the served keys, else 401 and why."""
@@ -173,328 +110,6 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-class _Clock:
-    """The Date header and the log's timestamp, formatted once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._date = self._stamp = ""
-
-    def _tick(self) -> None:
-        now = int(time.time())
-        if now != self._second:
-            self._second, self._date = now, formatdate(now, usegmt=True)
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-
-    def date(self) -> str:
-        self._tick()
-        return self._date
-
-    def stamp(self) -> str:
-        self._tick()
-        return self._stamp
-
-
-CLOCK = _Clock()
-
-
-class _Log:
-    """Access lines gathered during one loop iteration and written together."""
-
-    def __init__(self, stream: TextIO | None, form: str) -> None:
-        self.stream = stream if form != "off" else None
-        self.json = form == "json"
-        self.lines: list[str] = []
-
-    def request(
-        self, peer: str, request_line: str, request: Request | None, status: int, size: int
-    ) -> None:
-        if self.stream is None:
-            return
-        when = CLOCK.stamp()
-        if request is not None:
-            method, path, version = request.method, request.path, request.version
-            shown = f"{method} {path} {version}"
-        else:
-            method = path = version = ""
-            before, query, after = request_line[:256].partition("?")
-            shown = before + (" " + after.partition(" ")[2] if query else after)
-        if self.json:
-            record: dict[str, str | int] = {"time": when, "client": peer, "method": method}
-            record.update({"path": path, "protocol": version, "status": status, "bytes": size})
-            if request is None:
-                record["request"] = shown
-            line = json.dumps(record, ensure_ascii=True)
-        else:
-            line = f'{when} {escape(peer)} "{escape(shown)}" {status} {size}'
-        if not self.lines:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self.lines.append(line)
-
-    def flush(self) -> None:
-        if self.stream is not None and self.lines:
-            lines, self.lines = self.lines, []
-            with contextlib.suppress(OSError, ValueError):
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-
-
-class _State:
-    """What the connections share."""
-
-    def __init__(self, site: Site, limits: Limits, log: _Log) -> None:
-        self.site, self.limits, self.log = site, limits, log
-        self.clock = CLOCK
-        self.connections: set[_Connection] = set()
-        self.buffered = 0  # bytes in the connections' buffers
-        self.stalled = 0  # connections paused because their client does not read
-        self.stopping = False
-
-
-class _Connection(asyncio.Protocol):
-    """One client: read request heads, answer each in one write, keep alive or close."""
-
-    def __init__(self, state: _State) -> None:
-        self.state = state
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.peer = "-"
-        self.deadline = 0.0
-        self.paused = False
-        self.closing = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
-        state = self.state
-        if len(state.connections) >= state.limits.max_connections:
-            body = b"too many connections: try again shortly\n"
-            self._send([self._encode(Response(503, body), "HTTP/1.1", close=True, head=False)])
-            state.log.request(self.peer, "", None, 503, len(body))
-            self.closing = True
-            transport.close()
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # asyncio already sets it; the header and body of a reply must never wait for an ACK
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        state.connections.add(self)
-        transport.set_write_buffer_limits(high=BATCH_BYTES)
-        self.deadline = time.monotonic() + state.limits.idle_timeout
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
-        self._set_buffer(b"")
-        if self.paused:
-            self.paused = False
-            self.state.stalled -= 1
-
-    def pause_writing(self) -> None:
-        # A client that does not read its replies is not read from (so gets no more of them)
-        # until it does; the idle deadline still applies, and only so many may stall at once.
-        self.paused = True
-        self.state.stalled += 1
-        if self.transport is not None:
-            self.transport.pause_reading()
-            if self.state.stalled > self.state.limits.max_stalled:
-                self.transport.abort()
-        self.deadline = time.monotonic() + self.state.limits.idle_timeout
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        self.state.stalled -= 1
-        if self.transport is not None and not self.closing:
-            self.transport.resume_reading()
-            if self.buffer:
-                self._work()
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if not self.buffer:
-            self.deadline = time.monotonic() + self.state.limits.header_timeout
-        self._set_buffer(self.buffer + data)
-        if self.state.buffered > self.state.limits.max_buffered_bytes:
-            replies: list[bytes] = []
-            self._refuse(replies, 503, "the server is busy: try again shortly")
-            self._send(replies)
-            self._finish()
-            return
-        self._work()
-
-    def _set_buffer(self, buffer: bytes) -> None:
-        self.state.buffered += len(buffer) - len(self.buffer)
-        self.buffer = buffer
-
-    def _work(self) -> None:
-        """Answer the whole requests in the buffer, in batches of about BATCH_BYTES of replies
-        so that pipelining cannot pile up replies a client does not read."""
-        if self.paused or self.closing:
-            return  # resume_writing carries on
-        replies: list[bytes] = []
-        size, pos = 0, 0
-        while pos < len(self.buffer) and not self.closing and size < BATCH_BYTES:
-            taken = self._one_request(replies, pos)
-            if not taken:
-                break
-            pos += taken
-            size += len(replies[-1])
-        if pos:
-            self._set_buffer(self.buffer[pos:])
-        self._send(replies)
-        self._finish()
-        if self.buffer and not self.closing and size >= BATCH_BYTES and not self.paused:
-            asyncio.get_running_loop().call_soon(self._work)
-
-    def _finish(self) -> None:
-        if self.closing:
-            assert self.transport is not None
-            self.transport.close()
-        elif not self.buffer:
-            self.deadline = time.monotonic() + self.state.limits.idle_timeout
-
-    def _one_request(self, replies: list[bytes], pos: int) -> int:
-        """Answer the request at pos in the buffer; return the bytes it took, 0 when it is
-        not all there yet (or was refused)."""
-        limits = self.state.limits
-        buffer = self.buffer
-        start = pos
-        while buffer.startswith(b"\r\n", pos):  # RFC 9112 §2.2: ignore empty lines first
-            pos += 2
-        end = buffer.find(b"\r\n\r\n", pos)
-        too_big = (
-            len(buffer) - pos > limits.max_request_bytes
-            if end < 0
-            else end + 4 - pos > limits.max_request_bytes
-        )
-        if too_big:
-            self._refuse(replies, 431, "the request head is larger than the server takes")
-        if end < 0 or too_big:
-            return 0
-        head = buffer[pos:end].decode("latin-1")
-        request_line = head.partition("\r\n")[0]
-        request, problem = _parse(head)
-        if request is None:
-            self._refuse(replies, problem[0], problem[1], request_line)
-            return 0
-        length_text = request.headers.get("content-length", "0")
-        if "transfer-encoding" in request.headers:
-            self._refuse(
-                replies, 400, "Transfer-Encoding bodies are not accepted", request_line, request
-            )
-            return 0
-        if not length_text.isdigit() or len(length_text) > 12:
-            self._refuse(replies, 400, "Content-Length is not a number", request_line, request)
-            return 0
-        total = end + 4 + int(length_text)
-        if total - pos > limits.max_request_bytes:
-            self._refuse(
-                replies, 413, "the request is larger than the server takes", request_line, request
-            )
-            return 0
-        if len(buffer) < total:
-            return 0
-        tokens = {t.strip().lower() for t in request.headers.get("connection", "").split(",")}
-        close = (
-            "close" in tokens
-            or (request.version == "HTTP/1.0" and "keep-alive" not in tokens)
-            or self.state.stopping
-        )
-        response = self.state.site.respond(request)
-        replies.append(self._encode(response, request.version, close, request.method == "HEAD"))
-        self.state.log.request(
-            self.peer, request_line, request, response.status, len(response.body)
-        )
-        self.closing = close
-        return total - start
-
-    def _refuse(
-        self,
-        replies: list[bytes],
-        status: int,
-        reason: str,
-        line: str = "",
-        request: Request | None = None,
-    ) -> None:
-        body = f"{reason}\n".encode()
-        replies.append(self._encode(Response(status, body), "HTTP/1.1", close=True, head=False))
-        self.state.log.request(self.peer, line, request, status, len(body))
-        self.closing = True
-        self._set_buffer(b"")
-
-    def _encode(self, response: Response, version: str, close: bool, head: bool) -> bytes:
-        status = response.status
-        lines = [
-            f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
-            f"Date: {self.state.clock.date()}",
-            "Server: jwksdeploy",
-        ]
-        if status != 304:
-            lines.append(f"Content-Type: {response.content_type}")
-            lines.append(f"Content-Length: {len(response.body)}")
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        if close:
-            lines.append("Connection: close")
-        elif version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        text = "\r\n".join(lines) + "\r\n\r\n"
-        body = b"" if head or status == 304 else response.body
-        return text.encode("latin-1") + body
-
-    def _send(self, replies: list[bytes]) -> None:
-        if replies and self.transport is not None:
-            self.transport.write(b"".join(replies) if len(replies) > 1 else replies[0])
-
-    def expire(self, now: float) -> None:
-        """Past the deadline: a half-sent request gets 408, an idle or stuck one is dropped."""
-        assert self.transport is not None
-        self.closing = True
-        if self.buffer and not self.paused:
-            body = b"the request did not arrive in time\n"
-            self._send([self._encode(Response(408, body), "HTTP/1.1", close=True, head=False)])
-            line = self.buffer.partition(b"\r\n")[0].decode("latin-1")
-            self.state.log.request(self.peer, line, None, 408, len(body))
-            self.transport.close()
-        elif self.paused:
-            self.transport.abort()
-        else:
-            self.transport.close()
-
-
-def _parse(head: str) -> tuple[Request | None, tuple[int, str]]:
-    """A request head (without its final CRLFCRLF), or the status and reason to refuse it."""
-    lines = head.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0] or not set(parts[0].encode()) <= _TOKEN_CHARS:
-        return None, (400, "the request line is not METHOD TARGET HTTP/1.1")
-    method, target, version = parts
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
-        if version.startswith("HTTP/"):
-            return None, (505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
-        return None, (400, "the request line is not METHOD TARGET HTTP/1.1")
-    if not target.startswith(("/", "http://", "https://")) or any(
-        c < "!" or c > "~" for c in target
-    ):
-        return None, (400, "the request target is not a path")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or not set(name.encode("latin-1")) <= _TOKEN_CHARS:
-            return None, (400, "a header line is not NAME: VALUE")
-        key = name.lower()
-        value = value.strip(" \t")
-        repeated = key in headers and key in ("content-length", "host", "authorization")
-        if repeated and (headers[key] != value or key != "content-length"):
-            return None, (400, f"the {name} header is given twice")
-        headers[key] = (
-            f"{headers[key]}, {value}" if key in headers and key != "content-length" else value
-        )
-    return Request(method, target, version, headers), (0, "")
-
-
 class JwksServer:
     """A bound listening socket and the loop that serves it.
 
@@ -514,13 +129,14 @@ class JwksServer:
         self.socket = sock
         self.server_address: tuple[str, int] = sock.getsockname()[:2]
         self.site, self.limits, self.tls = site, limits, tls
-        self.log = _Log(log, log_format)
+        self.log = AccessLog(log, log_format)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
         self._done = threading.Event()
         self._done.set()
+        self.workers: list[int] = []  # the other processes of --workers, when this one forked
 
     def serve_forever(self, poll_interval: float = 0.5, signals: bool = False) -> None:
         """Serve until shutdown() (or a signal, with signals=True); poll_interval is unused."""
@@ -541,9 +157,16 @@ class JwksServer:
     def server_close(self) -> None:
         self.socket.close()
 
+    def _signalled(self, stop: asyncio.Event) -> None:
+        stop.set()
+        for pid in self.workers:  # they finish their requests in flight at the same time
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
     async def _serve(self, signals: bool) -> None:
         loop = asyncio.get_running_loop()
-        state = _State(self.site, self.limits, self.log)
+        loop.set_exception_handler(_report_briefly)
+        state = State(self.site, self.limits, self.log)
         stop = asyncio.Event()
         with self._lock:
             self._loop, self._stop = loop, stop
@@ -551,9 +174,9 @@ class JwksServer:
                 stop.set()
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, self._signalled, stop)
         server = await loop.create_server(
-            lambda: _Connection(state), sock=self.socket, backlog=self.limits.backlog, ssl=self.tls
+            lambda: Connection(state), sock=self.socket, backlog=self.limits.backlog, ssl=self.tls
         )
         sweeper = loop.create_task(self._sweep(state))
         try:
@@ -572,7 +195,7 @@ class JwksServer:
             with self._lock:
                 self._loop = self._stop = None
 
-    async def _sweep(self, state: _State) -> None:
+    async def _sweep(self, state: State) -> None:
         """Enforce the deadlines; one timer for all connections costs less than one each."""
         limits = self.limits
         # A floor, so a 1 ms timeout does not turn the sweep into a busy loop.
@@ -583,7 +206,7 @@ class JwksServer:
             for connection in [c for c in state.connections if c.deadline < now]:
                 connection.expire(now)
 
-    async def _drain(self, state: _State) -> None:
+    async def _drain(self, state: State) -> None:
         """Close idle connections; let the others finish their request, then close them."""
         state.stopping = True
         deadline = time.monotonic() + self.limits.shutdown_grace
@@ -593,6 +216,15 @@ class JwksServer:
                     connection.closing = True
                     connection.transport.close()  # flushes what was written, then closes
             await asyncio.sleep(0.02)
+
+
+def _report_briefly(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's default handler prints a traceback for errors it catches (a TLS handshake
+    gone wrong, a transport callback); one line is enough and leaks no request bytes."""
+    exc = context.get("exception")
+    what = type(exc).__name__ if exc is not None else "no exception"
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"serve: {context.get('message', 'error')} ({what})\n")
 
 
 def raise_file_limit(connections: int) -> None:
@@ -614,8 +246,10 @@ def bind(
     limits: Limits | None = None,
     log_format: str = "text",
     tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> JwksServer:
-    """Open the listening socket (port 0 picks a free one) or raise InputError."""
+    """Open the listening socket (port 0 picks a free one) or raise InputError; reuse_port
+    lets worker processes bind the same port (SO_REUSEPORT)."""
     limits = limits or Limits()
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
@@ -624,7 +258,9 @@ def bind(
         if "\x00" in address:
             raise ValueError("the address holds a NUL byte")
         address.encode("idna")
-        sock = socket.create_server((address, port), family=family, backlog=limits.backlog)
+        sock = socket.create_server(
+            (address, port), family=family, backlog=limits.backlog, reuse_port=reuse_port
+        )
     except (OSError, OverflowError, UnicodeError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise InputError(
@@ -635,9 +271,46 @@ def bind(
     return JwksServer(sock, Site(jwks_bytes, document, limits), limits, log, log_format, tls)
 
 
-def run_until_signalled(server: JwksServer) -> None:
-    """Serve in this (main) thread until SIGTERM or SIGINT, then finish in-flight requests."""
+def run_until_signalled(server: JwksServer, workers: int = 1) -> None:
+    """Serve in this (main) thread until SIGTERM or SIGINT, then finish in-flight requests.
+
+    With workers > 1 (a socket bound with reuse_port), workers - 1 forked processes each bind
+    their own socket to the same port and the kernel spreads connections over all of them;
+    a signal here is passed on, and this returns once every worker has finished."""
     try:
+        for _ in range(workers - 1):
+            pid = os.fork()
+            if pid == 0:
+                _serve_as_worker(server)
+            server.workers.append(pid)
         server.serve_forever(signals=True)
     finally:
         server.server_close()
+        for pid in server.workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+
+
+def _serve_as_worker(parent: JwksServer) -> NoReturn:
+    """A forked worker: its own socket on the parent's port, the same site and limits."""
+    code = 0
+    try:
+        family = parent.socket.family
+        parent.socket.close()  # a socket nobody accepts on would still get connections
+        sock = socket.create_server(
+            parent.server_address,
+            family=family,
+            backlog=parent.limits.backlog,
+            reuse_port=True,
+        )
+        worker = JwksServer(sock, parent.site, parent.limits, None, tls=parent.tls)
+        worker.log = parent.log
+        worker.serve_forever(signals=True)
+    except BaseException as exc:  # a worker's failure ends it alone, in one line
+        code = 70
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"serve: worker {os.getpid()} stopped ({type(exc).__name__})\n")
+    finally:
+        sys.stderr.flush()
+        os._exit(code)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def test_http10_closes_unless_kept_alive_and_connection_close_is_honoured() -> N
         ("GET jwks HTTP/1.1\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nno colon\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-        ("GET /jwks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("GET /jwks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
         ("GET /jwks HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
         ("GET /jwks HTTP/1.1\r\nX: " + "a" * 70_000 + "\r\n\r\n", 431),
@@ -213,7 +214,7 @@ def test_thousands_of_pipelined_requests_are_answered_in_order_in_batches() -> N
 
 
 def test_half_sent_requests_share_one_memory_budget() -> None:
-    half = b"GET /jwks HTTP/1.1\r\nX: " + b"a" * 1000
+    half = b"GET /jwks HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 1000
     limits = Limits(max_buffered_bytes=1500)
     with server(limits) as port, connect(port) as first, connect(port) as second:
         first.sendall(half)
@@ -398,3 +399,39 @@ def test_cli_flags_reach_the_server(tmp_path: Path) -> None:
     records = [json.loads(line) for line in lines if line.startswith("{")]
     assert [r["status"] for r in records] == [200, 503]
     assert lines[-1] == "stopped"
+
+
+def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    """--workers 3: two forked processes bind the same port (SO_REUSEPORT); every client is
+    served, and SIGTERM to the first stops them all, each exiting cleanly."""
+    (tmp_path / "jwks.json").write_bytes(BODY)
+    argv = [sys.executable, "-m", "jwksdeploy", "serve", "--jwks", str(tmp_path / "jwks.json")]
+    process = subprocess.Popen(
+        [*argv, "--port", "0", "--workers", "3"], stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    try:
+        assert process.stderr is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/jwks", process.stderr.readline())
+        assert match
+        port = int(match.group(1))
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        workers: list[int] = []
+        for _ in range(500):  # they are forked just after the `serving` line
+            workers = [int(pid) for pid in children.read_text().split()]
+            if len(workers) == 2:
+                break
+            time.sleep(0.01)
+        assert len(workers) == 2
+        for _ in range(40):
+            with connect(port) as sock:
+                assert ask(sock, get("/jwks", "Connection: close"))[2] == BODY
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        rest = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived serve"
+    lines = rest.splitlines()
+    assert lines[-1] == "stopped" and len(lines) == 41 and "Traceback" not in rest

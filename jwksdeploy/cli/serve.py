@@ -74,6 +74,14 @@ from .common import DEFAULT_PUBLIC, vocab_option
     metavar="DURATION",
     help="On SIGTERM, how long requests in flight may take to finish.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Processes sharing the port (SO_REUSEPORT); --max-connections is per process.",
+)
 def serve_command(
     path: str,
     listen: str,
@@ -84,6 +92,7 @@ def serve_command(
     idle_timeout: str,
     header_timeout: str,
     shutdown_grace: str,
+    workers: int,
 ) -> None:
     """Serve a JWKS like the remote-jwks-go image: /jwks, /valid, /healthz, else `success`.
 
@@ -106,11 +115,13 @@ def serve_command(
     document = parse_jwks(data, f"JWKS file {path!r}")
     for warning in enforce(lint_jwks(document), strict=False):
         click.echo(str(warning), err=True)
-    server = bind(listen, port, data, document, sys.stderr, limits, access_log)
+    server = bind(
+        listen, port, data, document, sys.stderr, limits, access_log, reuse_port=workers > 1
+    )
     host, bound = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
-    run_until_signalled(server)
+    run_until_signalled(server, workers)
     click.echo("stopped", err=True)
 
 
