@@ -298,6 +298,11 @@ def namespace_of(explicit: str | None, context: str | None) -> str | None:
     return namespace
 
 
+def default_namespace(explicit: str | None = None, context: str | None = None) -> str:
+    """$JWKSDEPLOY_NAMESPACE, else the kubeconfig context's namespace, else 'default'."""
+    return os.environ.get("JWKSDEPLOY_NAMESPACE") or namespace_of(explicit, context) or "default"
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """The text with every secret value replaced, for messages built from client errors."""
     for secret in sorted(secrets, key=len, reverse=True):

@@ -347,7 +347,7 @@ def _instance_names(name: str) -> dict[str, str]:
 def _namespaces(
     namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
 ) -> list[str]:
-    from ..files import default_namespace
+    from ..kubeconfig import default_namespace
     from ..settings import check_dns1123_label
 
     chosen = list(namespace) or [default_namespace(kubeconfig, context)]

@@ -167,10 +167,10 @@ def load_render_inputs(
 def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
     """The namespace when none is given; one line on stderr when a kubeconfig chose it, so
     a CI job's output never silently depends on a file nobody sees."""
-    from ..files import default_namespace, kubeconfig_namespace
+    from ..kubeconfig import default_namespace, namespace_of
 
     namespace = default_namespace(kubeconfig, context)
-    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and kubeconfig_namespace(kubeconfig, context):
+    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and namespace_of(kubeconfig, context):
         which = f"context {context!r}" if context else "the current context"
         click.echo(
             f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
