@@ -271,6 +271,39 @@ def _check_server(document: dict[str, Any], cluster: str, source: str) -> None:
         raise _unusable(
             source, f"has a cluster {cluster!r} without an http(s) server address (`server:`)"
         )
+    if bodies[0].get("proxy-url") not in (None, ""):
+        _check_proxy(bodies[0]["proxy-url"], cluster, source)
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(proxy: Any, cluster: str, source: str) -> None:
+    """A proxy-url the client can use: urllib3 raises on anything else at the first request.
+    The value is not quoted: a proxy URL may carry a password."""
+    import importlib.util
+    import urllib.parse
+
+    try:
+        parsed = urllib.parse.urlsplit(proxy) if isinstance(proxy, str) else None
+        ok = parsed is not None and parsed.scheme in PROXY_SCHEMES and bool(parsed.hostname)
+        if parsed is not None:
+            parsed.port  # noqa: B018 -- raises ValueError on a port that is not one
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _unusable(
+            source,
+            f"has a cluster {cluster!r} whose proxy-url is not a proxy address: it must look "
+            "like http://proxy.example:3128 (or https://, socks5://)",
+        )
+    assert parsed is not None
+    if parsed.scheme.startswith("socks") and importlib.util.find_spec("socks") is None:
+        raise _unusable(
+            source,
+            f"has a cluster {cluster!r} with a socks5 proxy-url, which needs the PySocks "
+            "package (`pip install PySocks`); install it or use an http(s) proxy",
+        )
 
 
 def namespace_of(explicit: str | None, context: str | None) -> str | None:

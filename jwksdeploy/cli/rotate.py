@@ -39,7 +39,7 @@ def clock() -> float:
         assert value is not None
         return value
     # nan compares false (nothing is ever due) and inf true (every step due at once)
-    if not 0 <= seconds < 253402300800:  # 1970 to the end of year 9999, what `when` prints
+    if not 0 <= seconds < rotation.END_OF_CALENDAR:  # what `when` can print
         raise InputError(f"JWKSDEPLOY_NOW {text!r} is not a time between 1970 and 9999.")
     return seconds
 
