@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -134,13 +136,12 @@ class Cluster:
         if content_type:
             headers["Content-Type"] = content_type
         query_params = list((query or {}).items())
-        _, url, header_params, serialized, _ = self.api_client.param_serialize(
+        _, url, header_params, serialized, _ = self._serialize(
             method=method,
             resource_path=path,
             query_params=query_params,
             header_params=headers,
             body=body,
-            auth_settings=["BearerToken"],
         )
         self.requests_made += 1
         try:
@@ -170,7 +171,7 @@ class Cluster:
         except Exception as exc:  # the client wraps TLS failures in ApiException(status=0)
             raise ClusterUnreachable(
                 f"cannot talk to the API server at {self.server}: "
-                f"{str(getattr(exc, 'reason', exc)).splitlines()[0]}. Check the kubeconfig's "
+                f"{self._client_text(getattr(exc, 'reason', exc))}. Check the kubeconfig's "
                 "server address and certificates."
             ) from None
         for warning in response.headers.get_all("Warning") or []:
@@ -189,6 +190,26 @@ class Cluster:
                 return document
             raise self._not_an_api(status, method, path)
         raise self._translate(status, document, method, path, what)
+
+    def _serialize(self, **request: Any) -> Any:
+        """The client's request parts; building them may run an exec plugin or refresh a
+        token (the client's refresh hook), which raises whatever it meets."""
+        try:
+            return self.api_client.param_serialize(**request, auth_settings=["BearerToken"])
+        except Exception as exc:
+            raise ClusterUnreachable(
+                f"cannot get credentials for the API server at {self.server}: "
+                f"{self._client_text(exc)}. Check the user of the kubeconfig's context."
+            ) from None
+
+    def _client_text(self, problem: object) -> str:
+        """The first line of a client exception's text, scrubbed of the kubeconfig's secrets
+        and of the credentials the client sends (an exec plugin's token is in no file)."""
+        from .kubeconfig import scrub
+
+        sent = [str(v) for v in self.api_client.configuration.api_key.values() if v]
+        lines = str(problem).splitlines()
+        return scrub(lines[0] if lines else type(problem).__name__, sent)
 
     def _not_an_api(self, status: int, method: str, path: str) -> ClusterUnreachable:
         return ClusterUnreachable(
@@ -346,12 +367,11 @@ class Cluster:
         if field_selector:
             query["fieldSelector"] = field_selector
         path = resource_path(kind, namespace)
-        _, url, header_params, _, _ = self.api_client.param_serialize(
+        _, url, header_params, _, _ = self._serialize(
             method="GET",
             resource_path=path,
             query_params=list(query.items()),
             header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
         )
         self.requests_made += 1
         try:
@@ -523,6 +543,27 @@ def describe_request(method: str, path: str) -> tuple[str, str, str | None]:
     return verb, resource, namespace
 
 
+class _ClientLog(logging.Handler):
+    """The client logs exec-plugin failures with logging.error(), whose first call would
+    install a root handler printing every library's records raw (with the plugin's stderr,
+    arguments and tokens). This handler is installed first: it shows the client's own errors
+    as one scrubbed line and drops everything else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != "root" or record.levelno < logging.ERROR:
+            return
+        from .kubeconfig import scrub
+
+        text = printable(scrub(record.getMessage()))
+        sys.stderr.write(f"warning: the Kubernetes client says: {text}\n")
+
+
+def _route_client_logs() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(handler, _ClientLog) for handler in root.handlers):
+        root.addHandler(_ClientLog())
+
+
 def connect(
     kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0
 ) -> Cluster:
@@ -542,6 +583,7 @@ def connect(
             "time to be answered. Pass a duration like 30s."
         )
     loaded = kubeconfigs.load(kubeconfig, context)
+    _route_client_logs()
     configuration = client.Configuration()
     secrets = loaded.secrets() if loaded else []
     try:
@@ -593,7 +635,7 @@ def connect(
         warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     return Cluster(
         api_client=client.ApiClient(configuration),
-        server=host,
+        server=kubeconfigs.scrub(host),  # shown in messages: no userinfo
         request_timeout=request_timeout,
         insecure=insecure,
     )

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jwksdeploy import rotation
 from jwksdeploy.kubeshape import check_object
@@ -127,3 +129,181 @@ def test_times_outside_the_calendar() -> None:
     with pytest.raises(InputError, match="1970-9999"):
         rotation.record_when(rotation.END_OF_CALENDAR + 5, "published")
     assert json.loads(json.dumps(rotation.when(0))) == "1970-01-01T00:00:00Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# 22.4: no kubeconfig secret in any spelling reaches the terminal
+# ---------------------------------------------------------------------------------------------
+
+TOKEN = "tok-secret-9f2c41d8e07b"
+EXEC_TOKEN = "exec-token-5a7b93c1d2e4"
+ARG_SECRET = "arg-secret-3c9e1a7f"
+ENV_SECRET = "env-secret-b81d44e2"
+URL_PASSWORD = "url-pass-77c1e9a0"
+CLUSTER_COMMANDS = {
+    "url": ["url", "-n", "x", "--request-timeout", "2s"],
+    "status": ["status", "-n", "x", "--request-timeout", "2s"],
+    "delete": ["delete", "-n", "x", "--request-timeout", "2s"],
+    "verify": ["verify", "-n", "x"],
+    "gateway": ["gateway", "-n", "x", "--provider", "envoy"],
+    "rotate-status": ["rotate", "status", "-n", "x"],
+}
+
+
+@pytest.fixture
+def keys_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key files the key-reading commands look for, in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    key_pair_files(tmp_path)
+
+
+def _spelled(secret: str) -> list[str]:
+    """The ways a message could show `secret` (what the old scrubber missed)."""
+    import base64
+
+    raw = secret.encode()
+    return [
+        secret,
+        repr(secret)[1:-1],
+        repr(raw)[2:-1],
+        base64.b64encode(raw).decode(),
+        base64.b64encode(f"Bearer {secret}".encode()).decode(),
+    ]
+
+
+def _write(tmp_path: Path, document: dict[str, Any]) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def _plugin(tmp_path: Path, behaviour: str) -> dict[str, Any]:
+    """An exec credential plugin: `token` prints a token ending in a newline, `fail` echoes
+    its arguments and environment to stderr and exits 1 (as real plugins' errors do)."""
+    import sys
+
+    script = tmp_path / "credential-plugin"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "if sys.argv[1] == 'fail':\n"
+        "    sys.stderr.write(f'denied: {sys.argv[1:]} {os.environ.get(\"PLUGIN_SECRET\")}\\n')\n"
+        "    sys.exit(1)\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1',\n"
+        "    'kind': 'ExecCredential', 'status': {'token': sys.argv[2] + '\\n'}}))\n"
+    )
+    script.chmod(0o755)
+    return {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": str(script),
+            "args": [behaviour, EXEC_TOKEN if behaviour == "token" else f"--key={ARG_SECRET}"],
+            "env": [{"name": "PLUGIN_SECRET", "value": ENV_SECRET}],
+            "interactiveMode": "Never",
+        }
+    }
+
+
+def _assert_never_shown(outcome: Any, *secrets: str) -> None:
+    for secret in secrets:
+        for spelling in _spelled(secret):
+            for stream in (outcome.stdout, outcome.stderr):
+                assert spelling not in stream, f"{spelling!r} shown\n{outcome.describe()}"
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\t", "\n\n", "\x00", "é"])
+def test_a_token_no_header_can_carry_is_refused_without_its_value(
+    suffix: str, tmp_path: Path, keys_here: None
+) -> None:
+    """Finding: `token: |` sent "Bearer <token>\\n" and printed the client's "Invalid header
+    value b'Bearer <token>\\n'" whole. client-go refuses it too (net/http: invalid header
+    field value), so it is refused when the kubeconfig is read, naming the field."""
+    path = _write(tmp_path, kubeconfig("http://127.0.0.1:9", token=TOKEN + suffix))
+    for args in CLUSTER_COMMANDS.values():
+        outcome = invoke(*args, "--kubeconfig", path)
+        assert_refused(outcome, 6, mentions=["token"])
+        assert "line break" in outcome.stderr, outcome.describe()
+        _assert_never_shown(outcome, TOKEN)
+
+
+def test_a_block_scalar_token_in_yaml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        f"users:\n- name: u\n  user:\n    token: |\n      {TOKEN}\n"
+    )
+    outcome = invoke("url", "-n", "x", "--kubeconfig", str(path))
+    assert_refused(outcome, 6, mentions=["token: |-"])
+    _assert_never_shown(outcome, TOKEN)
+
+
+def test_an_exec_plugin_token_the_client_cannot_send_is_not_printed(
+    tmp_path: Path, keys_here: None
+) -> None:
+    """The plugin's token is in no file: the client's header error is scrubbed of what it
+    sends."""
+    from .hostile import closed_port
+
+    document = kubeconfig(f"http://127.0.0.1:{closed_port()}", **_plugin(tmp_path, "token"))
+    path = _write(tmp_path, document)
+    for args in CLUSTER_COMMANDS.values():
+        outcome = invoke(*args, "--kubeconfig", path)
+        assert_refused(outcome, 6)
+        _assert_never_shown(outcome, EXEC_TOKEN)
+
+
+def test_a_failing_exec_plugin_shows_neither_its_arguments_nor_its_environment(
+    tmp_path: Path,
+) -> None:
+    """Finding: the client logs the plugin's stderr with logging.error(), which printed it raw
+    (and turned on every library's log lines)."""
+    from .hostile import closed_port, spawn
+
+    document = kubeconfig(f"http://127.0.0.1:{closed_port()}", **_plugin(tmp_path, "fail"))
+    path = _write(tmp_path, document)
+    # a process: in-process, pytest's own log handler would hide what a user sees
+    outcome = spawn("url", "-n", "x", "--kubeconfig", path, "--request-timeout", "2s", cwd=tmp_path)
+    assert_refused(outcome, 6)
+    _assert_never_shown(outcome, ARG_SECRET, ENV_SECRET)
+    assert "Retrying" not in outcome.stderr, outcome.describe()  # no urllib3 log lines
+
+
+def test_a_server_url_with_a_password_is_not_printed(tmp_path: Path, keys_here: None) -> None:
+    from .hostile import closed_port
+
+    server = f"http://admin:{URL_PASSWORD}@127.0.0.1:{closed_port()}"
+    path = _write(tmp_path, kubeconfig(server, token=TOKEN))
+    for args in CLUSTER_COMMANDS.values():
+        outcome = invoke(*args, "--kubeconfig", path)
+        assert_refused(outcome, 6)
+        _assert_never_shown(outcome, URL_PASSWORD, f"admin:{URL_PASSWORD}", TOKEN)
+
+
+SPELLINGS = [
+    lambda s: s,
+    lambda s: f"Invalid header value {f'Bearer {s}'.encode()!r}",
+    lambda s: repr(s),
+    lambda s: json.dumps({"token": s}),
+    lambda s: __import__("base64").b64encode(s.encode()).decode(),
+    lambda s: __import__("urllib.parse").parse.quote(s, safe=""),
+    lambda s: f"Authorization: Bearer {s.strip()}",
+]
+
+
+@given(
+    secret=st.text(
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=8, max_size=40
+    ),
+    tail=st.sampled_from(["", "\n", " ", "\r\n", "\t"]),
+    spelling=st.sampled_from(range(len(SPELLINGS))),
+)
+@settings(max_examples=300, deadline=None)
+def test_property_scrub_blanks_every_spelling(secret: str, tail: str, spelling: int) -> None:
+    from jwksdeploy.kubeconfig import scrub
+
+    text = f"cannot talk: {SPELLINGS[spelling](secret + tail)} (see above)"
+    shown = scrub(text, [secret + tail])
+    assert secret not in shown
+    assert repr(secret)[1:-1] not in shown

@@ -55,10 +55,10 @@ class _Cli(SuggestingGroup):
         try:
             return super().invoke(ctx)
         except Differences as exc:  # a verdict, not a failure: no "error:"
-            click.echo(printable(str(exc)), err=True)
+            click.echo(_message(exc), err=True)
             ctx.exit(exc.exit_code)
         except JwksDeployError as exc:
-            click.echo(f"error: {printable(str(exc))}", err=True)
+            click.echo(f"error: {_message(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -71,12 +71,20 @@ class _Cli(SuggestingGroup):
 
                 traceback.print_exc()
             click.echo(
-                f"error: unexpected {type(exc).__name__}: {printable(str(exc))}. This is a bug "
+                f"error: unexpected {type(exc).__name__}: {_message(exc)}. This is a bug "
                 "in jwksdeploy; "
                 "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
                 err=True,
             )
             ctx.exit(INTERNAL_ERROR)
+
+
+def _message(exc: BaseException) -> str:
+    """An error as one terminal line, with the kubeconfig's secrets scrubbed whatever text
+    (ours or a library's) carried them."""
+    from ..kubeconfig import scrub
+
+    return printable(scrub(str(exc)))
 
 
 @click.group(
