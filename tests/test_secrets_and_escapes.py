@@ -307,3 +307,152 @@ def test_property_scrub_blanks_every_spelling(secret: str, tail: str, spelling: 
     shown = scrub(text, [secret + tail])
     assert secret not in shown
     assert repr(secret)[1:-1] not in shown
+
+
+# ---------------------------------------------------------------------------------------------
+# 22.10: no terminal control character from a file or the cluster is printed raw
+# ---------------------------------------------------------------------------------------------
+
+EVIL = "\x1b[2J\x1b]0;owned\x07\x9b31m\r\x7f"
+RAW_CONTROLS = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))]
+
+
+def _assert_no_raw_controls(outcome: Any) -> None:
+    for name, stream in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        found = sorted({c for c in stream if c in RAW_CONTROLS})
+        assert not found, f"raw {found!r} on {name}\n{outcome.describe()}"
+
+
+def _evil_pair(tmp_path: Path, kid: str) -> None:
+    from .hostile import Signer
+
+    key_pair_files(tmp_path, Signer(kid))
+
+
+def test_rotate_status_escapes_kids_and_the_window_origin_from_local_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _evil_pair(tmp_path, f"kid{EVIL}")
+    start = invoke("rotate", "start", "--local")
+    assert start.code == 0, start.describe()
+    mirror = tmp_path / "jwks.private.rotation.json"
+    document = json.loads(mirror.read_text())
+    document["state"]["cacheWindowFrom"] = f"gateway{EVIL}"
+    mirror.write_text(json.dumps(document))
+    for output in ([], ["-o", "json"]):
+        outcome = invoke("rotate", "status", "--local", *output)
+        assert_clean_stderr(outcome)
+        _assert_no_raw_controls(outcome)
+    shown = invoke("rotate", "status", "--local")
+    assert "kid\\x1b[2J" in shown.stdout and "gateway\\x1b[2J" in shown.stdout, shown.describe()
+
+
+def test_jwks_check_escapes_the_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    key_pair_files(tmp_path)
+    evil = f"jwks{EVIL.replace(chr(0), '')}.json"
+    (tmp_path / "jwks.json").rename(tmp_path / evil)
+    for output in ([], ["-o", "json"]):
+        outcome = invoke("jwks", "check", evil, *output)
+        assert outcome.code == 0, outcome.describe()
+        _assert_no_raw_controls(outcome)
+    assert "jwks\\x1b[2J" in invoke("jwks", "check", evil).stdout
+
+
+@pytest.mark.emulator_only
+def test_cluster_text_is_escaped(
+    kube: Kube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`url` printed a node name from the API server raw; `rotate status` the record's kid and
+    cacheWindowFrom from the ConfigMap's annotation."""
+    monkeypatch.chdir(tmp_path)
+    public, _ = key_pair_files(tmp_path)
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    assert invoke("apply", *ns, "--no-wait").code == 0
+    state = {
+        "cacheWindowFrom": f"istio/gw{EVIL}",
+        "cacheWindowSeconds": 1200,
+        "keys": [{"kid": f"pair-1{EVIL}", "phase": "active"}],
+        "maxTokenTtlSeconds": 3600,
+    }
+
+    def edit(obj: dict[str, Any]) -> None:
+        obj["metadata"]["name"] = f"node{EVIL}"
+
+    def annotate(obj: dict[str, Any]) -> None:
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations[rotation.STATE_ANNOTATION] = json.dumps(state)
+
+    _corrupt(kube, "nodes", "node-1", edit)
+    _corrupt(kube, "configmaps", "jwks-config", annotate)
+    for args in (
+        ["url", *ns],
+        ["status", *ns, "--jwks", str(public)],
+        ["rotate", "status", *ns],
+        ["rotate", "status", *ns, "-o", "json"],
+    ):
+        outcome = invoke(*args)
+        assert_clean_stderr(outcome)
+        _assert_no_raw_controls(outcome)
+
+
+@given(kid=st.text(min_size=1, max_size=12), origin=st.text(min_size=1, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_property_rotate_status_prints_no_raw_control_character(kid: str, origin: str) -> None:
+    import tempfile
+
+    kid = kid.replace("\x00", "") or "k"
+    with tempfile.TemporaryDirectory() as folder, _cwd(Path(folder)):
+        _evil_pair(Path(folder), kid)
+        state = {
+            "pendingFrom": None,
+            "state": {
+                "cacheWindowFrom": origin,
+                "cacheWindowSeconds": 1200,
+                "keys": [{"kid": kid, "phase": "active"}],
+                "maxTokenTtlSeconds": 3600,
+            },
+        }
+        (Path(folder) / "jwks.private.rotation.json").write_text(json.dumps(state))
+        for args in (["rotate", "status", "--local"], ["jwks", "check", "jwks.json"]):
+            outcome = invoke(*args)
+            assert outcome.code != 70, outcome.describe()
+            _assert_no_raw_controls(outcome)
+
+
+def _cwd(path: Path) -> Any:
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def inside() -> Any:
+        before = os.getcwd()
+        os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+    return inside()
+
+
+def test_data_output_is_unchanged_and_json_stays_json() -> None:
+    """-o json/yaml are documents: printed as serialized, C1 in JSON as a \\u escape."""
+    import click
+    from click.testing import CliRunner
+
+    from jwksdeploy.cli.common import echo
+
+    @click.command()
+    def show() -> None:
+        echo(json.dumps({"k": "a\x85b\x7f"}, ensure_ascii=False), data="json")
+        echo("key: value\n", data="yaml", nl=False)
+        echo("kid a\x1b[2Jb\tc")
+
+    out = CliRunner().invoke(show).output
+    lines = out.splitlines()
+    assert json.loads(lines[0]) == {"k": "a\x85b\x7f"}
+    assert "\x85" not in lines[0] and "\x7f" not in lines[0]
+    assert lines[1] == "key: value"
+    assert lines[2] == "kid a\\x1b[2Jb\tc"

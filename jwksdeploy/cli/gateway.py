@@ -13,6 +13,7 @@ import click
 from .common import (
     F,
     dry_run_option,
+    echo,
     resolve_url,
     stack_options,
     url_lookup_options,
@@ -55,7 +56,7 @@ def record_cache_window(
     try:
         recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
     except JwksDeployError as exc:
-        click.echo(
+        echo(
             f"warning: {namespace}: the gateway's cache window of {text} was not recorded: "
             f"{exc} Pass `--cache-window {duration_text(window.seconds)}` to `jwksdeploy "
             "rotate` (or more, if another gateway caches longer).",
@@ -63,14 +64,14 @@ def record_cache_window(
         )
         return
     if not recorded:
-        click.echo(
+        echo(
             f"note: {namespace}: the gateway's cache window of {text} was not recorded: there is "
             f"no ConfigMap {configmap!r} yet{' (dry run)' if dry_run else ''}.",
             err=True,
         )
         return
     would = "would record" if dry_run else "recorded"
-    click.echo(
+    echo(
         f"{namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: {key} "
         f"caches the key set for {text}, on configmap/{configmap}",
         err=True,
@@ -318,7 +319,7 @@ def gateway_command(
     name = provider_name or instance
     config = build_gateway(provider, name, url, params)
     for warning in config.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
     if namespace is not None and record and dry_run != "client":
         from ..cluster import connect
@@ -343,7 +344,7 @@ def _say_unrecorded(config: Any) -> None:
 
     window = duration_text(config.cache_window)
     if config.cache_window > DEFAULT_CACHE_WINDOW:
-        click.echo(
+        echo(
             f"warning: this configuration caches the key set for {window} "
             f"({config.cache_window_why}), longer than the 20m `jwksdeploy rotate` assumes; "
             "nothing was recorded (no cluster: -n NS records it), so pass "
@@ -351,7 +352,7 @@ def _say_unrecorded(config: Any) -> None:
             err=True,
         )
     else:
-        click.echo(
+        echo(
             f"note: the cache window ({window}, {config.cache_window_why}) was not recorded (no "
             f"cluster; -n NS records it): `jwksdeploy rotate` waits 20m unless you pass "
             f"--cache-window {window}.",
@@ -411,9 +412,9 @@ def print_gateway(
         files = output_files(config, provider)
         written = write_tree(output_dir, files, f"gateway {provider}", force)
         for note in written.notes(output_dir):
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
+            echo(f"note: {note}", err=True)
+        echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
     elif output == "json":
-        click.echo(json.dumps(config.objects, indent=2))
+        echo(json.dumps(config.objects, indent=2), data="json")
     else:
-        click.echo(to_yaml(config), nl=False)
+        echo(to_yaml(config), nl=False, data="yaml")
