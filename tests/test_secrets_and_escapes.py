@@ -6,6 +6,7 @@ Every server here listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -456,3 +457,166 @@ def test_data_output_is_unchanged_and_json_stays_json() -> None:
     assert "\x85" not in lines[0] and "\x7f" not in lines[0]
     assert lines[1] == "key: value"
     assert lines[2] == "kid a\\x1b[2Jb\tc"
+
+
+# ---------------------------------------------------------------------------------------------
+# 22.8: a killed cluster command leaves no client key on disk
+# ---------------------------------------------------------------------------------------------
+
+
+def _certificate(name: str, signer: Any = None) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for 127.0.0.1, self-signed."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class _MutualTls:
+    """An API server stand-in on 127.0.0.1 that requires a client certificate, and a
+    kubeconfig that inlines that certificate and its key as data (as `kind` and most cloud
+    CLIs write them)."""
+
+    def __init__(self, folder: Path) -> None:
+        import base64
+        import ssl
+
+        self.server_cert, server_key = _certificate("127.0.0.1")
+        self.client_cert, self.client_key = _certificate("jwksdeploy-test-client")
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        (folder / "server.pem").write_bytes(self.server_cert)
+        (folder / "server-key.pem").write_bytes(server_key)
+        self.context.load_cert_chain(folder / "server.pem", folder / "server-key.pem")
+        (folder / "server-key.pem").unlink()
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context.load_verify_locations(cadata=self.client_cert.decode())
+        self.folder = folder
+        self.encode = lambda data: base64.b64encode(data).decode()
+
+    def kubeconfig(self, port: int) -> str:
+        document = kubeconfig(
+            f"https://127.0.0.1:{port}",
+            **{
+                "client-certificate-data": self.encode(self.client_cert),
+                "client-key-data": self.encode(self.client_key),
+            },
+        )
+        document["clusters"][0]["cluster"]["certificate-authority-data"] = self.encode(
+            self.server_cert
+        )
+        return _write(self.folder, document)
+
+    def key_needles(self) -> list[bytes]:
+        body = b"".join(self.client_key.splitlines()[1:-1])
+        return [self.client_key, body[:40], body[-40:]]
+
+
+def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
+    import os
+
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder, name)
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+                if any(needle in data for needle in needles):
+                    found.append(str(path))
+    return found
+
+
+def test_client_certificates_work_from_memory(tmp_path: Path) -> None:
+    """The client key is loaded into the TLS context at connect time and its file removed:
+    requests still authenticate with it (the server refuses a handshake without it)."""
+    from .hostile import http_answer, process_env, raw_server, spawn
+
+    tls = _MutualTls(tmp_path)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    status = json.dumps({"kind": "Status", "apiVersion": "v1", "code": 404}).encode()
+    seen: list[bytes] = []
+
+    def not_found(conn: Any, head: bytes) -> None:
+        seen.append(head)
+        conn.sendall(http_answer("404 Not Found", status, "Content-Type: application/json"))
+
+    with raw_server(not_found, tls=tls.context) as port:
+        env = process_env(tmp_path, TMPDIR=str(private_tmp))
+        outcome = spawn(
+            "url", "-n", "x", "--kubeconfig", tls.kubeconfig(port), cwd=tmp_path, env=env
+        )
+    assert seen, outcome.describe()  # the handshake with the client certificate succeeded
+    assert outcome.code == 9, outcome.describe()  # the Service does not exist
+    assert _files_holding(private_tmp, tls.key_needles()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_killed_cluster_command_leaves_no_client_key(signal_name: str, tmp_path: Path) -> None:
+    """Finding: the client writes client-key-data to a temp file it removes only at a normal
+    exit; a SIGTERM (a CI timeout) left a copy of the private key in $TMPDIR."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from .hostile import process_env, raw_server
+
+    tls = _MutualTls(tmp_path)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    arrived, release = threading.Event(), threading.Event()
+    during: list[list[str]] = []
+
+    def stall(conn: Any, head: bytes) -> None:
+        during.append(_files_holding(private_tmp, tls.key_needles()))
+        arrived.set()
+        release.wait(120)
+
+    with raw_server(stall, tls=tls.context) as port:
+        argv = ["url", "-n", "x", "--request-timeout", "300s", "--kubeconfig"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jwksdeploy", *argv, tls.kubeconfig(port)],
+            cwd=tmp_path,
+            env=process_env(tmp_path, TMPDIR=str(private_tmp)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert arrived.wait(120), "the command never reached the server"
+            process.send_signal(getattr(signal, signal_name))
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode != 0
+    assert b"Traceback" not in stderr, stderr
+    assert during == [[]], during  # not even while the request ran
+    assert _files_holding(private_tmp, tls.key_needles()) == []
+    assert list(private_tmp.iterdir()) == []
