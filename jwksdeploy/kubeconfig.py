@@ -309,7 +309,7 @@ def load(explicit: str | None, context: str | None) -> Kubeconfig | None:
                 item[key] = _inline(item.get(key) or {}, key, source)
     document["current-context"] = chosen
     loaded = Kubeconfig(document, chosen, tuple(sources))
-    _SEEN.extend(loaded.secrets())
+    _SEEN[:] = loaded.secrets()  # one kubeconfig per run; a test process loads many
     return loaded
 
 
@@ -401,7 +401,7 @@ MIN_SECRET = 4  # shorter values are too common to blank out of a sentence
 # credentials (an exec plugin's token is never in the file) and a URL's userinfo.
 _CREDENTIALS = re.compile(r"\b(Bearer|Basic)(\s|\\[tn ]|%20)+[^\s'\"\\,;)>]+")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
-_SEEN: list[str] = []  # the secrets of every kubeconfig this process loaded
+_SEEN: list[str] = []  # the secrets of the kubeconfig this process loaded last
 
 
 def spellings(secret: str) -> set[str]:
@@ -424,8 +424,8 @@ def spellings(secret: str) -> set[str]:
 
 
 def scrub(text: str, secrets: list[str] | None = None) -> str:
-    """The one scrubber: `text` with every spelling of the given secrets (and of every
-    kubeconfig loaded so far) replaced, and any Bearer/Basic credential or URL userinfo
+    """The one scrubber: `text` with every spelling of the given secrets (and of the
+    kubeconfig loaded last) replaced, and any Bearer/Basic credential or URL userinfo
     blanked whatever its source. Used on every message that carries a client's text."""
     forms: set[str] = set()
     for secret in [*(secrets or []), *_SEEN]:
