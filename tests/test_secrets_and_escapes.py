@@ -621,3 +621,47 @@ def test_a_killed_cluster_command_leaves_no_client_key(signal_name: str, tmp_pat
     assert during == [[]], during  # not even while the request ran
     assert _files_holding(private_tmp, tls.key_needles()) == []
     assert list(private_tmp.iterdir()) == []
+
+
+@given(
+    core=st.text(
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=12, max_size=40
+    ),
+    tail=st.sampled_from(["\n", "\r\n", " ", "\t", "\x0b", "\x00", "\x85", "\u2028", "é"]),
+    where=st.sampled_from(["token", "server", "exec-arg"]),
+)
+@settings(max_examples=40, deadline=None)
+def test_property_kubeconfig_secrets_never_reach_the_terminal(
+    core: str, tail: str, where: str
+) -> None:
+    """A secret in any of these places, with any of these tails, is never printed in any of
+    the spellings a message could carry."""
+    import tempfile
+    import urllib.parse
+
+    from .hostile import closed_port
+
+    assume(core not in "<redacted>")
+    with tempfile.TemporaryDirectory() as folder:
+        port = closed_port()
+        if where == "server":
+            password = urllib.parse.quote(core + tail, safe="")
+            document = kubeconfig(f"http://admin:{password}@127.0.0.1:{port}", token="t0ken")
+            shown = [password, core]
+        else:
+            document = kubeconfig(f"http://127.0.0.1:{port}", token=core + tail)
+            shown = [core]
+            if where == "exec-arg":
+                document["users"][0]["user"] = {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "/nonexistent/credential-plugin",
+                        "args": [f"--token={core}{tail}"],
+                        "interactiveMode": "Never",
+                    }
+                }
+        path = _write(Path(folder), document)
+        outcome = invoke("url", "-n", "x", "--kubeconfig", path, "--request-timeout", "2s")
+        assert outcome.code == 6, outcome.describe()
+        assert_clean_stderr(outcome)
+        _assert_never_shown(outcome, *shown)
