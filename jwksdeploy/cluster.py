@@ -590,7 +590,7 @@ def _private_folder() -> Iterator[str]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def configuration_context(loaded: Any) -> str:
+def _context_shown(loaded: Any) -> str:
     return repr(loaded.context) if loaded is not None else "(service account)"
 
 
@@ -693,7 +693,7 @@ def connect(
         except Exception as exc:  # ssl.SSLError on a bad key or CA, urllib3's on a proxy
             raise ClusterUnreachable(
                 f"cannot use the certificates or proxy of the kubeconfig's context "
-                f"{configuration_context(loaded)}: {kubeconfigs.scrub(str(exc), secrets)}. "
+                f"{_context_shown(loaded)}: {kubeconfigs.scrub(str(exc), secrets)}. "
                 "Check its certificate-authority, client-certificate, client-key and proxy-url."
             ) from None
     return Cluster(

@@ -32,6 +32,9 @@ FILE_KEYS = (
     ("user", "tokenFile", "token", False),
 )
 SECRET_KEYS = ("token", "client-key-data", "password")
+# An exec argument that is a subcommand or flag name (get-token, --region) holds no secret,
+# and blanking it would blank that word in every message (`kubectl` is a common plugin).
+_PLAIN_WORD = re.compile(r"-{0,2}[a-z][a-z0-9-]*\Z")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a bearer token can be
 # The kubeconfig fields that are booleans; every other scalar is read as the text written,
 # as kubectl reads a string field (`namespace: 010` is "010", not 8).
@@ -69,15 +72,19 @@ def secrets_of(document: dict[str, Any]) -> list[str]:
             found.append(f"{user['username']}:{user['password']}")  # a Basic header's text
         key = user.get("client-key-data")
         if isinstance(key, str):
-            with _suppress_decoding():
+            with contextlib.suppress(binascii.Error, ValueError):
                 found.append(base64.b64decode(key).decode("utf-8"))  # the PEM text itself
         provider = user.get("auth-provider")
         if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
             found.extend(str(v) for v in provider["config"].values() if v)
         plugin = user.get("exec")
         if isinstance(plugin, dict):
-            found.append(str(plugin.get("command") or ""))
-            found.extend(str(a) for a in plugin.get("args") or [] if a)
+            command = str(plugin.get("command") or "")
+            if os.sep in command:  # a path can name a user; `kubectl` or `aws` names none
+                found.append(command)
+            for argument in map(str, plugin.get("args") or []):
+                if not _PLAIN_WORD.match(argument):
+                    found.extend((argument, argument.partition("=")[2]))  # --token=VALUE
             found.extend(
                 str(e.get("value") or "") for e in plugin.get("env") or [] if isinstance(e, dict)
             )
@@ -95,11 +102,6 @@ def _userinfo(url: Any) -> list[str]:
         return []
     userinfo = url.partition("://")[2].rpartition("@")[0]
     return [userinfo, *userinfo.split(":", 1)]
-
-
-class _suppress_decoding(contextlib.suppress):
-    def __init__(self) -> None:
-        super().__init__(binascii.Error, ValueError)
 
 
 def _unusable(path: str, problem: str) -> ClusterUnreachable:

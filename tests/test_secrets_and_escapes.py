@@ -665,3 +665,29 @@ def test_property_kubeconfig_secrets_never_reach_the_terminal(
         assert outcome.code == 6, outcome.describe()
         assert_clean_stderr(outcome)
         _assert_never_shown(outcome, *shown)
+
+
+def test_exec_plugin_words_are_not_secrets_but_its_values_are() -> None:
+    """`command: kubectl` with `args: [oidc-login, get-token, ...]` must not blank the words
+    kubectl, get-token in every message; a path, a --flag=VALUE's value and env values are."""
+    from jwksdeploy.kubeconfig import secrets_of
+
+    found = secrets_of(
+        {
+            "users": [
+                {
+                    "user": {
+                        "exec": {
+                            "command": "kubectl",
+                            "args": ["oidc-login", "get-token", "--secret=S3cr3t-v4lue"],
+                            "env": [{"name": "A", "value": "env-value-1"}],
+                        }
+                    }
+                },
+                {"user": {"exec": {"command": "/home/alice/bin/plugin"}}},
+            ]
+        }
+    )
+    assert "kubectl" not in found and "get-token" not in found
+    assert {"S3cr3t-v4lue", "--secret=S3cr3t-v4lue", "env-value-1"} <= set(found)
+    assert "/home/alice/bin/plugin" in found
