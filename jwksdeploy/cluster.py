@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -134,13 +136,12 @@ class Cluster:
         if content_type:
             headers["Content-Type"] = content_type
         query_params = list((query or {}).items())
-        _, url, header_params, serialized, _ = self.api_client.param_serialize(
+        _, url, header_params, serialized, _ = self._serialize(
             method=method,
             resource_path=path,
             query_params=query_params,
             header_params=headers,
             body=body,
-            auth_settings=["BearerToken"],
         )
         self.requests_made += 1
         try:
@@ -170,7 +171,7 @@ class Cluster:
         except Exception as exc:  # the client wraps TLS failures in ApiException(status=0)
             raise ClusterUnreachable(
                 f"cannot talk to the API server at {self.server}: "
-                f"{str(getattr(exc, 'reason', exc)).splitlines()[0]}. Check the kubeconfig's "
+                f"{self._client_text(getattr(exc, 'reason', exc))}. Check the kubeconfig's "
                 "server address and certificates."
             ) from None
         for warning in response.headers.get_all("Warning") or []:
@@ -189,6 +190,26 @@ class Cluster:
                 return document
             raise self._not_an_api(status, method, path)
         raise self._translate(status, document, method, path, what)
+
+    def _serialize(self, **request: Any) -> Any:
+        """The client's request parts; building them may run an exec plugin or refresh a
+        token (the client's refresh hook), which raises whatever it meets."""
+        try:
+            return self.api_client.param_serialize(**request, auth_settings=["BearerToken"])
+        except Exception as exc:
+            raise ClusterUnreachable(
+                f"cannot get credentials for the API server at {self.server}: "
+                f"{self._client_text(exc)}. Check the user of the kubeconfig's context."
+            ) from None
+
+    def _client_text(self, problem: object) -> str:
+        """The first line of a client exception's text, scrubbed of the kubeconfig's secrets
+        and of the credentials the client sends (an exec plugin's token is in no file)."""
+        from .kubeconfig import scrub
+
+        sent = [str(v) for v in self.api_client.configuration.api_key.values() if v]
+        lines = str(problem).splitlines()
+        return scrub(lines[0] if lines else type(problem).__name__, sent)
 
     def _not_an_api(self, status: int, method: str, path: str) -> ClusterUnreachable:
         return ClusterUnreachable(
@@ -346,12 +367,11 @@ class Cluster:
         if field_selector:
             query["fieldSelector"] = field_selector
         path = resource_path(kind, namespace)
-        _, url, header_params, _, _ = self.api_client.param_serialize(
+        _, url, header_params, _, _ = self._serialize(
             method="GET",
             resource_path=path,
             query_params=list(query.items()),
             header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
         )
         self.requests_made += 1
         try:
@@ -523,6 +543,78 @@ def describe_request(method: str, path: str) -> tuple[str, str, str | None]:
     return verb, resource, namespace
 
 
+class _ClientLog(logging.Handler):
+    """The client logs exec-plugin failures with logging.error(), whose first call would
+    install a root handler printing every library's records raw (with the plugin's stderr,
+    arguments and tokens). This handler is installed first: it shows the client's own errors
+    as one scrubbed line and drops everything else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != "root" or record.levelno < logging.ERROR:
+            return
+        from .kubeconfig import scrub
+
+        text = printable(scrub(record.getMessage()))
+        sys.stderr.write(f"warning: the Kubernetes client says: {text}\n")
+
+
+def _route_client_logs() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(handler, _ClientLog) for handler in root.handlers):
+        root.addHandler(_ClientLog())
+
+
+@contextlib.contextmanager
+def _private_folder() -> Iterator[str]:
+    """A folder only we can read, for the files the client writes from the kubeconfig's
+    inlined data (the client key among them); removed when the block ends, also on SIGTERM
+    (a CI timeout), which Python would otherwise end without running this `finally`."""
+    import shutil
+    import signal
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="jwksdeploy-kubeconfig-")
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if in_main:
+        signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _context_shown(loaded: Any) -> str:
+    return repr(loaded.context) if loaded is not None else "(service account)"
+
+
+def _tls_in_memory(api_client: Any, configuration: Any) -> None:
+    """Load the CA, client certificate and key the client wrote into files into one SSL
+    context now, so the files can go at once: urllib3 would re-read them at every new
+    connection, and the client removes them only at a normal exit."""
+    if not (configuration.cert_file or configuration.ssl_ca_cert):
+        return
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    tls = create_urllib3_context()
+    if configuration.verify_ssl:
+        if configuration.ssl_ca_cert:
+            tls.load_verify_locations(cafile=configuration.ssl_ca_cert)
+        else:
+            tls.load_default_certs()
+    if configuration.cert_file:
+        tls.load_cert_chain(configuration.cert_file, configuration.key_file)
+    api_client.rest_client.pool_manager.connection_pool_kw.update(
+        ssl_context=tls, ca_certs=None, cert_file=None, key_file=None
+    )
+
+
 def connect(
     kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0
 ) -> Cluster:
@@ -542,58 +634,71 @@ def connect(
             "time to be answered. Pass a duration like 30s."
         )
     loaded = kubeconfigs.load(kubeconfig, context)
+    _route_client_logs()
     configuration = client.Configuration()
     secrets = loaded.secrets() if loaded else []
-    try:
-        if loaded is not None:
-            config.load_kube_config_from_dict(
-                loaded.document,
-                context=loaded.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            looked = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    with _private_folder() as folder:
+        try:
+            if loaded is not None:
+                config.load_kube_config_from_dict(
+                    loaded.document,
+                    context=loaded.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                    temp_file_path=folder,
+                )
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                looked = os.environ.get("KUBECONFIG") or "~/.kube/config"
+                raise ClusterUnreachable(
+                    f"no kubeconfig found (looked at {looked}). Pass --kubeconfig, set KUBECONFIG, "
+                    "or run inside a pod with a service account."
+                )
+        except JwksDeployError:
+            raise
+        except config.ConfigException as exc:
+            text = kubeconfigs.scrub(str(exc).splitlines()[0] if str(exc) else "", secrets)
             raise ClusterUnreachable(
-                f"no kubeconfig found (looked at {looked}). Pass --kubeconfig, set KUBECONFIG, "
-                "or run inside a pod with a service account."
-            )
-    except JwksDeployError:
-        raise
-    except config.ConfigException as exc:
-        text = kubeconfigs.scrub(str(exc).splitlines()[0] if str(exc) else "", secrets)
-        raise ClusterUnreachable(
-            f"cannot use the kubeconfig: {text}. Check --kubeconfig and --context "
-            "(`kubectl config get-contexts` lists them)."
-        ) from None
-    except Exception as exc:  # the client's parsing raises whatever it meets
-        raise ClusterUnreachable(
-            f"cannot use the kubeconfig ({type(exc).__name__} while reading its "
-            f"{'context ' + repr(loaded.context) if loaded else 'service account'}). Check the "
-            "server address, certificates and user of that context."
-        ) from None
-    # One quick retry on a refused connection, not urllib3's default three with backoff,
-    # and never a second wait on a server that accepted the request but does not answer.
-    from urllib3.util.retry import Retry
+                f"cannot use the kubeconfig: {text}. Check --kubeconfig and --context "
+                "(`kubectl config get-contexts` lists them)."
+            ) from None
+        except Exception as exc:  # the client's parsing raises whatever it meets
+            raise ClusterUnreachable(
+                f"cannot use the kubeconfig ({type(exc).__name__} while reading its "
+                f"{'context ' + repr(loaded.context) if loaded else 'service account'}). Check the "
+                "server address, certificates and user of that context."
+            ) from None
+        # One quick retry on a refused connection, not urllib3's default three with backoff,
+        # and never a second wait on a server that accepted the request but does not answer.
+        from urllib3.util.retry import Retry
 
-    configuration.retries = Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
-    # Watches hold a connection each while apply works on several namespaces at once.
-    configuration.connection_pool_maxsize = 64
-    host = str(configuration.host)
-    insecure = host.startswith("https") and not configuration.verify_ssl
-    if insecure:
-        # urllib3 would print a warning with file paths on every request; the CLI says it
-        # once, in our words.
-        import warnings
+        configuration.retries = Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
+        # Watches hold a connection each while apply works on several namespaces at once.
+        configuration.connection_pool_maxsize = 64
+        host = str(configuration.host)
+        insecure = host.startswith("https") and not configuration.verify_ssl
+        if insecure:
+            # urllib3 would print a warning with file paths on every request; the CLI says it
+            # once, in our words.
+            import warnings
 
-        import urllib3
+            import urllib3
 
-        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        try:
+            api_client = client.ApiClient(configuration)
+            if loaded is not None:
+                _tls_in_memory(api_client, configuration)
+        except Exception as exc:  # ssl.SSLError on a bad key or CA, urllib3's on a proxy
+            raise ClusterUnreachable(
+                f"cannot use the certificates or proxy of the kubeconfig's context "
+                f"{_context_shown(loaded)}: {kubeconfigs.scrub(str(exc), secrets)}. "
+                "Check its certificate-authority, client-certificate, client-key and proxy-url."
+            ) from None
     return Cluster(
-        api_client=client.ApiClient(configuration),
-        server=host,
+        api_client=api_client,
+        server=kubeconfigs.scrub(host),  # shown in messages: no userinfo
         request_timeout=request_timeout,
         insecure=insecure,
     )

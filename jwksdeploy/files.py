@@ -1,4 +1,4 @@
-"""The file-system edge for inputs: bounded reads, values files, kubeconfig defaults."""
+"""The file-system edge for inputs: bounded reads and values files."""
 
 from __future__ import annotations
 
@@ -65,20 +65,3 @@ def read_values(path: str) -> Any:
     from .safeyaml import load_yaml
 
     return load_yaml(read_input(path, "values file"), f"values file {path!r}", mode="values")
-
-
-def kubeconfig_namespace(explicit: str | None = None, context: str | None = None) -> str | None:
-    """The namespace of the current (or named) kubeconfig context, read as the cluster
-    commands read the kubeconfig (see kubeconfig.namespace_of)."""
-    from .kubeconfig import namespace_of
-
-    return namespace_of(explicit, context)
-
-
-def default_namespace(explicit_kubeconfig: str | None = None, context: str | None = None) -> str:
-    """$JWKSDEPLOY_NAMESPACE, else the kubeconfig context's namespace, else 'default'."""
-    return (
-        os.environ.get("JWKSDEPLOY_NAMESPACE")
-        or kubeconfig_namespace(explicit_kubeconfig, context)
-        or "default"
-    )

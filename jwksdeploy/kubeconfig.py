@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,10 @@ FILE_KEYS = (
     ("user", "tokenFile", "token", False),
 )
 SECRET_KEYS = ("token", "client-key-data", "password")
+# An exec argument that is a subcommand or flag name (get-token, --region) holds no secret,
+# and blanking it would blank that word in every message (`kubectl` is a common plugin).
+_PLAIN_WORD = re.compile(r"-{0,2}[a-z][a-z0-9-]*\Z")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a bearer token can be
 # The kubeconfig fields that are booleans; every other scalar is read as the text written,
 # as kubectl reads a string field (`namespace: 010` is "010", not 8).
 BOOLEAN_KEYS = ("insecure-skip-tls-verify", "disable-compression", "provideClusterInfo")
@@ -47,12 +54,54 @@ class Kubeconfig:
     sources: tuple[str, ...]
 
     def secrets(self) -> list[str]:
-        """Every secret value, so messages can be scrubbed of them."""
-        found: list[str] = []
-        for entry in self.document.get("users") or []:
-            user = entry.get("user") or {}
-            found.extend(str(user[k]) for k in SECRET_KEYS if user.get(k))
-        return found
+        """Every secret value, so messages can be scrubbed of them (see `scrub`)."""
+        return secrets_of(self.document)
+
+
+def secrets_of(document: dict[str, Any]) -> list[str]:
+    """The values of a kubeconfig that no message may show: tokens, keys, passwords, the
+    userinfo of server and proxy URLs, auth-provider settings and an exec plugin's command,
+    arguments and environment values (a plugin is often handed a secret that way)."""
+    found: list[str] = []
+    for entry in document.get("users") or []:
+        user = (entry.get("user") if isinstance(entry, dict) else None) or {}
+        if not isinstance(user, dict):
+            continue
+        found.extend(str(user[k]) for k in SECRET_KEYS if user.get(k))
+        if user.get("username") and user.get("password"):
+            found.append(f"{user['username']}:{user['password']}")  # a Basic header's text
+        key = user.get("client-key-data")
+        if isinstance(key, str):
+            with contextlib.suppress(binascii.Error, ValueError):
+                found.append(base64.b64decode(key).decode("utf-8"))  # the PEM text itself
+        provider = user.get("auth-provider")
+        if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+            found.extend(str(v) for v in provider["config"].values() if v)
+        plugin = user.get("exec")
+        if isinstance(plugin, dict):
+            command = str(plugin.get("command") or "")
+            if os.sep in command:  # a path can name a user; `kubectl` or `aws` names none
+                found.append(command)
+            for argument in map(str, plugin.get("args") or []):
+                if not _PLAIN_WORD.match(argument):
+                    found.extend((argument, argument.partition("=")[2]))  # --token=VALUE
+            found.extend(
+                str(e.get("value") or "") for e in plugin.get("env") or [] if isinstance(e, dict)
+            )
+    for entry in document.get("clusters") or []:
+        cluster = (entry.get("cluster") if isinstance(entry, dict) else None) or {}
+        if isinstance(cluster, dict):
+            for key in ("server", "proxy-url"):
+                found.extend(_userinfo(cluster.get(key)))
+    return [secret for secret in found if secret]
+
+
+def _userinfo(url: Any) -> list[str]:
+    """The user:password of a URL (and each part), which no message may show."""
+    if not isinstance(url, str) or "@" not in url:
+        return []
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    return [userinfo, *userinfo.split(":", 1)]
 
 
 def _unusable(path: str, problem: str) -> ClusterUnreachable:
@@ -189,6 +238,16 @@ def _inline(body: dict[str, Any], where: str, source: str) -> dict[str, Any]:
                     ) from None
             elif not isinstance(value, str):
                 raise _unusable(source, f"has a {data_key} that is not a string")
+            elif not _HEADER_SAFE.fullmatch(value):
+                # client-go sends it as is and Go's net/http refuses the header ("invalid
+                # header field value"); the Python client's error would quote it whole.
+                raise _unusable(
+                    source,
+                    f"has a {data_key} (in its {where} entry) with a line break, space, control "
+                    "or non-ASCII character, which no HTTP header can carry (a `token: |` "
+                    "block keeps its final line break). Write the token on one line, as "
+                    "`token: <value>` or `token: |-`",
+                )
             out.pop(file_key, None)
             continue
         path = out.pop(file_key, None)
@@ -251,7 +310,9 @@ def load(explicit: str | None, context: str | None) -> Kubeconfig | None:
             if item["name"] == wanted:
                 item[key] = _inline(item.get(key) or {}, key, source)
     document["current-context"] = chosen
-    return Kubeconfig(document, chosen, tuple(sources))
+    loaded = Kubeconfig(document, chosen, tuple(sources))
+    _SEEN[:] = loaded.secrets()  # one kubeconfig per run; a test process loads many
+    return loaded
 
 
 def _check_server(document: dict[str, Any], cluster: str, source: str) -> None:
@@ -270,6 +331,39 @@ def _check_server(document: dict[str, Any], cluster: str, source: str) -> None:
     if not ok:
         raise _unusable(
             source, f"has a cluster {cluster!r} without an http(s) server address (`server:`)"
+        )
+    if bodies[0].get("proxy-url") not in (None, ""):
+        _check_proxy(bodies[0]["proxy-url"], cluster, source)
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(proxy: Any, cluster: str, source: str) -> None:
+    """A proxy-url the client can use: urllib3 raises on anything else at the first request.
+    The value is not quoted: a proxy URL may carry a password."""
+    import importlib.util
+    import urllib.parse
+
+    try:
+        parsed = urllib.parse.urlsplit(proxy) if isinstance(proxy, str) else None
+        ok = parsed is not None and parsed.scheme in PROXY_SCHEMES and bool(parsed.hostname)
+        if parsed is not None:
+            parsed.port  # noqa: B018 -- raises ValueError on a port that is not one
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _unusable(
+            source,
+            f"has a cluster {cluster!r} whose proxy-url is not a proxy address: it must look "
+            "like http://proxy.example:3128 (or https://, socks5://)",
+        )
+    assert parsed is not None
+    if parsed.scheme.startswith("socks") and importlib.util.find_spec("socks") is None:
+        raise _unusable(
+            source,
+            f"has a cluster {cluster!r} with a socks5 proxy-url, which needs the PySocks "
+            "package (`pip install PySocks`); install it or use an http(s) proxy",
         )
 
 
@@ -298,9 +392,49 @@ def namespace_of(explicit: str | None, context: str | None) -> str | None:
     return namespace
 
 
-def scrub(text: str, secrets: list[str]) -> str:
-    """The text with every secret value replaced, for messages built from client errors."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "<redacted>")
-    return text
+def default_namespace(explicit: str | None = None, context: str | None = None) -> str:
+    """$JWKSDEPLOY_NAMESPACE, else the kubeconfig context's namespace, else 'default'."""
+    return os.environ.get("JWKSDEPLOY_NAMESPACE") or namespace_of(explicit, context) or "default"
+
+
+REDACTED = "<redacted>"
+MIN_SECRET = 4  # shorter values are too common to blank out of a sentence
+# What the client's exceptions hold whatever the kubeconfig said: an Authorization header's
+# credentials (an exec plugin's token is never in the file) and a URL's userinfo.
+_CREDENTIALS = re.compile(r"\b(Bearer|Basic)(\s|\\[tn ]|%20)+[^\s'\"\\,;)>]+")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
+_SEEN: list[str] = []  # the secrets of the kubeconfig this process loaded last
+
+
+def spellings(secret: str) -> set[str]:
+    """A secret as a message may show it: as is, trimmed, each line of it (a PEM key), and
+    as repr(), bytes repr(), JSON, base64 and percent-encoding render it."""
+    import urllib.parse
+
+    forms = {secret, secret.strip(), *secret.splitlines()}
+    for form in list(forms):
+        raw = form.encode("utf-8", "surrogatepass")
+        forms |= {
+            repr(form)[1:-1],
+            repr(raw)[2:-1],
+            json.dumps(form)[1:-1],
+            base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            urllib.parse.quote(form, safe=""),
+        }
+    return {form.strip() for form in forms if len(form.strip()) >= MIN_SECRET}
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """The one scrubber: `text` with every spelling of the given secrets (and of the
+    kubeconfig loaded last) replaced, and any Bearer/Basic credential or URL userinfo
+    blanked whatever its source. Used on every message that carries a client's text."""
+    forms: set[str] = set()
+    for secret in [*(secrets or []), *_SEEN]:
+        forms |= spellings(secret)
+    if forms:
+        # whole values only: an exec argument "fail" must not blank the middle of "failed"
+        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+        text = re.sub(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", REDACTED, text)
+    text = _CREDENTIALS.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)

@@ -155,7 +155,9 @@ def _type_name(value: Any) -> str:
 
 def check_object(obj: Any, kind: str) -> None:
     """Raise ValueError naming the first field of `obj` (a `kind`) whose type is not the one
-    the Kubernetes API guarantees. null is accepted wherever a field may be absent."""
+    the Kubernetes API guarantees. A field may be absent, but null is no value the API server
+    writes for any of them (Go omits an empty field), so null is refused like any wrong type:
+    every reader may then trust `spec`, `status` and each list element to be what they say."""
     if not isinstance(obj, dict):
         raise ValueError(f"a {kind} that is {_type_name(obj)}, not an object")
     given = obj.get("kind")
@@ -165,8 +167,6 @@ def check_object(obj: Any, kind: str) -> None:
     table = {**_COMMON, **SHAPES.get(kind, {})}
     for path, expected in table.items():
         for where, value in _values_at(obj, path):
-            if value is None:
-                continue
             if isinstance(value, bool) and expected == INT:
                 ok = False
             else:

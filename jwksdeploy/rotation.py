@@ -16,6 +16,8 @@ from typing import Any
 
 from .errors import InputError, TooEarly
 
+END_OF_CALENDAR = 253402300800  # 10000-01-01T00:00:00Z, the first time RFC 3339 cannot write
+
 NEXT, ACTIVE, RETIRED = "next", "active", "retired"
 PHASES = (NEXT, ACTIVE, RETIRED)
 STATE_ANNOTATION = "rotation.jwksdeploy.io/state"
@@ -93,8 +95,21 @@ class Due:
 
 
 def when(epoch: float) -> str:
-    """RFC 3339 UTC, seconds precision: what annotations and messages show."""
+    """RFC 3339 UTC, seconds precision: what messages show. A time past the end of 9999 (a
+    clock or JWKSDEPLOY_NOW near it, plus a window) has no such form and is shown as a bound."""
+    if not 0 <= epoch < END_OF_CALENDAR:  # also nan
+        return "after 9999-12-31T23:59:59Z" if epoch >= END_OF_CALENDAR else "before 1970"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_when(epoch: float, name: str) -> str:
+    """A time as the record stores it; refused when RFC 3339 cannot write it."""
+    if not 0 <= epoch < END_OF_CALENDAR:
+        raise InputError(
+            f"the rotation's {name} time lies outside the years 1970-9999 that its record can "
+            "hold. Set the clock (or JWKSDEPLOY_NOW) to a time inside them; nothing was changed."
+        )
+    return when(epoch)
 
 
 def parse_when(text: Any, what: str) -> float | None:
@@ -135,7 +150,7 @@ def to_json(state: State) -> str:
                 "kid": k.kid,
                 "phase": k.phase,
                 **{
-                    name: when(value)
+                    name: record_when(value, name)
                     for name, value in (
                         ("published", k.published),
                         ("promoted", k.promoted),

@@ -15,7 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
-from .common import SuggestingGroup
+from .common import SuggestingGroup, echo
 from .render import render_command
 
 # Commands by module, imported only when named, so `render` does not pay for building the
@@ -55,28 +55,36 @@ class _Cli(SuggestingGroup):
         try:
             return super().invoke(ctx)
         except Differences as exc:  # a verdict, not a failure: no "error:"
-            click.echo(printable(str(exc)), err=True)
+            echo(_message(exc), err=True)
             ctx.exit(exc.exit_code)
         except JwksDeployError as exc:
-            click.echo(f"error: {printable(str(exc))}", err=True)
+            echo(f"error: {_message(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
-            click.echo("error: interrupted.", err=True)
+            echo("error: interrupted.", err=True)
             ctx.exit(130)
         except Exception as exc:  # the last resort: say what happened, no traceback by default
             if os.environ.get("JWKSDEPLOY_DEBUG"):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {printable(str(exc))}. This is a bug "
+            echo(
+                f"error: unexpected {type(exc).__name__}: {_message(exc)}. This is a bug "
                 "in jwksdeploy; "
                 "rerun with JWKSDEPLOY_DEBUG=1 for a traceback and report it.",
                 err=True,
             )
             ctx.exit(INTERNAL_ERROR)
+
+
+def _message(exc: BaseException) -> str:
+    """An error as one terminal line, with the kubeconfig's secrets scrubbed whatever text
+    (ours or a library's) carried them."""
+    from ..kubeconfig import scrub
+
+    return printable(scrub(str(exc)))
 
 
 @click.group(
@@ -94,7 +102,7 @@ def cli(ctx: click.Context) -> None:
     Locally, without a cluster: `jwksdeploy serve`.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        echo(ctx.get_help())
 
 
 cli.add_command(render_command)

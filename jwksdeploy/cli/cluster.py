@@ -21,6 +21,8 @@ from .common import (
     cluster_options,
     connect_from_flags,
     dry_run_option,
+    echo,
+    echo_status,
     field_manager_option,
     stack_options,
     vocab_option,
@@ -177,7 +179,7 @@ def apply(**flags: Any) -> None:
     )
     reports = outcome.results
     for warning in cluster.warnings:
-        click.echo(f"warning: the API server says: {warning}", err=True)
+        echo(f"warning: the API server says: {warning}", err=True)
     gateways = _gateways_for(reports, provider, provider_name or settings.name, policy)
     if output in ("json", "yaml"):
         results = [{**_report_json(r), **result_fields(r)} for r in reports]
@@ -187,7 +189,7 @@ def apply(**flags: Any) -> None:
     elif output == "name":
         for report in reports:
             for obj in report.objects:
-                click.echo(f"{obj.kind.lower()}/{obj.name}")
+                echo(f"{obj.kind.lower()}/{obj.name}")
     else:
         for report, config in zip(reports, gateways, strict=True):
             if report.error is not None:
@@ -195,9 +197,9 @@ def apply(**flags: Any) -> None:
             if config is None:
                 _print_endpoint(report.endpoint, report.namespace, dry_run)
                 continue
-            click.echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
+            echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
             for warning in config.warnings:
-                click.echo(f"warning: {warning}", err=True)
+                echo(f"warning: {warning}", err=True)
             print_gateway(config, str(provider), "yaml", None)
     if provider is not None and record:
         from .gateway import record_cache_window
@@ -228,9 +230,9 @@ def print_data(data: Any, output: str) -> None:
         from ..safeyaml import SafeDumper
 
         text = yaml.dump(data, Dumper=SafeDumper, sort_keys=False, allow_unicode=True)
-        click.echo(text, nl=False)
+        echo(text, nl=False, data="yaml")
     else:
-        click.echo(json.dumps(data, indent=2))
+        echo(json.dumps(data, indent=2), data="json")
 
 
 def _print_client_dry_run(objects: list[dict[str, Any]], output: str) -> None:
@@ -238,17 +240,17 @@ def _print_client_dry_run(objects: list[dict[str, Any]], output: str) -> None:
     from ..render import to_json_list, to_yaml_stream
 
     if output == "yaml":
-        click.echo(to_yaml_stream(objects), nl=False)
+        echo(to_yaml_stream(objects), nl=False, data="yaml")
     elif output == "json":
-        click.echo(to_json_list(objects), nl=False)
+        echo(to_json_list(objects), nl=False, data="json")
     else:
         for obj in objects:
             line = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
             if output == "name":
-                click.echo(line)
+                echo(line)
             else:
                 namespace = obj["metadata"].get("namespace")
-                click.echo(f"{line} in {namespace} (dry run: client, not sent)", err=True)
+                echo(f"{line} in {namespace} (dry run: client, not sent)", err=True)
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
@@ -267,16 +269,16 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
             if plan.kept_selector
             else ""
         )
-        click.echo(f"{plan.namespace}: {would}adopt {names}{source}{kept}", err=True)
+        echo(f"{plan.namespace}: {would}adopt {names}{source}{kept}", err=True)
     elif plan.kept_selector:
-        click.echo(
+        echo(
             f"{plan.namespace}: keeping the Deployment's selector "
             f"{selector_text(plan.kept_selector)} (immutable; --recreate switches it)",
             err=True,
         )
     if plan.recreating:
         old = plan.old_selector.get("matchLabels") or plan.old_selector
-        click.echo(
+        echo(
             f"{plan.namespace}: --recreate {would}delete and recreate the Deployment to change its "
             f"selector from {selector_text(old) if isinstance(old, dict) else old}: the JWKS "
             "endpoint will be down from the deletion until the new pod is ready (image pull "
@@ -310,7 +312,7 @@ def _gateways_for(
         if gateway is None:
             configs.append(None)
         elif url is None:
-            click.echo(
+            echo(
                 f"warning: {report.namespace}: no gateway configuration: the JWKS URL is not "
                 "known yet (see above); run `jwksdeploy gateway -n NS` once it is.",
                 err=True,
@@ -341,12 +343,12 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 def _print_endpoint(endpoint: Any, namespace: str, dry_run: bool) -> None:
     if endpoint is None or (dry_run and endpoint.url is None):
-        click.echo(f"{namespace}: the URL is known once the Service exists (dry run).", err=True)
+        echo(f"{namespace}: the URL is known once the Service exists (dry run).", err=True)
     elif endpoint.url is None:
-        click.echo(f"{namespace}: nodePort {endpoint.node_port}: {endpoint.source}", err=True)
+        echo(f"{namespace}: nodePort {endpoint.node_port}: {endpoint.source}", err=True)
     else:
-        click.echo(f"{namespace}: JWKS URL via {endpoint.source}", err=True)
-        click.echo(endpoint.url)
+        echo(f"{namespace}: JWKS URL via {endpoint.source}", err=True)
+        echo(endpoint.url)
 
 
 def _instance_names(name: str) -> dict[str, str]:
@@ -364,7 +366,7 @@ def _instance_names(name: str) -> dict[str, str]:
 def _namespaces(
     namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
 ) -> list[str]:
-    from ..files import default_namespace
+    from ..kubeconfig import default_namespace
     from ..settings import check_dns1123_label
 
     chosen = list(namespace) or [default_namespace(kubeconfig, context)]
@@ -419,7 +421,7 @@ def url(
         if output == "text":
             _print_endpoint(endpoint, ns, False)
         elif output == "name":
-            click.echo(f"service/{names['Service']}")
+            echo(f"service/{names['Service']}")
         results.append(
             {
                 "namespace": ns,
@@ -491,17 +493,15 @@ def status(
     elif output == "name":
         for result in results:
             for obj in result["objects"]:
-                click.echo(obj)
+                echo(obj)
     for result in results if output == "text" else []:
-        click.echo(f"namespace: {result['namespace']}")
-        click.echo(f"  objects: {', '.join(result['objects'])}")
-        click.echo(
-            f"  ready:   {result['ready']} ({'rolled out' if result['rolledOut'] else 'rolling'})"
-        )
-        click.echo(f"  url:     {result['url']}")
+        echo(f"namespace: {result['namespace']}")
+        echo(f"  objects: {', '.join(result['objects'])}")
+        echo(f"  ready:   {result['ready']} ({'rolled out' if result['rolledOut'] else 'rolling'})")
+        echo(f"  url:     {result['url']}")
         if result["matchesLocalJwks"] is not None:
             verdict = "matches" if result["matchesLocalJwks"] else "DIFFERS from"
-            click.echo(f"  jwks:    live ConfigMap {verdict} {jwks}")
+            echo(f"  jwks:    live ConfigMap {verdict} {jwks}")
     behind = [r["namespace"] for r in results if not r["rolledOut"]]
     differs = [r["namespace"] for r in results if r["matchesLocalJwks"] is False]
     if behind or differs:
@@ -573,9 +573,9 @@ def delete(
         for kind, object_name, outcome in outcomes:
             results.append({"namespace": ns, "kind": kind, "name": object_name, "outcome": outcome})
             if output == "text":
-                click.echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
+                echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
             elif output == "name" and outcome != "not found":
-                click.echo(f"{kind.lower()}/{object_name}")
+                echo(f"{kind.lower()}/{object_name}")
     if output in ("json", "yaml"):
         print_data(results, output)
     failure = delete_error(deleted)
@@ -673,18 +673,18 @@ def diff_command(**flags: Any) -> None:
     cluster.field_manager = field_manager
     diffs = _diffs(cluster, rendered.objects, settings.name, recreate, force)
     for warning in cluster.warnings:
-        click.echo(f"warning: the API server says: {warning}", err=True)
+        echo(f"warning: the API server says: {warning}", err=True)
     if output == "json":
         import json
 
-        click.echo(json.dumps([d.as_dict() for d in diffs], indent=2))
+        echo(json.dumps([d.as_dict() for d in diffs], indent=2), data="json")
     else:
         for verdict in diffs:
             if verdict.changes:
-                click.echo(verdict.diff, nl=False)
+                echo(verdict.diff, nl=False)
     if any(d.changes for d in diffs):
         raise Differences(summary(diffs))
-    click.echo(summary(diffs), err=True)
+    echo(summary(diffs), err=True)
 
 
 # What apply and delete print while they run: objects as they land, rollout progress (one
@@ -713,11 +713,11 @@ class ApplyPrinter:
     def _echo(self, text: str) -> None:
         with self.lock:
             self._close_line()
-            click.echo(text, err=True)
+            echo(text, err=True)
 
     def _close_line(self) -> None:
         if self._line_open:
-            click.echo("\r\033[K", err=True, nl=False, color=True)
+            echo_status(None)
             self._line_open = False
 
     def plan(self, plan: Any) -> None:
@@ -749,15 +749,15 @@ class ApplyPrinter:
             line = printable(line)
             final = verdict.done or verdict.failed
             if not self.tty:
-                click.echo(line, err=True)
+                echo(line, err=True)
                 return
             self._close_line()
             if final:
-                click.echo(line, err=True)
+                echo(line, err=True)
             if self.multi:
                 line = self._summary()
             if not final or self.multi:
-                click.echo(f"\r{line}\033[K", err=True, nl=False, color=True)
+                echo_status(line)
                 self._line_open = True
 
     def _summary(self) -> str:
@@ -796,13 +796,13 @@ def run_apply(cluster: Any, options: ApplyOptions, output: str) -> ApplyResult:
         if item.down_since is None or item.error is not None:
             continue
         if item.down_for is not None:
-            click.echo(
+            echo(
                 f"{item.namespace}: the endpoint was down for about {item.down_for:.0f}s "
                 "(--recreate: from the deletion to the new pods being ready).",
                 err=True,
             )
         else:
-            click.echo(
+            echo(
                 f"{item.namespace}: the endpoint is down until the new pods are ready "
                 f"(--recreate); `jwksdeploy status -n {item.namespace}` shows when.",
                 err=True,

@@ -10,7 +10,31 @@ from typing import Any, TypeVar
 
 import click
 
+from ..errors import terminal_text
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True, data: str | None = None) -> None:
+    """The one way a command prints. Text for people has its terminal control characters
+    shown escaped (a kid, a file name or a node name may hold ESC or BEL). `data` ("json",
+    "yaml") is a document for scripts, printed as its serializer escaped it; JSON written
+    with ensure_ascii=False still gets DEL and C1 as \\u escapes, which mean the same."""
+    if data == "json":
+        text = _JSON_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    elif data is None:
+        text = terminal_text(text)
+    click.echo(text, err=err, nl=nl)
+
+
+_JSON_CONTROLS = re.compile(r"[\x7f-\x9f]")  # JSON escapes C0 itself; these only sit in strings
+
+
+def echo_status(line: str | None) -> None:
+    """On a terminal: rewrite the one status line in place (None: erase it)."""
+    shown = "" if line is None else terminal_text(line)
+    click.echo(f"\r{shown}\033[K", err=True, nl=False, color=True)
+
 
 # The key files `jwks generate` writes and the other key commands and `serve` read by default.
 DEFAULT_PUBLIC = "jwks.json"
@@ -233,7 +257,7 @@ def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout
 
     cluster = connect(kubeconfig, context, request_timeout)
     if cluster.insecure:
-        click.echo(
+        echo(
             f"warning: the kubeconfig sets insecure-skip-tls-verify for {cluster.server}: its "
             "certificate is not checked, so anyone on the network path can pose as the API "
             "server and read the credentials sent to it. Set certificate-authority instead.",

@@ -12,6 +12,7 @@ import click
 from .common import (
     F,
     dry_run_option,
+    echo,
     resolve_url,
     stack_options,
     url_lookup_options,
@@ -54,7 +55,7 @@ def record_cache_window(
     try:
         recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
     except JwksDeployError as exc:
-        click.echo(
+        echo(
             f"warning: {namespace}: the gateway's cache window of {text} was not recorded: "
             f"{exc} Pass `--cache-window {config.cache_window_text}` to `jwksdeploy "
             "rotate` (or more, if another gateway caches longer).",
@@ -62,14 +63,14 @@ def record_cache_window(
         )
         return
     if not recorded:
-        click.echo(
+        echo(
             f"note: {namespace}: the gateway's cache window of {text} was not recorded: there is "
             f"no ConfigMap {configmap!r} yet{' (dry run)' if dry_run else ''}.",
             err=True,
         )
         return
     would = "would record" if dry_run else "recorded"
-    click.echo(
+    echo(
         f"{namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: {key} "
         f"caches the key set for {text}, on configmap/{configmap}",
         err=True,
@@ -336,7 +337,7 @@ def gateway_command(
     name_flag = "--provider-name" if provider_name else "--name"
     config = build_gateway(provider, name, url, params, name_flag)
     for warning in config.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
     if namespace is not None and record and dry_run != "client":
         from ..cluster import connect
@@ -361,7 +362,7 @@ def _say_unrecorded(config: Any) -> None:
 
     window = config.cache_window_text  # exact: a rounded-down window is unsafe for rotate
     if config.cache_window > DEFAULT_CACHE_WINDOW:
-        click.echo(
+        echo(
             f"warning: this configuration caches the key set for {window} "
             f"({config.cache_window_why}), longer than the 20m `jwksdeploy rotate` assumes; "
             "nothing was recorded (no cluster: -n NS records it), so pass "
@@ -369,7 +370,7 @@ def _say_unrecorded(config: Any) -> None:
             err=True,
         )
     else:
-        click.echo(
+        echo(
             f"note: the cache window ({window}, {config.cache_window_why}) was not recorded (no "
             f"cluster; -n NS records it): `jwksdeploy rotate` waits 20m unless you pass "
             f"--cache-window {window}.",
@@ -429,12 +430,12 @@ def print_gateway(
         files = output_files(config, provider)
         written = write_tree(output_dir, files, f"gateway {provider}", force)
         for note in written.notes(output_dir):
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
+            echo(f"note: {note}", err=True)
+        echo(f"wrote {len(files)} file(s) under {output_dir}", err=True)
     elif output == "json":
-        click.echo(to_json(config, provider), nl=False)
+        echo(to_json(config, provider), nl=False, data="json")
     else:
-        click.echo(to_yaml(config), nl=False)
+        echo(to_yaml(config), nl=False, data="yaml")
 
 
 def client_dry_run_gateways(
@@ -478,8 +479,8 @@ def print_client_dry_run_gateways(
     """What a real apply prints of the gateway, after the objects of a client dry run: the
     URL and warnings on stderr, the configuration on stdout (-o json: in the List already)."""
     for namespace, how, config in gateways:
-        click.echo(f"{namespace}: JWKS URL {config.url} ({how}; dry run: client)", err=True)
+        echo(f"{namespace}: JWKS URL {config.url} ({how}; dry run: client)", err=True)
         for warning in config.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            echo(f"warning: {warning}", err=True)
         if output in ("text", "yaml"):
             print_gateway(config, provider, "yaml", None)

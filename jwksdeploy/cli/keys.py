@@ -18,6 +18,7 @@ from .common import (
     DEFAULT_PRIVATE,
     DEFAULT_PUBLIC,
     SuggestingGroup,
+    echo,
     resolve_url,
     stack_options,
     url_lookup_options,
@@ -97,11 +98,11 @@ def _write_sets(
         outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
     write_files(outputs, force)
     if public_path == "-":
-        click.echo(to_json(public), nl=False)
+        echo(to_json(public), nl=False, data="json")
 
 
 def _oct_notice(public_path: str) -> None:
-    click.echo(
+    echo(
         f"warning: oct keys are shared secrets: {public_path} holds the same secret as the private "
         "set and is written with mode 0600. Anyone who can fetch the JWKS endpoint can sign "
         "tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
@@ -189,7 +190,7 @@ def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, f
     extra = [record] if record is not None else []
     _write_sets(private, private_path, public, public_path, force, replaces=False, extra=extra)
     shown = "stdout" if public_path == "-" else public_path
-    click.echo(
+    echo(
         f"generated {_describe(key)}: private set {private_path} (mode 0600, keep it secret), "
         f"public JWKS {shown}",
         err=True,
@@ -245,10 +246,10 @@ def _rotate(
         )
     kept = {k.get("kid") for k in private["keys"]}
     dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
-    click.echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
+    echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
     if dropped:
-        click.echo(f"dropped the oldest: {', '.join(json.dumps(d) for d in dropped)}", err=True)
-    click.echo(
+        echo(f"dropped the oldest: {', '.join(json.dumps(d) for d in dropped)}", err=True)
+    echo(
         f"updated {private_path} and {target}; the new key is `next`: `token` keeps signing with "
         f"the active key. Deploy the public set now (`jwksdeploy apply`), then `jwksdeploy rotate "
         f"promote --local --private {private_path}` once gateways can have fetched it. (`jwks "
@@ -383,7 +384,7 @@ def public_command(
     document = parse_key_file(read_input(path, "key file"), f"key file {path!r}")
     _write_sets(None, None, public_set(document, include_symmetric), out, force, replaces=False)
     if out != "-":
-        click.echo(f"wrote the public JWKS {out} ({len(document['keys'])} key(s))", err=True)
+        echo(f"wrote the public JWKS {out} ({len(document['keys'])} key(s))", err=True)
 
 
 @jwks_group.command("check")
@@ -410,7 +411,7 @@ def check_command(legacy_path: str | None, path: str, strict: bool, output: str)
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
     if output == "json":
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "file": path,
@@ -430,10 +431,8 @@ def check_command(legacy_path: str | None, path: str, strict: bool, output: str)
         )
     else:
         for finding in findings:
-            click.echo(str(finding))
-        click.echo(
-            f"{path}: {len(document['keys'])} key(s), {errors} error(s), {warnings} warning(s)"
-        )
+            echo(str(finding))
+        echo(f"{path}: {len(document['keys'])} key(s), {errors} error(s), {warnings} warning(s)")
     if errors or (strict and warnings):
         what = f"{errors} error(s)" if errors else f"{warnings} warning(s) under --strict"
         raise JwksRejected(
@@ -516,7 +515,7 @@ def token_command(
 
     kid = signing_kid(key_path, document, kid, allow_next)
     key = pick_signing_key(document, kid, source)
-    click.echo(sign(key, claims, headers))
+    echo(sign(key, claims, headers))
 
 
 @click.command("verify")
@@ -642,11 +641,11 @@ def verify_command(
             "claims": verified.claims,
         }
     for note in notes:
-        click.echo(note, err=True)
+        echo(note, err=True)
     if output == "json":
-        click.echo(dumps(result, indent=2))
+        echo(dumps(result, indent=2), data="json")
         return
     for line in lines:
-        click.echo(f"ok: {line}")
+        echo(f"ok: {line}")
     if verified is not None:
-        click.echo(dumps(verified.claims, indent=2))
+        echo(dumps(verified.claims, indent=2), data="json")

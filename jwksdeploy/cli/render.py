@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from .common import F, apply_set_values, stack_options, vocab_option
+from .common import F, apply_set_values, echo, stack_options, vocab_option
 
 
 def print_findings(findings: list[Any]) -> None:
     for finding in findings:
-        click.echo(str(finding), err=True)
+        echo(str(finding), err=True)
 
 
 def render_options(command: F) -> F:
@@ -167,12 +167,12 @@ def load_render_inputs(
 def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
     """The namespace when none is given; one line on stderr when a kubeconfig chose it, so
     a CI job's output never silently depends on a file nobody sees."""
-    from ..files import default_namespace, kubeconfig_namespace
+    from ..kubeconfig import default_namespace, namespace_of
 
     namespace = default_namespace(kubeconfig, context)
-    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and kubeconfig_namespace(kubeconfig, context):
+    if not os.environ.get("JWKSDEPLOY_NAMESPACE") and namespace_of(kubeconfig, context):
         which = f"context {context!r}" if context else "the current context"
-        click.echo(
+        echo(
             f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
             "make the output independent of it.",
             err=True,
@@ -219,9 +219,9 @@ def render_command(**params: Any) -> None:
         files = output_files(rendered.objects)
         written = write_tree(output_dir, files, "render", force)
         for note in written.notes(output_dir):
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"wrote {len(files)} files under {output_dir}", err=True)
+            echo(f"note: {note}", err=True)
+        echo(f"wrote {len(files)} files under {output_dir}", err=True)
     elif output == "json":
-        click.echo(to_json_list(rendered.objects), nl=False)
+        echo(to_json_list(rendered.objects), nl=False, data="json")
     else:
-        click.echo(to_yaml_stream(rendered.objects), nl=False)
+        echo(to_yaml_stream(rendered.objects), nl=False, data="yaml")

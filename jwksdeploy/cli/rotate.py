@@ -22,7 +22,14 @@ import click
 from .. import rotation
 from ..errors import InputError
 from ..errors import TooEarly as TooEarlyError
-from .common import DEFAULT_PRIVATE, cluster_options, dry_run_option, stack_options, vocab_option
+from .common import (
+    DEFAULT_PRIVATE,
+    cluster_options,
+    dry_run_option,
+    echo,
+    stack_options,
+    vocab_option,
+)
 from .keys import key_type_options
 from .render import render_options
 
@@ -39,7 +46,7 @@ def clock() -> float:
         assert value is not None
         return value
     # nan compares false (nothing is ever due) and inf true (every step due at once)
-    if not 0 <= seconds < 253402300800:  # 1970 to the end of year 9999, what `when` prints
+    if not 0 <= seconds < rotation.END_OF_CALENDAR:  # what `when` can print
         raise InputError(f"JWKSDEPLOY_NOW {text!r} is not a time between 1970 and 9999.")
     return seconds
 
@@ -388,11 +395,11 @@ def _execute(
 
     def on_applied(obj: Any) -> None:
         suffix = " (dry run)" if server_dry else ""
-        click.echo(f"{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}", err=True)
+        echo(f"{obj.kind.lower()}/{obj.name} {obj.outcome}{suffix}", err=True)
 
     if step.publish:
         for warning in publish(cluster, session.settings, jwks, server_dry, on_applied):
-            click.echo(warning, err=True)
+            echo(warning, err=True)
     # Recorded before the wait, so a rollout that times out leaves a record that matches
     # the served set: `rotate start` again waits for the same key.
     state_text = rotation.to_json(step.state)
@@ -406,7 +413,7 @@ def _execute(
             step.state.active.kid,
             server_dry,
         )
-        click.echo(f"secret/{secret} configured{' (dry run)' if server_dry else ''}", err=True)
+        echo(f"secret/{secret} configured{' (dry run)' if server_dry else ''}", err=True)
     if server_dry:
         return step
     if step.publish:
@@ -434,11 +441,11 @@ def _resume(session: Session) -> rotation.Step:
 
 def _report(session: Session, step: rotation.Step, output: str, dry_run: str) -> None:
     for note in session.notes:
-        click.echo(f"note: {note}", err=True)
+        echo(f"note: {note}", err=True)
     upcoming = rotation.due(step.state)
     would = "would have " if dry_run != "none" else ""
     if output == "json":
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "step": step.name,
@@ -452,11 +459,11 @@ def _report(session: Session, step: rotation.Step, output: str, dry_run: str) ->
             )
         )
         return
-    click.echo(f"{step.name}: {would}{step.summary}")
+    echo(f"{step.name}: {would}{step.summary}")
     for note in step.notes:
-        click.echo(f"  {note}")
+        echo(f"  {note}")
     if dry_run == "none":
-        click.echo(f"next: {_due_text(upcoming)}")
+        echo(f"next: {_due_text(upcoming)}")
 
 
 def _due_json(upcoming: rotation.Due) -> dict[str, Any]:
@@ -645,9 +652,12 @@ def run_command(**params: Any) -> None:
         command(**params)
     except _NothingDue as nothing:
         if params.get("output") == "json":
-            click.echo(json.dumps({"step": None, "next": _due_json(nothing.upcoming)}, indent=2))
+            echo(
+                json.dumps({"step": None, "next": _due_json(nothing.upcoming)}, indent=2),
+                data="json",
+            )
         else:
-            click.echo(f"nothing due; next: {_due_text(nothing.upcoming)}")
+            echo(f"nothing due; next: {_due_text(nothing.upcoming)}")
 
 
 @rotate_group.command("status")
@@ -665,7 +675,7 @@ def status_command(output: str, **params: Any) -> None:
     due_now = upcoming.at is not None and upcoming.at <= session.now
     where = "local files" if session.local else f"{session.namespace}/{session.name}"
     if output == "json":
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "instance": where,
@@ -685,12 +695,12 @@ def status_command(output: str, **params: Any) -> None:
         )
     else:
         for note in session.notes:
-            click.echo(f"note: {note}", err=True)
-        click.echo(
+            echo(f"note: {note}", err=True)
+        echo(
             f"{where}: cache window {rotation.duration_text(state.cache_window)}, max "
             f"token TTL {rotation.duration_text(state.max_token_ttl)}"
         )
-        click.echo(f"  cache window from: {rotation.window_origin_text(state)}")
+        echo(f"  cache window from: {rotation.window_origin_text(state)}")
         for record in state.keys:
             times = ", ".join(
                 f"{name} {rotation.when(value)}"
@@ -701,10 +711,10 @@ def status_command(output: str, **params: Any) -> None:
                 )
                 if value is not None
             )
-            click.echo(f"  {record.kid}  {record.phase}" + (f"  ({times})" if times else ""))
+            echo(f"  {record.kid}  {record.phase}" + (f"  ({times})" if times else ""))
         if session.pending:
-            click.echo("  the local files hold a step the cluster did not get: run any step")
-        click.echo(f"next: {_due_text(upcoming)}" + (" -- due now" if due_now else ""))
+            echo("  the local files hold a step the cluster did not get: run any step")
+        echo(f"next: {_due_text(upcoming)}" + (" -- due now" if due_now else ""))
     if due_now:
         click.get_current_context().exit(STEP_DUE)
 
@@ -724,7 +734,7 @@ def signing_kid(
     chosen = kid if kid is not None else state.active.kid
     warning = rotation.signing_check(state, chosen, clock(), allow_next)
     if warning:
-        click.echo(warning, err=True)
+        echo(warning, err=True)
     return chosen
 
 

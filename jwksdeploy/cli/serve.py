@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .common import DEFAULT_PUBLIC, vocab_option
+from .common import DEFAULT_PUBLIC, echo, vocab_option
 
 
 @click.command("serve")
@@ -114,15 +114,15 @@ def serve_command(
     data = read_input(path, "JWKS file")
     document = parse_jwks(data, f"JWKS file {path!r}")
     for warning in enforce(lint_jwks(document), strict=False):
-        click.echo(str(warning), err=True)
+        echo(str(warning), err=True)
     server = bind(
         listen, port, data, document, sys.stderr, limits, access_log, reuse_port=workers > 1
     )
     host, bound = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
+    echo(f"serving {path} on http://{shown}:{bound}/jwks (Ctrl-C to stop)", err=True)
     run_until_signalled(server, workers)
-    click.echo("stopped", err=True)
+    echo("stopped", err=True)
 
 
 def _connection_timeout(text: str, flag: str) -> float:
