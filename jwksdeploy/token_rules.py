@@ -110,7 +110,7 @@ def _alg(value: Any, ctx: Context) -> Outcome:
 
 def _crit(value: Any, ctx: Context) -> Outcome:
     if value is MISSING:
-        return "not checked", "absent"
+        return "passed", "absent"
     return "failed", (
         f"the token's header lists critical extensions {short(value)} (crit); RFC 7515 "
         "§4.1.11 requires refusing a token whose crit names an extension the verifier does "
@@ -120,7 +120,7 @@ def _crit(value: Any, ctx: Context) -> Outcome:
 
 def _b64(value: Any, ctx: Context) -> Outcome:
     if value is MISSING or value is True:
-        return ("not checked", "absent") if value is MISSING else ("passed", "true")
+        return "passed", "absent" if value is MISSING else "true"
     return "failed", (
         f"the token's header sets b64 to {short(value)} (RFC 7797, an unencoded payload): "
         "Envoy reads the payload as base64url anyway, other verifiers do not, so the token "

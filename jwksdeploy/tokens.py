@@ -195,6 +195,26 @@ class TokenReport:
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.verified is not None, "checks": [c.as_json() for c in self.checks]}
 
+    def summary(self) -> str:
+        """Which key verified the token, what was checked, and what was not (and the flag that
+        checks it): a green line must not hide that the issuer was never compared."""
+        if self.verified is None:
+            failed = self.failed
+            return f"token refused: {failed.detail if failed else 'not verified'}"
+        which = (
+            json.dumps(self.verified.kid) if self.verified.kid else f"#{self.verified.key_index}"
+        )
+        shown = {"iss": "issuer", "aud": "audience", "exp": "exp", "nbf": "nbf", "iat": "iat"}
+        checked = ["signature", *(shown[n] for n in self.names("passed") if n in shown)]
+        line = f"token verified by key {which} ({self.verified.alg}): {', '.join(checked)} checked"
+        unchecked = [shown[n] for n in self.names("not checked") if n in ("iss", "aud")]
+        if unchecked:
+            flags = "/".join(f"--{name}" for name in unchecked)
+            line += f"; {' and '.join(unchecked)} not checked: pass {flags}"
+        if "exp" in self.names("not checked"):
+            line += "; the token has no exp, so it never expires"
+        return line
+
 
 def verify(
     token: str,

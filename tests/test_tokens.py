@@ -236,3 +236,53 @@ def test_parse_time_forms() -> None:
     assert tokens.parse_time("1767225600", 1000, "--nbf") == 1767225600
     with pytest.raises(InputError):
         tokens.parse_time("1h ago", 1000, "--nbf")
+
+
+def test_verify_offline_against_a_file_says_what_it_did_not_check(
+    es256: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    public, private, _ = es256
+    token = mint(private, "--issuer", "me", "--audience", "api")
+    result = run("verify", "--jwks", str(public), "--token", token)
+    assert result.exit_code == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert first == f'ok: {public} holds 1 key(s): "current"'
+    assert second == (
+        'ok: token verified by key "current" (ES256): signature, exp, iat checked; issuer and '
+        "audience not checked: pass --issuer/--audience"
+    )
+    full = run(
+        "verify", "--jwks", str(public), "--token", token, "--issuer", "me", "--audience", "api"
+    )
+    assert full.exit_code == 0 and "not checked" not in full.stdout
+    assert "signature, issuer, exp, iat, audience checked" in full.stdout
+    forever = tokens.sign(es256[2]["keys"][0], {"sub": "x"}, {})
+    lasting = run("verify", "--jwks", str(public), "--token", forever, "--issuer", "x")
+    assert lasting.exit_code == 11  # no iss at all, but --issuer was given
+    lasting = run("verify", "--jwks", str(public), "--token", forever)
+    assert "; the token has no exp, so it never expires" in lasting.stdout
+
+
+def test_verify_reports_passed_checks_and_the_failed_one_as_json(
+    es256: tuple[Path, Path, dict[str, Any]], served: str
+) -> None:
+    public, private, _ = es256
+    token = mint(private, "--issuer", "me", "--claim", "exp=1000000000")
+    for where in (("--jwks", str(public)), ("--url", served)):
+        result = run("verify", *where, "--token", token, "--issuer", "me", "-o", "json")
+        assert result.exit_code == 11
+        assert result.stderr.startswith("error: the token expired at 2001-09-09T01:46:40Z")
+        report = json.loads(result.stdout)["token"]
+        assert report["ok"] is False
+        statuses = [(c["check"], c["status"]) for c in report["checks"]]
+        assert statuses[-1] == ("exp", "failed")
+        assert ("iss", "passed") in statuses and ("signature", "passed") not in statuses
+        assert token.split(".")[2] not in result.stdout
+    text = run("verify", "--jwks", str(public), "--token", token)
+    assert text.exit_code == 11 and text.stdout == ""
+
+
+def test_verify_offline_needs_a_key_file() -> None:
+    result = run("verify", "--token", "a.b.c")
+    assert result.exit_code == 3
+    assert "--jwks FILE (offline" in result.stderr and "Traceback" not in result.stderr

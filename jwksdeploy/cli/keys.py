@@ -513,7 +513,12 @@ def token_command(
 
 @click.command("verify")
 @url_lookup_options()
-@vocab_option("jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
+@vocab_option(
+    "jwks",
+    "local_path",
+    metavar="FILE",
+    help="Local JWKS the server must serve; without --url/-n, verify --token against it offline.",
+)
 @click.option(
     "--token", metavar="TOKEN", help="A JWT to verify against the served keys ('-': stdin)."
 )
@@ -571,16 +576,17 @@ def verify_command(
     output: str,
 ) -> None:
     """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
-    to a local file, and optionally that a token verifies against it as Envoy would."""
+    to a local file, and optionally that a token verifies against it as Envoy would. Offline,
+    `--jwks FILE --token T` without --url/-n verifies the token against the file."""
     import time
 
-    from ..errors import InputError
+    from ..errors import InputError, VerificationFailed
     from ..files import read_input
     from ..jwks import enforce, lint_jwks, parse_jwks
     from ..probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
     from ..settings import parse_duration
     from ..strictjson import dumps
-    from ..tokens import MAX_TOKEN_CHARS, verify
+    from ..tokens import MAX_TOKEN_CHARS, check_token
 
     seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
@@ -602,6 +608,12 @@ def verify_command(
             "--token, "
             "or drop them."
         )
+    offline = url is None and namespace is None and token is not None
+    if offline and local_path is None:
+        raise InputError(
+            "--token needs keys to verify against: --jwks FILE (offline, e.g. `jwksdeploy "
+            'verify --jwks jwks.json --token "$TOKEN"`), or --url/--namespace for a live server.'
+        )
     local = (
         parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
         if local_path
@@ -609,29 +621,44 @@ def verify_command(
     )
     if local is not None:
         enforce(lint_jwks(local), strict=False)  # a broken local file is not worth comparing
-    example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
-    url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
-    urls = server_urls(url)
-    trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
-    lines = [check_root(fetch(urls.root, seconds, trust))]
-    served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
-    kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
-    lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
-    if local is not None:
-        lines.append(compare_sets(served, local, str(local_path)))
-    # compare_sets raises on a mismatch, so a given file that got here matches.
-    matches = True if local is not None else None
-    result: dict[str, Any] = {"url": urls.jwks, "kids": kids, "matchesLocal": matches}
+    result: dict[str, Any]
+    notes: list[str] = []
+    if offline and local is not None:
+        served = local
+        kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
+        lines = [f"{local_path} holds {len(kids)} key(s): {', '.join(map(json.dumps, kids))}"]
+        result = {"file": local_path, "kids": kids}
+    else:
+        example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
+        url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
+        urls = server_urls(url)
+        trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
+        lines = [check_root(fetch(urls.root, seconds, trust))]
+        served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
+        kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
+        lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
+        if local is not None:
+            lines.append(compare_sets(served, local, str(local_path)))
+        # compare_sets raises on a mismatch, so a given file that got here matches.
+        matches = True if local is not None else None
+        result = {"url": urls.jwks, "kids": kids, "matchesLocal": matches}
     verified = None
     if token:
-        verified = verify(token, served, time.time(), iss, aud, skew)
-        which = json.dumps(verified.kid) if verified.kid else f"#{verified.key_index}"
-        lines.append(f"token verified by key {which} ({verified.alg})")
+        report = check_token(token, served, time.time(), iss, aud, skew)
+        verified = report.verified
+        if verified is None:
+            if output == "json":
+                result["token"] = report.as_json()
+                click.echo(dumps(result, indent=2))
+            failed = report.failed
+            raise VerificationFailed(failed.detail if failed else "the token was not verified.")
+        lines.append(report.summary())
         result["token"] = {
             "kid": verified.kid,
             "alg": verified.alg,
             "header": verified.header,
             "claims": verified.claims,
+            **report.as_json(),
         }
     for note in notes:
         click.echo(note, err=True)
