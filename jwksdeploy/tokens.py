@@ -20,7 +20,7 @@ from .errors import InputError, VerificationFailed
 from .jwks import ALGS_BY_KTY, EC_ALG_BY_CURVE, decode_base64url, key_subject
 from .keys import KTY_BY_ALG, has_private_half
 from .strictjson import dumps
-from .token_rules import Check, Context, check_members, numeric_date, short
+from .token_rules import Check, Context, check_members, numeric_date, short, when
 
 ENVOY_CLOCK_SKEW = 60  # seconds; jwt_authn's default clock_skew_seconds
 MAX_TOKEN_CHARS = 64 * 1024  # above Envoy's default 60 KiB request-header limit
@@ -265,11 +265,7 @@ def check_token(
         return TokenReport(tuple(checks), None)
     alg = str(header["alg"])
     kid = header.get("kid")
-    candidates = [
-        (index, key)
-        for index, key in enumerate(document["keys"])
-        if isinstance(key, dict) and _key_matches(key, alg, kid)
-    ]
+    candidates = matching_keys(document, header)
     if not candidates:
         wanted = f"kid {short(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
         return stop(
@@ -345,6 +341,60 @@ def _decode_parts(parts: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
             )
         decoded.append(value)
     return decoded[0], decoded[1]
+
+
+def matching_keys(document: dict[str, Any], header: dict[str, Any]) -> list[tuple[int, Any]]:
+    """(index, key) of every key Envoy would try for a token with this header."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in KTY_BY_ALG:
+        return []
+    return [
+        (index, key)
+        for index, key in enumerate(document["keys"])
+        if isinstance(key, dict) and _key_matches(key, alg, header.get("kid"))
+    ]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a token says, unverified: `token inspect` prints it (never the signature)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    times: dict[str, dict[str, Any]]  # exp/nbf/iat -> seconds, UTC, relative to now (or why not)
+    matches: list[tuple[int, Any]] | None  # (index, kid) in the given JWKS; None: none given
+
+
+def inspect_token(token: str, now: float, document: dict[str, Any] | None) -> Inspection:
+    """Decode a token (the same strict reader as verify) without checking anything else."""
+    header, claims = _decode_parts(token.strip().split("."))
+    times: dict[str, dict[str, Any]] = {}
+    for name in ("iat", "nbf", "exp"):
+        if name not in claims:
+            continue
+        seconds = numeric_date(name, claims[name])
+        if isinstance(seconds, str):
+            times[name] = {"refused": seconds}
+        else:
+            relative = _relative(name, seconds - now)
+            times[name] = {"seconds": seconds, "utc": when(seconds), "relative": relative}
+    matches = None
+    if document is not None:
+        matches = [(index, key.get("kid")) for index, key in matching_keys(document, header)]
+    return Inspection(header, claims, times, matches)
+
+
+def _relative(name: str, ahead: float) -> str:
+    from .rotation import duration_text
+
+    days, rest = divmod(round(abs(ahead)), 86400)
+    span = f"{days}d{rest // 3600}h" if days >= 2 else duration_text(abs(ahead))
+    future = ahead > 0
+    return {
+        "exp": f"expires in {span}" if future else f"expired {span} ago",
+        "nbf": f"valid in {span}" if future else f"valid since {span} ago",
+        "iat": f"issued {span} in the future" if future else f"issued {span} ago",
+    }[name]
 
 
 def _key_matches(key: dict[str, Any], alg: str, kid: Any) -> bool:

@@ -286,3 +286,64 @@ def test_verify_offline_needs_a_key_file() -> None:
     result = run("verify", "--token", "a.b.c")
     assert result.exit_code == 3
     assert "--jwks FILE (offline" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_token_inspect_prints_unverified_contents_and_times(
+    es256: tuple[Path, Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public, private, _ = es256
+    now = 1_767_225_600  # 2026-01-01T00:00:00Z
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(now))
+    token = mint(
+        private,
+        "--issuer",
+        "me",
+        "--claim",
+        f"iat={now - 18 * 60}",
+        "--claim",
+        f"exp={now + 42 * 60}",
+    )
+    result = run("token", "inspect", token, "--jwks", str(public))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "header (unverified):" and "claims (unverified):" in lines
+    assert "iat: 2025-12-31T23:42:00Z (issued 18m ago)" in lines
+    assert "exp: 2026-01-01T00:42:00Z (expires in 42m)" in lines
+    assert lines[-1] == f'key: "current" in {public} matches the token\'s kid and alg'
+    assert "nothing above is verified" in result.stderr
+    signature = token.split(".")[2]
+    assert signature not in result.stdout + result.stderr
+
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(now + 3 * 3600))
+    decoded = run("token", "decode", "-", "-o", "json", input=token + "\n")
+    assert decoded.exit_code == 0, decoded.stderr
+    data = json.loads(decoded.stdout)
+    assert data["verified"] is False and data["matchingKeys"] is None
+    assert data["header"]["kid"] == "current" and data["claims"]["iss"] == "me"
+    assert data["times"]["exp"] == {
+        "seconds": now + 42 * 60,
+        "utc": "2026-01-01T00:42:00Z",
+        "relative": "expired 2h18m ago",
+    }
+    assert signature not in decoded.stdout
+
+
+def test_token_inspect_names_no_key_and_refuses_what_is_not_a_token(
+    es256: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    public, private, _ = es256
+    stranger = mint(private, "--header", "kid=elsewhere")
+    result = run("token", "inspect", stranger, "--jwks", str(public))
+    assert result.exit_code == 0
+    assert (
+        result.stdout.splitlines()[-1] == f"key: no key in {public} matches the token's kid and alg"
+    )
+    for bad in ("abc", "a.b.c", "e30.e30.e30.e30.e30"):
+        refused = run("token", "inspect", bad)
+        assert refused.exit_code == 3 and refused.stderr.startswith("error: cannot inspect")
+        assert refused.stdout == "" and "Traceback" not in refused.stderr
+    odd = tokens.sign(es256[2]["keys"][0], {"nbf": "soon"}, {})
+    shown = run("token", "inspect", odd).stdout
+    assert 'nbf: the token\'s nbf claim is "soon", not a number of seconds' in shown
+    mixed = run("token", "--issuer", "x", "inspect", stranger)
+    assert mixed.exit_code == 3 and "takes no signing options (got --issuer)" in mixed.stderr

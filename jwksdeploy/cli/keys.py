@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -434,7 +434,21 @@ def check_command(legacy_path: str | None, path: str, strict: bool, output: str)
         )
 
 
-@click.command("token")
+class TokenGroup(SuggestingGroup):
+    """`token` signs when named alone; `token inspect` (alias `decode`) looks inside one."""
+
+    ALIASES: ClassVar[dict[str, str]] = {"decode": "inspect"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.ALIASES.get(cmd_name, cmd_name))
+
+
+@click.group(
+    "token",
+    cls=TokenGroup,
+    invoke_without_command=True,
+    subcommand_metavar="[inspect TOKEN]",
+)
 @vocab_option(
     "private",
     "key_path",
@@ -472,7 +486,9 @@ def check_command(legacy_path: str | None, path: str, strict: bool, output: str)
 @click.option(
     "--header", multiple=True, metavar="K=V", help="Extra JOSE header (JSON if it parses)."
 )
+@click.pass_context
 def token_command(
+    ctx: click.Context,
     key_path: str,
     kid: str | None,
     allow_next: bool,
@@ -487,8 +503,27 @@ def token_command(
     """Sign a test JWT with a private key and print it (stdout holds the token and nothing else).
 
     With a rotation state next to the key set (see `rotate`), only the active key signs by
-    default; a `next` key needs --allow-next, a retired one never signs."""
+    default; a `next` key needs --allow-next, a retired one never signs.
+
+    `jwksdeploy token inspect TOKEN` (or `decode`) prints what a token says, unverified."""
     import time
+
+    if ctx.invoked_subcommand is not None:
+        given = [
+            str(param.opts[0])
+            for param in ctx.command.params
+            if param.name is not None
+            and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            from ..errors import InputError
+
+            raise InputError(
+                f"`token {ctx.invoked_subcommand}` takes no signing options (got "
+                f"{', '.join(given)}). Put its options "
+                "after the subcommand, e.g. `jwksdeploy token inspect TOKEN --jwks jwks.json`."
+            )
+        return
 
     from ..files import read_input
     from ..keys import parse_key_file
@@ -509,6 +544,65 @@ def token_command(
     kid = signing_kid(key_path, document, kid, allow_next)
     key = pick_signing_key(document, kid, source)
     click.echo(sign(key, claims, headers))
+
+
+@token_command.command("inspect")
+@click.argument("token", metavar="TOKEN")
+@vocab_option(
+    "jwks", "local_path", metavar="FILE", help="Name the key in this set that matches the token."
+)
+@vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def token_inspect(token: str, local_path: str | None, output: str) -> None:
+    """Print a token's header and claims, UNVERIFIED, with times in UTC and relative to now.
+    The signature is never printed; `jwksdeploy verify --jwks FILE --token TOKEN` checks it."""
+    from ..errors import InputError, VerificationFailed
+    from ..files import read_input
+    from ..jwks import parse_jwks
+    from ..strictjson import dumps
+    from ..tokens import MAX_TOKEN_CHARS, inspect_token
+    from .rotate import clock
+
+    if token == "-":
+        token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace")
+    if not token.strip():
+        raise InputError("TOKEN is empty (an unset $TOKEN?). Pass the JWT to inspect.")
+    document = (
+        parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
+        if local_path
+        else None
+    )
+    try:
+        seen = inspect_token(token, clock(), document)
+    except VerificationFailed as exc:
+        raise InputError(f"cannot inspect the token: {exc}") from None
+    matches = None
+    if seen.matches is not None:
+        matches = [{"index": index, "kid": kid} for index, kid in seen.matches]
+    if output == "json":
+        result = {"verified": False, "header": seen.header, "claims": seen.claims}
+        click.echo(dumps({**result, "times": seen.times, "matchingKeys": matches}, indent=2))
+        return
+    click.echo("header (unverified):")
+    click.echo(dumps(seen.header, indent=2))
+    click.echo("claims (unverified):")
+    click.echo(dumps(seen.claims, indent=2))
+    for name, time in seen.times.items():
+        shown = time.get("refused") or f"{time['utc']} ({time['relative']})"
+        click.echo(f"{name}: {shown}")
+    if matches is not None:
+        named = ", ".join(
+            json.dumps(m["kid"]) if m["kid"] is not None else f"#{m['index']}" for m in matches
+        )
+        click.echo(
+            f"key: {named} in {local_path} matches the token's kid and alg"
+            if matches
+            else f"key: no key in {local_path} matches the token's kid and alg"
+        )
+    click.echo(
+        "note: nothing above is verified; `jwksdeploy verify --jwks FILE --token TOKEN` checks "
+        "the signature and the claims.",
+        err=True,
+    )
 
 
 @click.command("verify")
