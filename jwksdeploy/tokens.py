@@ -7,19 +7,20 @@ or a token's signature.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InputError, VerificationFailed
 from .jwks import ALGS_BY_KTY, EC_ALG_BY_CURVE, decode_base64url, key_subject
 from .keys import KTY_BY_ALG, has_private_half
 from .strictjson import dumps
+from .token_rules import Check, Context, check_members, numeric_date, short, when
 
 ENVOY_CLOCK_SKEW = 60  # seconds; jwt_authn's default clock_skew_seconds
 MAX_TOKEN_CHARS = 64 * 1024  # above Envoy's default 60 KiB request-header limit
@@ -75,11 +76,9 @@ def build_claims(
     claims.update(extra or {})
     _check_json_text(claims, "a claim")
     for name in ("exp", "nbf", "iat"):
-        if name in claims and not _is_numeric_date(claims[name]):
-            raise InputError(
-                f"the {name} claim is {_short(claims[name])}, not a number of seconds since "
-                f"1970 (NumericDate, RFC 7519). Pass a number, e.g. --claim {name}=1767225600."
-            )
+        problem = numeric_date(name, claims[name]) if name in claims else 0
+        if isinstance(problem, str):
+            raise InputError(f"{problem} Pass a number, e.g. --claim {name}=1767225600.")
     return claims
 
 
@@ -91,15 +90,6 @@ def _check_json_text(value: Any, what: str) -> None:
         check_values(value)
     except StrictJsonError as exc:
         raise InputError(f"{what} is not valid JSON text: {exc.reason}. Fix the value.") from None
-
-
-def _is_numeric_date(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def pick_signing_key(document: dict[str, Any], kid: str | None, source: str) -> dict[str, Any]:
@@ -135,7 +125,7 @@ def signing_alg(key: dict[str, Any], requested: str | None = None) -> str:
     alg = requested or default
     if not isinstance(alg, str) or alg not in ALGS_BY_KTY.get(kty, ()):
         raise InputError(
-            f"alg {_short(alg)} cannot be used with a {kty} key. Use one of "
+            f"alg {short(alg)} cannot be used with a {kty} key. Use one of "
             f"{', '.join(ALGS_BY_KTY.get(kty, ())) or 'nothing: the key type is unknown'}."
         )
     if key.get("alg") and alg != key["alg"]:
@@ -158,7 +148,7 @@ def sign(key: dict[str, Any], claims: dict[str, Any], headers: dict[str, Any]) -
         for name in ("kid", "typ", "cty"):
             if name in header and not isinstance(header[name], str):
                 raise InputError(
-                    f"--header {name} must be a string (RFC 7515), not {_short(header[name])}; "
+                    f"--header {name} must be a string (RFC 7515), not {short(header[name])}; "
                     "a gateway could never match it. Quote it as a JSON string."
                 )
     try:
@@ -188,6 +178,44 @@ class Verified:
     claims: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class TokenReport:
+    """Every check run on a token, in order, up to and including the first that failed."""
+
+    checks: tuple[Check, ...]
+    verified: Verified | None
+
+    @property
+    def failed(self) -> Check | None:
+        return next((c for c in self.checks if c.status == "failed"), None)
+
+    def names(self, status: str) -> list[str]:
+        return [c.name for c in self.checks if c.status == status]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.verified is not None, "checks": [c.as_json() for c in self.checks]}
+
+    def summary(self) -> str:
+        """Which key verified the token, what was checked, and what was not (and the flag that
+        checks it): a green line must not hide that the issuer was never compared."""
+        if self.verified is None:
+            failed = self.failed
+            return f"token refused: {failed.detail if failed else 'not verified'}"
+        which = (
+            json.dumps(self.verified.kid) if self.verified.kid else f"#{self.verified.key_index}"
+        )
+        shown = {"iss": "issuer", "aud": "audience", "exp": "exp", "nbf": "nbf", "iat": "iat"}
+        checked = ["signature", *(shown[n] for n in self.names("passed") if n in shown)]
+        line = f"token verified by key {which} ({self.verified.alg}): {', '.join(checked)} checked"
+        unchecked = [shown[n] for n in self.names("not checked") if n in ("iss", "aud")]
+        if unchecked:
+            flags = "/".join(f"--{name}" for name in unchecked)
+            line += f"; {' and '.join(unchecked)} not checked: pass {flags}"
+        if "exp" in self.names("not checked"):
+            line += "; the token has no exp, so it never expires"
+        return line
+
+
 def verify(
     token: str,
     document: dict[str, Any],
@@ -196,43 +224,88 @@ def verify(
     audiences: tuple[str, ...] = (),
     leeway: int = ENVOY_CLOCK_SKEW,
 ) -> Verified:
-    """Check a token as jwt_authn does: shape, issuer, exp/nbf with leeway, audience, then a
-    key whose kid and alg match, then the signature. Raise VerificationFailed with the reason."""
+    """Check a token as jwt_authn does (see `check_token`); raise VerificationFailed with the
+    reason of the first check that failed."""
+    report = check_token(token, document, now, issuer, audiences, leeway)
+    if report.verified is None:
+        failed = report.failed
+        raise VerificationFailed(failed.detail if failed else "the token was not verified.")
+    return report.verified
+
+
+def check_token(
+    token: str,
+    document: dict[str, Any],
+    now: float,
+    issuer: str | None = None,
+    audiences: tuple[str, ...] = (),
+    leeway: int = ENVOY_CLOCK_SKEW,
+) -> TokenReport:
+    """Shape (three canonical base64url parts of strict JSON), the header and claim table of
+    token_rules, then a key whose kid and alg match, then the signature."""
+    checks: list[Check] = []
+
+    def stop(name: str, detail: str) -> TokenReport:
+        return TokenReport((*checks, Check(name, "failed", detail)), None)
+
     if len(token) > MAX_TOKEN_CHARS:
-        raise VerificationFailed(
+        return stop(
+            "format",
             f"the token is {len(token)} characters, more than the {MAX_TOKEN_CHARS} a gateway "
-            "takes in a header. Pass the compact token only."
+            "takes in a header. Pass the compact token only.",
         )
     parts = token.strip().split(".")
-    header, claims = _decode_parts(parts)
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in KTY_BY_ALG:
-        raise VerificationFailed(
-            f"the token's alg is {_short(alg)}; Envoy accepts only "
-            f'{", ".join(KTY_BY_ALG)} (Envoy: "Jwt header [alg] is not supported").'
-        )
-    _check_claims(claims, now, issuer, audiences, leeway)
+    try:
+        header, claims = _decode_parts(parts)
+    except VerificationFailed as exc:
+        return stop("format", str(exc))
+    checks.append(Check("format", "passed", "three base64url parts; header and claims JSON"))
+    checks.extend(check_members(header, claims, Context(now, leeway, issuer, audiences)))
+    if checks[-1].status == "failed":
+        return TokenReport(tuple(checks), None)
+    alg = str(header["alg"])
     kid = header.get("kid")
-    candidates = [
-        (index, key)
-        for index, key in enumerate(document["keys"])
-        if isinstance(key, dict) and _key_matches(key, str(alg), kid)
-    ]
+    candidates = matching_keys(document, header)
     if not candidates:
-        wanted = f"kid {_short(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
-        raise VerificationFailed(
+        wanted = f"kid {short(kid)} and alg {alg}" if kid is not None else f"alg {alg}"
+        return stop(
+            "key",
             f"no key in the JWKS matches the token's {wanted} (Envoy: \"Jwks doesn't have key "
             'to match kid or alg from Jwt"). Sign with a key from this set, or publish the '
-            "signing key's public half."
+            "signing key's public half.",
         )
-    for index, key in candidates:
-        if _signature_ok(parts, key, str(alg)):
-            return Verified(key.get("kid"), index, str(alg), header, claims)
     names = ", ".join(key_subject(key, index) for index, key in candidates)
-    raise VerificationFailed(
+    checks.append(Check("key", "passed", f"{len(candidates)} candidate(s): {names}"))
+    try:
+        signature = _canonical_base64url(parts[2], "signature")
+    except VerificationFailed as exc:
+        return stop("signature", str(exc))
+    for index, key in candidates:
+        if _signature_ok(parts, signature, key, alg):
+            checks.append(Check("signature", "passed", f"verified by {key_subject(key, index)}"))
+            return TokenReport(tuple(checks), Verified(key.get("kid"), index, alg, header, claims))
+    return stop(
+        "signature",
         f'the signature does not verify with {names} (Envoy: "Jwt verification fails"). The '
-        "token was altered, or signed by a different key with the same kid."
+        "token was altered, or signed by a different key with the same kid.",
     )
+
+
+def _canonical_base64url(part: str, name: str) -> bytes:
+    """RFC 7515 §2 base64url without padding, in its one canonical spelling: a last character
+    whose unused bits are set decodes to the same bytes, so a token could be re-spelled
+    without its signature changing (a malleable token)."""
+    try:
+        data = decode_base64url(part)
+    except ValueError:
+        data = None
+    if data is None or base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != part:
+        raise VerificationFailed(
+            f"the token's {name} is not canonical base64url (RFC 7515 §2: the URL-safe "
+            "alphabet, no padding, no unused bits set in the last character). Pass the token "
+            "exactly as it was minted."
+        )
+    return data
 
 
 def _decode_parts(parts: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -250,13 +323,17 @@ def _decode_parts(parts: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
     decoded: list[dict[str, Any]] = []
     for name, part in zip(("header", "payload"), parts[:2], strict=True):
-        reason = "not a JSON object"
+        value, reason = None, "not a JSON object"
         try:
-            value = parse_bytes(decode_base64url(part))
-        except StrictJsonError as exc:
-            value, reason = None, exc.reason
+            raw = decode_base64url(part)
         except ValueError:
-            value, reason = None, "not base64url"
+            raw, reason = None, "not base64url"
+        if raw is not None:
+            _canonical_base64url(part, name)
+            try:
+                value = parse_bytes(raw)
+            except StrictJsonError as exc:
+                reason = exc.reason
         if not isinstance(value, dict):
             raise VerificationFailed(
                 f"the token's {name} is not base64url-encoded strict JSON object text "
@@ -266,59 +343,58 @@ def _decode_parts(parts: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return decoded[0], decoded[1]
 
 
-def _when(epoch: float) -> str:
-    try:
-        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"{epoch:g} (seconds since 1970, outside the calendar)"
+def matching_keys(document: dict[str, Any], header: dict[str, Any]) -> list[tuple[int, Any]]:
+    """(index, key) of every key Envoy would try for a token with this header."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in KTY_BY_ALG:
+        return []
+    return [
+        (index, key)
+        for index, key in enumerate(document["keys"])
+        if isinstance(key, dict) and _key_matches(key, alg, header.get("kid"))
+    ]
 
 
-def _number(claims: dict[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise VerificationFailed(
-            f"the token's {name} claim is {_short(value)}, not a number of seconds since "
-            "1970 (NumericDate, RFC 7519 §2)."
-        )
-    return float(value)
+@dataclass(frozen=True)
+class Inspection:
+    """What a token says, unverified: `token inspect` prints it (never the signature)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    times: dict[str, dict[str, Any]]  # exp/nbf/iat -> seconds, UTC, relative to now (or why not)
+    matches: list[tuple[int, Any]] | None  # (index, kid) in the given JWKS; None: none given
 
 
-def _check_claims(
-    claims: dict[str, Any],
-    now: float,
-    issuer: str | None,
-    audiences: tuple[str, ...],
-    leeway: int,
-) -> None:
-    if issuer is not None and claims.get("iss") != issuer:
-        raise VerificationFailed(
-            f"the token's issuer is {_short(claims.get('iss'))}, not {json.dumps(issuer)} "
-            '(Envoy: "Jwt issuer is not configured"). Mint it with --iss '
-            f"{json.dumps(issuer)}, or fix --iss."
-        )
-    expires = _number(claims, "exp")
-    if expires is not None and now > expires + leeway:
-        raise VerificationFailed(
-            f"the token expired at {_when(expires)} ({int(now - expires)}s ago, beyond the "
-            f'{leeway}s leeway) (Envoy: "Jwt is expired"). Mint a new one.'
-        )
-    not_before = _number(claims, "nbf")
-    if not_before is not None and not_before > now + leeway:
-        raise VerificationFailed(
-            f"the token is not valid before {_when(not_before)} ({int(not_before - now)}s from "
-            f'now, beyond the {leeway}s leeway) (Envoy: "Jwt not yet valid").'
-        )
-    if audiences:
-        token_aud = claims.get("aud")
-        listed = token_aud if isinstance(token_aud, list) else [token_aud]
-        if not set(audiences) & {a for a in listed if isinstance(a, str)}:
-            raise VerificationFailed(
-                f"the token's audience {_short(token_aud)} is none of "
-                f'{", ".join(json.dumps(a) for a in audiences)} (Envoy: "Audiences in Jwt are '
-                'not allowed"). Mint it with a matching --aud.'
-            )
+def inspect_token(token: str, now: float, document: dict[str, Any] | None) -> Inspection:
+    """Decode a token (the same strict reader as verify) without checking anything else."""
+    header, claims = _decode_parts(token.strip().split("."))
+    times: dict[str, dict[str, Any]] = {}
+    for name in ("iat", "nbf", "exp"):
+        if name not in claims:
+            continue
+        seconds = numeric_date(name, claims[name])
+        if isinstance(seconds, str):
+            times[name] = {"refused": seconds}
+        else:
+            relative = _relative(name, seconds - now)
+            times[name] = {"seconds": seconds, "utc": when(seconds), "relative": relative}
+    matches = None
+    if document is not None:
+        matches = [(index, key.get("kid")) for index, key in matching_keys(document, header)]
+    return Inspection(header, claims, times, matches)
+
+
+def _relative(name: str, ahead: float) -> str:
+    from .rotation import duration_text
+
+    days, rest = divmod(round(abs(ahead)), 86400)
+    span = f"{days}d{rest // 3600}h" if days >= 2 else duration_text(abs(ahead))
+    future = ahead > 0
+    return {
+        "exp": f"expires in {span}" if future else f"expired {span} ago",
+        "nbf": f"valid in {span}" if future else f"valid since {span} ago",
+        "iat": f"issued {span} in the future" if future else f"issued {span} ago",
+    }[name]
 
 
 def _key_matches(key: dict[str, Any], alg: str, kid: Any) -> bool:
@@ -331,11 +407,10 @@ def _key_matches(key: dict[str, Any], alg: str, kid: Any) -> bool:
     return key.get("kty") == KTY_BY_ALG[alg]
 
 
-def _signature_ok(parts: list[str], key: dict[str, Any], alg: str) -> bool:
+def _signature_ok(parts: list[str], signature: bytes, key: dict[str, Any], alg: str) -> bool:
     """joserfc's algorithm checks the signature; the token's parts were already parsed."""
     try:
         imported, model = _prepared_key(key, alg)
-        signature = decode_base64url(parts[2])
         return bool(model.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature, imported))
     except (_jose().JoseError, *KEY_ERRORS):
         return False  # a key joserfc cannot import verifies nothing, as in Envoy

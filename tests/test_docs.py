@@ -61,6 +61,8 @@ def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
     for name in group.list_commands(context):
         command = group.get_command(context, name)
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # `token` signs by itself, `token inspect` too
+                found.append((f"{prefix}{name}", command))
             found.extend(_commands(command, f"{prefix}{name} "))
         else:
             found.append((f"{prefix}{name}", command))

@@ -236,3 +236,114 @@ def test_parse_time_forms() -> None:
     assert tokens.parse_time("1767225600", 1000, "--nbf") == 1767225600
     with pytest.raises(InputError):
         tokens.parse_time("1h ago", 1000, "--nbf")
+
+
+def test_verify_offline_against_a_file_says_what_it_did_not_check(
+    es256: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    public, private, _ = es256
+    token = mint(private, "--issuer", "me", "--audience", "api")
+    result = run("verify", "--jwks", str(public), "--token", token)
+    assert result.exit_code == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert first == f'ok: {public} holds 1 key(s): "current"'
+    assert second == (
+        'ok: token verified by key "current" (ES256): signature, exp, iat checked; issuer and '
+        "audience not checked: pass --issuer/--audience"
+    )
+    full = run(
+        "verify", "--jwks", str(public), "--token", token, "--issuer", "me", "--audience", "api"
+    )
+    assert full.exit_code == 0 and "not checked" not in full.stdout
+    assert "signature, issuer, exp, iat, audience checked" in full.stdout
+    forever = tokens.sign(es256[2]["keys"][0], {"sub": "x"}, {})
+    lasting = run("verify", "--jwks", str(public), "--token", forever, "--issuer", "x")
+    assert lasting.exit_code == 11  # no iss at all, but --issuer was given
+    lasting = run("verify", "--jwks", str(public), "--token", forever)
+    assert "; the token has no exp, so it never expires" in lasting.stdout
+
+
+def test_verify_reports_passed_checks_and_the_failed_one_as_json(
+    es256: tuple[Path, Path, dict[str, Any]], served: str
+) -> None:
+    public, private, _ = es256
+    token = mint(private, "--issuer", "me", "--claim", "exp=1000000000")
+    for where in (("--jwks", str(public)), ("--url", served)):
+        result = run("verify", *where, "--token", token, "--issuer", "me", "-o", "json")
+        assert result.exit_code == 11
+        assert result.stderr.startswith("error: the token expired at 2001-09-09T01:46:40Z")
+        report = json.loads(result.stdout)["token"]
+        assert report["ok"] is False
+        statuses = [(c["check"], c["status"]) for c in report["checks"]]
+        assert statuses[-1] == ("exp", "failed")
+        assert ("iss", "passed") in statuses and ("signature", "passed") not in statuses
+        assert token.split(".")[2] not in result.stdout
+    text = run("verify", "--jwks", str(public), "--token", token)
+    assert text.exit_code == 11 and text.stdout == ""
+
+
+def test_verify_offline_needs_a_key_file() -> None:
+    result = run("verify", "--token", "a.b.c")
+    assert result.exit_code == 3
+    assert "--jwks FILE (offline" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_token_inspect_prints_unverified_contents_and_times(
+    es256: tuple[Path, Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public, private, _ = es256
+    now = 1_767_225_600  # 2026-01-01T00:00:00Z
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(now))
+    token = mint(
+        private,
+        "--issuer",
+        "me",
+        "--claim",
+        f"iat={now - 18 * 60}",
+        "--claim",
+        f"exp={now + 42 * 60}",
+    )
+    result = run("token", "inspect", token, "--jwks", str(public))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "header (unverified):" and "claims (unverified):" in lines
+    assert "iat: 2025-12-31T23:42:00Z (issued 18m ago)" in lines
+    assert "exp: 2026-01-01T00:42:00Z (expires in 42m)" in lines
+    assert lines[-1] == f'key: "current" in {public} matches the token\'s kid and alg'
+    assert "nothing above is verified" in result.stderr
+    signature = token.split(".")[2]
+    assert signature not in result.stdout + result.stderr
+
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(now + 3 * 3600))
+    decoded = run("token", "decode", "-", "-o", "json", input=token + "\n")
+    assert decoded.exit_code == 0, decoded.stderr
+    data = json.loads(decoded.stdout)
+    assert data["verified"] is False and data["matchingKeys"] is None
+    assert data["header"]["kid"] == "current" and data["claims"]["iss"] == "me"
+    assert data["times"]["exp"] == {
+        "seconds": now + 42 * 60,
+        "utc": "2026-01-01T00:42:00Z",
+        "relative": "expired 2h18m ago",
+    }
+    assert signature not in decoded.stdout
+
+
+def test_token_inspect_names_no_key_and_refuses_what_is_not_a_token(
+    es256: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    public, private, _ = es256
+    stranger = mint(private, "--header", "kid=elsewhere")
+    result = run("token", "inspect", stranger, "--jwks", str(public))
+    assert result.exit_code == 0
+    assert (
+        result.stdout.splitlines()[-1] == f"key: no key in {public} matches the token's kid and alg"
+    )
+    for bad in ("abc", "a.b.c", "e30.e30.e30.e30.e30"):
+        refused = run("token", "inspect", bad)
+        assert refused.exit_code == 3 and refused.stderr.startswith("error: cannot inspect")
+        assert refused.stdout == "" and "Traceback" not in refused.stderr
+    odd = tokens.sign(es256[2]["keys"][0], {"nbf": "soon"}, {})
+    shown = run("token", "inspect", odd).stdout
+    assert 'nbf: the token\'s nbf claim is "soon", not a number of seconds' in shown
+    mixed = run("token", "--issuer", "x", "inspect", stranger)
+    assert mixed.exit_code == 3 and "takes no signing options (got --issuer)" in mixed.stderr

@@ -26,6 +26,8 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
         command = group.get_command(context, name)
         assert command is not None, name
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # `token` signs by itself, `token inspect` too
+                found.append((f"{prefix}{name}", command))
             found.extend(_commands(command, f"{prefix}{name} "))
         else:
             found.append((f"{prefix}{name}", command))

@@ -1,6 +1,6 @@
 """The command line: parse flags, build settings, call one function, print. Nothing else.
 
-One module per command family (render, cluster, gateway, keys, serve, rotate), each imported
+One module per command family (render, cluster, gateway, keys, tokens, serve, rotate), each imported
 only when its commands are named. Errors from the core arrive as JwksDeployError and become a
 message and an exit code in exactly one place, `_Cli.invoke`.
 """
@@ -29,9 +29,9 @@ LAZY_COMMANDS = {
     "rotate": ("rotate", "rotate_group"),
     "serve": ("serve", "serve_command"),
     "status": ("cluster", "status"),
-    "token": ("keys", "token_command"),
+    "token": ("tokens", "token_command"),
     "url": ("cluster", "url"),
-    "verify": ("keys", "verify_command"),
+    "verify": ("tokens", "verify_command"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Commands for keys and tokens: `jwks generate|rotate|public|check`, `token`, `verify`.
+"""Commands for key sets: `jwks generate|rotate|public|check` (tokens are in cli/tokens.py).
 
 They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
 joserfc and urllib are imported inside the commands that use them.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import click
@@ -19,9 +18,7 @@ from .common import (
     DEFAULT_PUBLIC,
     SuggestingGroup,
     echo,
-    resolve_url,
     stack_options,
-    url_lookup_options,
     vocab_option,
 )
 
@@ -439,213 +436,3 @@ def check_command(legacy_path: str | None, path: str, strict: bool, output: str)
             f"{path} has {what}. Fix the keys listed above; `jwksdeploy jwks public` strips "
             "private members and `jwksdeploy jwks generate` makes a clean key."
         )
-
-
-@click.command("token")
-@vocab_option(
-    "private",
-    "key_path",
-    aliases=("--key",),
-    default=DEFAULT_PRIVATE,
-    show_default=True,
-    metavar="FILE",
-    help="Private JWK or key set.",
-)
-@vocab_option(
-    "kid",
-    metavar="KID",
-    help="Key to sign with.  [default: the active key of `rotate`, else the newest (last)]",
-)
-@click.option(
-    "--allow-next",
-    is_flag=True,
-    help="Sign with a `next` key anyway (gateways that have not fetched it reject the token).",
-)
-@vocab_option("issuer", "iss", aliases=("--iss",), metavar="ISSUER", help="iss claim.")
-@click.option("--sub", metavar="SUBJECT", help="sub claim.")
-@vocab_option(
-    "audience",
-    "aud",
-    aliases=("--aud",),
-    multiple=True,
-    metavar="AUDIENCE",
-    help="aud claim, repeatable.",
-)
-@click.option(
-    "--ttl", default="1h", show_default=True, metavar="DURATION", help="exp = now + DURATION."
-)
-@click.option("--nbf", metavar="TIME", help="nbf claim: now, epoch seconds, or an offset (5m).")
-@click.option("--claim", multiple=True, metavar="K=V", help="Extra claim (JSON if it parses).")
-@click.option(
-    "--header", multiple=True, metavar="K=V", help="Extra JOSE header (JSON if it parses)."
-)
-def token_command(
-    key_path: str,
-    kid: str | None,
-    allow_next: bool,
-    iss: str | None,
-    sub: str | None,
-    aud: tuple[str, ...],
-    ttl: str,
-    nbf: str | None,
-    claim: tuple[str, ...],
-    header: tuple[str, ...],
-) -> None:
-    """Sign a test JWT with a private key and print it (stdout holds the token and nothing else).
-
-    With a rotation state next to the key set (see `rotate`), only the active key signs by
-    default; a `next` key needs --allow-next, a retired one never signs."""
-    import time
-
-    from ..files import read_input
-    from ..keys import parse_key_file
-    from ..settings import parse_duration
-    from ..tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
-
-    now = int(time.time())
-    lifetime = parse_duration(ttl, "--ttl")
-    not_before = parse_time(nbf, now, "--nbf") if nbf is not None else None
-    claims = build_claims(
-        now, lifetime, iss, sub, aud, not_before, parse_pairs_json(claim, "--claim")
-    )
-    headers = parse_pairs_json(header, "--header")
-    source = f"key file {key_path!r}"
-    document = parse_key_file(read_input(key_path, "key file"), source)
-    from .rotate import signing_kid
-
-    kid = signing_kid(key_path, document, kid, allow_next)
-    key = pick_signing_key(document, kid, source)
-    echo(sign(key, claims, headers))
-
-
-@click.command("verify")
-@url_lookup_options()
-@vocab_option("jwks", "local_path", metavar="FILE", help="Local JWKS the server must serve.")
-@click.option(
-    "--token", metavar="TOKEN", help="A JWT to verify against the served keys ('-': stdin)."
-)
-@vocab_option(
-    "issuer",
-    "iss",
-    aliases=("--iss",),
-    metavar="ISSUER",
-    help="With --token: the issuer it must carry.",
-)
-@vocab_option(
-    "audience",
-    "aud",
-    aliases=("--aud",),
-    multiple=True,
-    metavar="AUDIENCE",
-    help="With --token: allowed audiences.",
-)
-@click.option(
-    "--leeway",
-    default="60s",
-    show_default=True,
-    metavar="DURATION",
-    help="Clock skew allowed on exp/nbf (Envoy's default).",
-)
-@vocab_option(
-    "request-timeout",
-    "timeout",
-    aliases=("--timeout",),
-    default="5s",
-    show_default=True,
-    metavar="DURATION",
-    help="Each request's timeout, in total however slowly the server answers.",
-)
-@click.option(
-    "--ca-file",
-    metavar="PEM",
-    help="Trust only this CA for an https URL.  [default: the system trust store]",
-)
-@vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def verify_command(
-    url: str | None,
-    namespace: str | None,
-    instance: str,
-    address: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    local_path: str | None,
-    token: str | None,
-    iss: str | None,
-    aud: tuple[str, ...],
-    leeway: str,
-    timeout: str,
-    ca_file: str | None,
-    output: str,
-) -> None:
-    """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
-    to a local file, and optionally that a token verifies against it as Envoy would."""
-    import time
-
-    from ..errors import InputError
-    from ..files import read_input
-    from ..jwks import enforce, lint_jwks, parse_jwks
-    from ..probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
-    from ..settings import parse_duration
-    from ..strictjson import dumps
-    from ..tokens import MAX_TOKEN_CHARS, verify
-
-    seconds = parse_duration(timeout, "--request-timeout")
-    skew = int(parse_duration(leeway, "--leeway"))
-    if token == "-":
-        token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace").strip()
-        if not token:
-            raise InputError(
-                "--token - read no token from stdin. Pipe one in, e.g. "
-                "`jwksdeploy token | jwksdeploy verify --url URL --token -`."
-            )
-    elif token is not None and not token.strip():
-        raise InputError(
-            "--token is empty (an unset $TOKEN?). Pass the JWT to verify, or leave --token out "
-            "to check only the endpoint."
-        )
-    if token is None and (iss is not None or aud):
-        raise InputError(
-            "--issuer and --audience check a token's claims, but no --token was given. Pass "
-            "--token, "
-            "or drop them."
-        )
-    local = (
-        parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
-        if local_path
-        else None
-    )
-    if local is not None:
-        enforce(lint_jwks(local), strict=False)  # a broken local file is not worth comparing
-    example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
-    url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
-    urls = server_urls(url)
-    trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
-    lines = [check_root(fetch(urls.root, seconds, trust))]
-    served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
-    kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
-    lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
-    if local is not None:
-        lines.append(compare_sets(served, local, str(local_path)))
-    # compare_sets raises on a mismatch, so a given file that got here matches.
-    matches = True if local is not None else None
-    result: dict[str, Any] = {"url": urls.jwks, "kids": kids, "matchesLocal": matches}
-    verified = None
-    if token:
-        verified = verify(token, served, time.time(), iss, aud, skew)
-        which = json.dumps(verified.kid) if verified.kid else f"#{verified.key_index}"
-        lines.append(f"token verified by key {which} ({verified.alg})")
-        result["token"] = {
-            "kid": verified.kid,
-            "alg": verified.alg,
-            "header": verified.header,
-            "claims": verified.claims,
-        }
-    for note in notes:
-        echo(note, err=True)
-    if output == "json":
-        echo(dumps(result, indent=2), data="json")
-        return
-    for line in lines:
-        echo(f"ok: {line}")
-    if verified is not None:
-        echo(dumps(verified.claims, indent=2), data="json")
