@@ -20,11 +20,6 @@ ALLOWED = {
     # click's gettext looks up the locale the first time a help text is translated
     "locale",
     "_locale",
-    # click's parser tries `-n` as a long option first, and its NoSuchOption asks difflib for
-    # suggestions before the short option is matched: every render with -n pays for it
-    "difflib",
-    "heapq",
-    "_heapq",
 }
 
 

@@ -574,3 +574,19 @@ def test_yaml_stream_of_many_namespaces_is_each_dumped_alone() -> None:
     expected = "".join(f"---\n{render.dump_yaml(obj)}" for obj in objects)
     assert render.to_yaml_stream(objects) == expected
     assert "namespace: '123'\n" in expected and "namespace: 'null'\n" in expected
+
+
+def test_short_and_long_option_spellings_parse_as_click_parses_them() -> None:
+    """render's parser skips click's did-you-mean detour for `-n`, and nothing else."""
+    jwks = str(EXAMPLES / "jwks.json")
+    result = run("render", "--jwks", jwks, "-nfoo", "-n", "bar", "--namespace=baz", "-n", "qux")
+    assert result.exit_code == 0, result.stderr
+    namespaces = [o["metadata"]["namespace"] for o in objects_of(result.stdout)]
+    assert namespaces == [ns for ns in ("foo", "bar", "baz", "qux") for _ in range(3)]
+    typo = run("render", "--jwks", jwks, "--nmespace", "x")
+    assert typo.exit_code == 2
+    assert "No such option '--nmespace'. (Did you mean one of: '--name', '--namespace'?)" in (
+        typo.stderr
+    )
+    unknown = run("render", "--jwks", jwks, "-q", "x")
+    assert unknown.exit_code == 2 and "No such option '-q'." in unknown.stderr
