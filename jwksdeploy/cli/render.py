@@ -29,7 +29,7 @@ class ShortOptionsCommand(click.Command):
                 raise click.NoSuchOption(opt, message=opt, ctx=ctx)
             match_long(opt, explicit_value, state)
 
-        parser._match_long_opt = match_long_or_fall_through
+        parser._match_long_opt = match_long_or_fall_through  # type: ignore[method-assign]
         return parser
 
 
