@@ -73,3 +73,31 @@ def test_oct_keys_import_no_crypto_library(floor: set[str], tmp_path: Path) -> N
         m for m in modules if m.split(".")[0] in ("joserfc", "cryptography", "_cffi_backend")
     )
     assert crypto == []
+
+
+def test_help_lists_the_commands_without_importing_them() -> None:
+    modules = imported("-m", "jwksdeploy", "--help")
+    ours = sorted(m for m in modules if m.startswith("jwksdeploy."))
+    assert ours == [
+        "jwksdeploy.cli",
+        "jwksdeploy.cli.common",
+        "jwksdeploy.cli.render",
+        "jwksdeploy.errors",
+    ]
+
+
+@pytest.mark.parametrize("limit", [20, 45, 60, 74, 120, 200])
+def test_help_listing_says_what_each_lazy_command_says(limit: int) -> None:
+    import click
+
+    from jwksdeploy.cli import LAZY_COMMANDS, LAZY_HELP, cli
+
+    assert set(LAZY_HELP) == set(LAZY_COMMANDS)
+    ctx = click.Context(cli)
+    for name, text in LAZY_HELP.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and not command.hidden and not command.deprecated
+        stand_in = click.Command(name, help=text)
+        assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), (
+            f"LAZY_HELP[{name!r}] in jwksdeploy/cli/__init__.py no longer matches its docstring"
+        )
