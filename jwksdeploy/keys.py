@@ -1,7 +1,7 @@
 """Key generation, public projection and rotation: JWK dicts in, JWK dicts out. No file I/O.
 
-The cryptography is joserfc's (RFC 7517/7518/7638), imported only when a key is generated,
-so `render` and `--help` never pay for it.
+The cryptography is joserfc's (RFC 7517/7518/7638), imported only when an RSA, EC or OKP key
+is generated, so `render`, `--help` and oct secrets never pay for it.
 """
 
 from __future__ import annotations
@@ -116,8 +116,6 @@ def spec_like(key: dict[str, Any]) -> KeySpec:
 
 def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[str, Any]:
     """A new private JWK with kty, use, alg and kid; kid defaults to the RFC 7638 thumbprint."""
-    from joserfc import jwk
-
     if kid is not None:
         from .settings import check_text
 
@@ -128,11 +126,40 @@ def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[st
             )
         if not check_text("--kid", kid).strip():
             raise InputError("--kid is empty. Give a key ID, or leave --kid out for a thumbprint.")
+    if spec.kty == "oct":
+        members = _oct_members(spec, use)
+        members["kid"] = kid if kid is not None else oct_thumbprint(members["k"])
+        return ordered(members)
+    from joserfc import jwk
+
     size_or_crv: Any = spec.crv if spec.kty in ("EC", "OKP") else spec.size
     key = jwk.generate_key(spec.kty, size_or_crv, {"use": use, "alg": spec.alg})  # type: ignore[call-overload]
     members = dict(key.as_dict(private=True))
     members["kid"] = kid if kid is not None else key.thumbprint()
     return ordered(members)
+
+
+def _oct_members(spec: KeySpec, use: str) -> dict[str, Any]:
+    """A random HMAC secret as a JWK: os.urandom is what joserfc and `secrets` use too, and
+    it spares `jwks generate --kty oct` importing joserfc and cryptography."""
+    import os
+
+    secret = os.urandom((spec.size or 0) // 8)
+    return {"kty": "oct", "use": use, "alg": spec.alg, "k": _base64url(secret)}
+
+
+def oct_thumbprint(k: str) -> str:
+    """RFC 7638: SHA-256 over the required members (k, kty) as compact JSON, sorted keys."""
+    import hashlib
+
+    canonical = json.dumps({"k": k, "kty": "oct"}, separators=(",", ":"), sort_keys=True)
+    return _base64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def _base64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def ordered(key: dict[str, Any]) -> dict[str, Any]:

@@ -327,3 +327,17 @@ def test_the_generated_set_renders_and_the_private_set_does_not(tmp_path: Path) 
 def test_public_set_is_pure_and_refuses_oct_by_default() -> None:
     with pytest.raises(JwksRejected):
         keys.public_set({"keys": [keys.generate(keys.key_spec(alg="HS256"))]})
+
+
+@pytest.mark.parametrize("size", [256, 384, 520, 4096])
+def test_oct_keys_without_joserfc_match_what_joserfc_makes_of_them(size: int) -> None:
+    """The secret is drawn without joserfc, but kid and members stay what joserfc gives."""
+    from joserfc import jwk
+
+    key = keys.generate(keys.key_spec("oct", size))
+    members = {name: value for name, value in key.items() if name != "kid"}
+    theirs = jwk.import_key(members)
+    assert key["kid"] == theirs.thumbprint()
+    assert keys.ordered({**theirs.as_dict(private=True), "kid": key["kid"]}) == key
+    assert list(key) == ["kty", "use", "alg", "kid", "k"]
+    assert len(keys.decode_base64url(key["k"])) == size // 8

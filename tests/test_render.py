@@ -490,3 +490,103 @@ def test_render_and_help_never_import_the_client_or_crypto(args: list[str]) -> N
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_compiled_templates_match_the_sources(tmp_path: Path, update_golden: bool) -> None:
+    """The shipped modules are exactly what this Jinja2 compiles from templates/ today."""
+    shipped = Path(render.compiled_dir())
+    if update_golden:
+        render.compile_templates(str(shipped))
+    render.compile_templates(str(tmp_path))
+    fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.py")}
+    assert {p.name: p.read_bytes() for p in shipped.glob("*.py")} == fresh, (
+        "jwksdeploy/compiled_templates/ is stale: run `python -m jwksdeploy.render`"
+    )
+    assert len(fresh) == len(list((REPO / "templates").glob("*.j2"))) + 1
+
+
+def test_render_loads_compiled_templates_and_compiles_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jinja2
+
+    def no_compiling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a template was compiled at run time")
+
+    render._environment.cache_clear()
+    monkeypatch.setattr(jinja2.Environment, "compile", no_compiling)
+    try:
+        assert isinstance(render._environment().loader, jinja2.ModuleLoader)
+        objects = rendered(replicas=2, server="nginx")
+    finally:
+        render._environment.cache_clear()
+    assert [o["kind"] for o in objects] == [k for k, _ in render.TEMPLATES]
+
+
+def test_another_jinja2_compiles_the_sources_with_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jinja2's generated code is only promised to its own version: any other falls back."""
+    import jinja2
+
+    from jwksdeploy import compiled_templates
+
+    expected = render.to_yaml_stream(rendered(replicas=2, server="nginx"))
+    render._environment.cache_clear()
+    monkeypatch.setattr(compiled_templates, "JINJA2_VERSION", "0.0-another")
+    try:
+        assert isinstance(render._environment().loader, jinja2.FileSystemLoader)
+        assert render.to_yaml_stream(rendered(replicas=2, server="nginx")) == expected
+    finally:
+        render._environment.cache_clear()
+
+
+NAMESPACES = st.one_of(
+    st.sampled_from(["123", "null", "true", "yes", "0x1F", "1e3", "~", "-", "a b", "x\ny", ""]),
+    st.sampled_from([render._NAMESPACE_PLACEHOLDER, "ns-1", "envoy-yang"]),
+    st.text(max_size=8),
+)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), NAMESPACES)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2), NAMESPACES, st.one_of(st.just({}), VALUES)), max_size=8)
+)
+def test_yaml_stream_is_each_object_dumped_alone(docs: list[tuple[int, str, Any]]) -> None:
+    """Reusing one dump per shape never changes a byte, whatever the namespace or values."""
+    bodies = [{"a": 1, "b": "x: y"}, {"a": 1.0, "b": True}, {"b": "x: y", "a": 1}]
+    objects: list[dict[str, Any]] = [
+        {"kind": "K", "metadata": {"name": "n", "namespace": ns}, **bodies[shape], "v": value}
+        for shape, ns, value in docs
+    ]
+    expected = "".join(f"---\n{render.dump_yaml(obj)}" for obj in objects)
+    assert render.to_yaml_stream(objects) == expected
+
+
+def test_yaml_stream_of_many_namespaces_is_each_dumped_alone() -> None:
+    objects = rendered(namespace=[f"ns-{i}" for i in range(5)] + ["123", "null"], replicas=2)
+    expected = "".join(f"---\n{render.dump_yaml(obj)}" for obj in objects)
+    assert render.to_yaml_stream(objects) == expected
+    assert "namespace: '123'\n" in expected and "namespace: 'null'\n" in expected
+
+
+def test_short_and_long_option_spellings_parse_as_click_parses_them() -> None:
+    """render's parser skips click's did-you-mean detour for `-n`, and nothing else."""
+    jwks = str(EXAMPLES / "jwks.json")
+    result = run("render", "--jwks", jwks, "-nfoo", "-n", "bar", "--namespace=baz", "-n", "qux")
+    assert result.exit_code == 0, result.stderr
+    namespaces = [o["metadata"]["namespace"] for o in objects_of(result.stdout)]
+    assert namespaces == [ns for ns in ("foo", "bar", "baz", "qux") for _ in range(3)]
+    typo = run("render", "--jwks", jwks, "--nmespace", "x")
+    assert typo.exit_code == 2
+    assert "No such option '--nmespace'. (Did you mean one of: '--name', '--namespace'?)" in (
+        typo.stderr
+    )
+    unknown = run("render", "--jwks", jwks, "-q", "x")
+    assert unknown.exit_code == 2 and "No such option '-q'." in unknown.stderr

@@ -46,6 +46,21 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         check=True,
     )
     assert "site-packages/jwksdeploy/templates" in probe.stdout
+    # The templates come compiled, and the installed Jinja2 loads them without compiling.
+    loader = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import jwksdeploy.render as r; e = r._environment(); "
+            "print(type(e.loader).__name__, r.compiled_dir())",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loader.stdout.startswith("ModuleLoader "), loader.stdout
+    assert "site-packages/jwksdeploy/compiled_templates" in loader.stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds == ["ConfigMap", "Service", "Deployment"]
     # The key commands' dependency (joserfc) comes with the wheel: generate, sign, check.

@@ -34,14 +34,46 @@ LAZY_COMMANDS = {
     "verify": ("tokens", "verify_command"),
 }
 
+# What `jwksdeploy --help` lists for them, so listing does not import every command module
+# (the rotation and gateway code among them). A test holds these to the commands' own help.
+LAZY_HELP = {
+    "apply": "Apply the rendered objects with server-side apply and print the JWKS URL.",
+    "delete": "Delete the objects jwksdeploy manages (matched by name and managed-by label).",
+    "diff": "Show what `apply` would change: the API server's dry run against the live objects.",
+    "gateway": "Print the gateway's JWT provider configuration, pointed at the deployed JWKS.",
+    "jwks": "Generate, rotate, publish and check key sets.",
+    "rotate": "Rotate signing keys without an outage: start, promote, finish (or `run` from a "
+    "CronJob).",
+    "serve": "Serve a JWKS like the remote-jwks-go image: /jwks, /valid, /healthz, else `success`.",
+    "status": "Show the deployed objects, ready replicas, the URL and whether the live JWKS "
+    "matches.",
+    "token": "Sign a test JWT with a private key and print it (stdout holds the token and "
+    "nothing else).",
+    "url": "Print the JWKS URL of what apply deployed.",
+    "verify": "Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, "
+    "optionally equal to a local file, and optionally that a token verifies against it as "
+    "Envoy would.",
+}
+
 
 class _Cli(SuggestingGroup):
     """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
+
+    listing_help = False
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing_help = True  # click's own layout, over stand-ins that carry LAZY_HELP
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.listing_help = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self.listing_help and cmd_name in LAZY_HELP:
+            return click.Command(cmd_name, help=LAZY_HELP[cmd_name])
         if cmd_name in LAZY_COMMANDS:
             import importlib
 
