@@ -62,6 +62,7 @@ _PATHS = [
         r"(?P<plural>deployments|replicasets|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"
     ),
     re.compile(r"^/api/v1/(?P<plural>namespaces|nodes)(?:/(?P<name>[^/]+))?$"),
+    re.compile(r"^/api/v1/(?P<plural>services|pods)$"),  # lists across namespaces
 ]
 REVISION = "deployment.kubernetes.io/revision"
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
@@ -117,13 +118,33 @@ class Snapshot:
         ]
 
 
+# Lists the API server merges by key (listType=map), not as one atomic value: a Service's
+# ports, keyed by port and protocol, so a nodePort the server allocated is a field of its
+# own, owned by nobody until someone applies it.
+_KEYED_LISTS = {("spec", "ports"): ("port", "protocol")}
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
+def _item_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The FieldsV1 name of one item of a keyed list: k:{"port":8080,"protocol":"TCP"}."""
+    values = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in keys}
+    return "k:" + json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def _matches(item: Any, element: str) -> bool:
+    wanted = json.loads(element[2:])
+    return isinstance(item, dict) and all(
+        item.get(k, _KEY_DEFAULTS.get(k)) == v for k, v in wanted.items()
+    )
+
+
 def _fields_v1(paths: list[tuple[str, ...]]) -> dict[str, Any]:
-    """A FieldsV1 set from field paths (lists are atomic here, as in _leaves)."""
+    """A FieldsV1 set from field paths (lists atomic, as in _leaves, but keyed ones)."""
     out: dict[str, Any] = {}
     for path in paths:
         node = out
         for key in path:
-            node = node.setdefault(f"f:{key}", {})
+            node = node.setdefault(key if key.startswith("k:") else f"f:{key}", {})
     return out
 
 
@@ -134,6 +155,20 @@ def _paths_v1(fields: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
     for key, value in fields.items():
         if key.startswith("f:"):
             out.extend(_paths_v1(value, (*prefix, key[2:])))
+        elif key.startswith("k:"):
+            out.extend(_paths_v1(value, (*prefix, key)))
+    return out
+
+
+def _field_text(path: tuple[str, ...]) -> str:
+    """A field path as the API server names it in a conflict: .spec.ports[port=80,...]."""
+    out = ""
+    for key in path:
+        if key.startswith("k:"):
+            terms = json.loads(key[2:])
+            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in terms.items()) + "]"
+        else:
+            out += "." + key
     return out
 
 
@@ -156,31 +191,70 @@ def _template_hash(deployment: dict[str, Any]) -> str:
 
 
 def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Field paths to values; lists and scalars are atomic (enough for our objects)."""
-    if isinstance(obj, dict) and obj:
+    """Field paths to values; lists and scalars are atomic (enough for our objects), but
+    for the keyed lists, whose items' fields are paths of their own."""
+    keys = _KEYED_LISTS.get(prefix)
+    if keys and isinstance(obj, list) and all(isinstance(i, dict) for i in obj):
         out: dict[tuple[str, ...], Any] = {}
+        for item in obj:
+            element = _item_key(item, keys)
+            full = {**{k: _KEY_DEFAULTS[k] for k in keys if k in _KEY_DEFAULTS}, **item}
+            for name, value in full.items():
+                out.update(_leaves(value, (*prefix, element, name)))
+        return out
+    if isinstance(obj, dict) and obj:
+        out = {}
         for key, value in obj.items():
             out.update(_leaves(value, (*prefix, key)))
         return out
     return {prefix: obj}
 
 
+def _child(target: Any, key: str, create: bool) -> Any:
+    """One step down a path: a map member, or the item of a keyed list."""
+    if key.startswith("k:"):
+        if not isinstance(target, list):
+            return None
+        item = next((i for i in target if _matches(i, key)), None)
+        if item is None and create:
+            item = dict(json.loads(key[2:]))
+            target.append(item)
+        return item
+    return target.get(key) if isinstance(target, dict) else None
+
+
 def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = copy.deepcopy(value)
+    node: Any = target
+    for index, key in enumerate(path[:-1]):
+        if key.startswith("k:"):
+            node = _child(node, key, create=True)
+            continue
+        empty: Any = [] if path[index + 1].startswith("k:") else {}
+        if not isinstance(node.get(key), (dict, list)):
+            node[key] = empty
+        node = node[key]
+    node[path[-1]] = copy.deepcopy(value)
 
 
 def _remove(target: dict[str, Any], path: tuple[str, ...]) -> None:
-    parents = []
+    parents: list[tuple[Any, str]] = []
+    node: Any = target
     for key in path[:-1]:
-        if not isinstance(target.get(key), dict):
+        following = _child(node, key, create=False)
+        if not isinstance(following, dict | list):
             return
-        parents.append((target, key))
-        target = target[key]
-    target.pop(path[-1], None)
+        parents.append((node, key))
+        node = following
+    if not isinstance(node, dict):
+        return
+    node.pop(path[-1], None)
     for parent, key in reversed(parents):
-        if parent[key] == {}:
+        child = _child(parent, key, create=False)
+        if key.startswith("k:"):
+            # An item without its key fields is no item: the list drops it.
+            if not all(k in child for k in json.loads(key[2:]) if k not in _KEY_DEFAULTS):
+                parent.remove(child)
+        elif child in ({}, []):
             del parent[key]
 
 
@@ -418,7 +492,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 fault.status, "InternalError"
             )
             return _status(fault.status, reason, fault.message)
-        plural, namespace, name = match["plural"], match.groupdict().get("ns"), match["name"]
+        plural, namespace, name = match["plural"], match.groupdict().get("ns"), match.groupdict().get("name")
         if method == "GET" and name is None and query.get("watch") in ("1", "true"):
             return await self._watch(raw, plural, namespace, query)
         with self.lock:
@@ -801,7 +875,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     {
                         "reason": "FieldManagerConflict",
                         "message": f'conflict with "{owners[p]}" using {api_version}',
-                        "field": "." + ".".join(p),
+                        "field": _field_text(p),
                     }
                     for p in conflicts
                 ]

@@ -489,9 +489,23 @@ def test_a_selector_a_service_cannot_express_is_refused_with_the_way_out() -> No
 
 def test_a_taken_over_service_keeps_its_node_port() -> None:
     service = _rendered(1)[1]
-    live = {"spec": {"ports": [{"name": "http", "nodePort": 31456}]}}
+    port = service["spec"]["ports"][0]["port"]
+    owned = {
+        "manager": "kubectl-client-side-apply",
+        "operation": "Update",
+        "fieldsV1": {
+            "f:spec": {"f:ports": {f'k:{{"port":{port},"protocol":"TCP"}}': {"f:nodePort": {}}}}
+        },
+    }
+    live = {
+        "metadata": {"managedFields": [owned]},
+        "spec": {"ports": [{"name": "http", "port": port, "nodePort": 31456}]},
+    }
     assert adopt.keep_node_port(service, live)["spec"]["ports"][0]["nodePort"] == 31456
     assert "nodePort" not in service["spec"]["ports"][0]
+    # A nodePort the server allocated is owned by nobody: sending it would take it over.
+    allocated = {**live, "metadata": {"managedFields": []}}
+    assert "nodePort" not in adopt.keep_node_port(service, allocated)["spec"]["ports"][0]
     assert adopt.ownership(None, NAME) == adopt.ABSENT
     assert adopt.ownership({"metadata": {"labels": {"app": NAME}}}, NAME) == adopt.FOREIGN
     ours = {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": NAME}
@@ -541,3 +555,31 @@ def test_apply_with_the_source_selector_adopts_without_keeping_anything(kube: Ku
     deployment = kube.read("Deployment", NAME)
     assert deployment is not None
     assert deployment["spec"]["selector"] == {"matchLabels": {"app": NAME}}
+
+
+@pytest.mark.cluster
+def test_a_taken_over_explicit_node_port_stays_and_the_next_apply_is_unchanged(
+    kube: Kube,
+) -> None:
+    """The source's YAML with its own nodePort: kubectl owns it, the takeover moves it to
+    us, and neither that apply nor the next moves the URL; the next changes nothing."""
+    status, services = kube.call("GET", "/api/v1/services")
+    assert status == 200, services
+    taken = {p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []}
+    port = next(p for p in range(31789, 32768) if p not in taken)
+    for obj in source_objects():
+        if obj["kind"] == "Service":
+            obj["spec"]["ports"][0]["nodePort"] = port
+        kube.kubectl_apply(obj)
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith(f":{port}/jwks")
+    service = kube.read("Service", NAME)
+    assert service is not None and service["spec"]["ports"][0]["nodePort"] == port
+    again = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert again.exit_code == 0, again.stderr
+    assert f"service/{NAME} unchanged" in again.stderr
+    after = kube.read("Service", NAME)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == service["metadata"]["resourceVersion"]
+    assert after["spec"]["ports"][0]["nodePort"] == port

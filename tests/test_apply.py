@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,28 @@ def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[n
     return kube.jwksdeploy(
         "apply", "--jwks", JWKS, "--namespace", kube.namespace, "--no-wait", *args, input=input
     )
+
+
+OBJECTS = (("ConfigMap", "jwks-config"), ("Service", "remote-jwks-go"), ("Deployment", "remote-jwks-go"))
+VOLATILE = ("resourceVersion", "generation", "managedFields")
+
+
+def what_we_write(obj: dict[str, Any]) -> dict[str, Any]:
+    """What an apply of ours can change: spec, data, metadata (without the fields the server
+    and its controllers move) and the managedFields of the object itself, not its status."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in VOLATILE}
+    owned = [m for m in obj["metadata"].get("managedFields") or [] if not m.get("subresource")]
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta, "owned": owned}
+
+
+def free_node_port(kube: Kube) -> int:
+    """A nodePort no Service of the cluster holds (a real cluster has others)."""
+    status, services = kube.call("GET", "/api/v1/services")
+    assert status == 200, services
+    taken = {
+        p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []
+    }
+    return next(p for p in range(31456, 32768) if p not in taken)
 
 
 def claim_configmap(kube: Kube, manager: str) -> None:
@@ -96,14 +119,24 @@ def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path
     assert apply(kube).exit_code == 0
     before = kube.read("Deployment", "remote-jwks-go")
     node_port = kube.read("Service", "remote-jwks-go")["spec"]["ports"][0]["nodePort"]  # type: ignore[index]
-    again = apply(kube)
-    assert again.exit_code == 0, again.stderr
-    for line in (
-        "configmap/jwks-config unchanged",
-        "service/remote-jwks-go unchanged",
-        "deployment/remote-jwks-go unchanged",
-    ):
-        assert line in again.stderr
+    first = {kind: kube.read(kind, name) for kind, name in OBJECTS}
+    for _ in range(2):  # the second apply of the same input, and the third
+        again = apply(kube)
+        assert again.exit_code == 0, again.stderr
+        for line in (
+            "configmap/jwks-config unchanged",
+            "service/remote-jwks-go unchanged",
+            "deployment/remote-jwks-go unchanged",
+        ):
+            assert line in again.stderr
+        for kind, name in OBJECTS:
+            now = kube.read(kind, name)
+            assert now is not None
+            assert what_we_write(now) == what_we_write(first[kind]), kind  # type: ignore[arg-type]
+            if kind != "Deployment":  # its controller writes status, moving it
+                assert now["metadata"]["resourceVersion"] == (
+                    first[kind]["metadata"]["resourceVersion"]  # type: ignore[index]
+                ), kind
     assert again.stdout.strip().endswith(f":{node_port}/jwks")
     rotated = tmp_path / "rotated.json"
     rotated.write_bytes(jwks_bytes(rsa_public(), ec_key(kid="next")))
@@ -122,6 +155,22 @@ def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path
     assert kube.read("ConfigMap", "jwks-config")["data"]["jwks.json"] == rotated.read_text()  # type: ignore[index]
     service = kube.read("Service", "remote-jwks-go")
     assert service is not None and service["spec"]["ports"][0]["nodePort"] == node_port
+
+
+def test_an_explicit_node_port_is_kept_and_a_reapply_is_unchanged(kube: Kube) -> None:
+    port = free_node_port(kube)
+    first = apply(kube, "--node-port", str(port))
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.strip().endswith(f":{port}/jwks")
+    again = apply(kube, "--node-port", str(port))
+    assert again.exit_code == 0, again.stderr
+    assert "service/remote-jwks-go unchanged" in again.stderr
+    # The same input without --node-port: the port we own stays where the gateway points.
+    without = apply(kube)
+    assert without.exit_code == 0, without.stderr
+    assert without.stdout.strip().endswith(f":{port}/jwks")
+    service = kube.read("Service", "remote-jwks-go")
+    assert service is not None and service["spec"]["ports"][0]["nodePort"] == port
 
 
 def test_dry_run_stores_nothing(kube: Kube) -> None:
