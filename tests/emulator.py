@@ -272,6 +272,22 @@ def _status(code: int, reason: str, message: str, **details: Any) -> aiohttp.web
     return aiohttp.web.json_response(body, status=code)
 
 
+def _modified(plural: str, name: str) -> aiohttp.web.Response:
+    """The optimistic-concurrency 409 of a write carrying a stale resourceVersion."""
+    api_version = {**NAMESPACED, **CLUSTER_SCOPED}[plural][0]
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    resource = f"{plural}.{group}" if group else plural
+    return _status(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        name=name,
+        group=group,
+        kind=plural,
+    )
+
+
 class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
     """The fake API server's state and behaviour (see the module docstring)."""
 
@@ -311,6 +327,12 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.pod_owner: dict[tuple[str, str], str] = {}  # (namespace, pod) -> Deployment
             self.token: str | None = "emulator-token"
             self.auto_ready = True
+            # The deployment controller: after each change of a Deployment, it rewrites the
+            # status this many times, each time between a read of the Deployment and the
+            # next write to it, so a write carrying the resourceVersion read gets 409.
+            self.controller_writes = 2
+            self._controller_due: dict[tuple[str | None, str], int] = {}
+            self._read_since_write: set[tuple[str | None, str]] = set()
             self.revision = itertools.count(1000)
             # Watches: every change, in order, as (resourceVersion, type, plural, ns, object).
             self.changes: list[tuple[int, str, str, str | None, dict[str, Any]]] = []
@@ -447,6 +469,41 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         with self.lock:
             return [s for s in self.seen if method is None or s.method == method]
 
+    # --- the deployment controller ------------------------------------------------------------
+
+    def _controller_turn(self, method: str, namespace: str | None, name: str | None) -> None:
+        """A read marks the Deployments it returns; the next write to one of them finds its
+        status rewritten first, while the controller still has writes due."""
+        if method == "GET":
+            self._read_since_write.update(
+                (ns, n)
+                for (p, ns, n) in self.store
+                if p == "deployments" and (name is None or n == name) and ns == namespace
+            )
+            return
+        key = (namespace, name or "")
+        if method not in ("PATCH", "PUT") or key not in self._read_since_write:
+            return
+        self._read_since_write.discard(key)
+        stored = self.store.get(("deployments", namespace, name or ""))
+        if stored is None or self._controller_due.get(key, 0) <= 0:
+            return
+        self._controller_due[key] -= 1
+        status = stored.obj.setdefault("status", {})
+        status["observedGeneration"] = stored.obj["metadata"].get("generation", 1)
+        status.setdefault("replicas", stored.obj["spec"].get("replicas", 1))
+        status["conditions"] = [
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": f'ReplicaSet "{name}" is progressing.',
+                "lastUpdateTime": _now(),
+                "lastTransitionTime": _now(),
+            }
+        ]
+        self._changed("MODIFIED", "deployments", namespace, stored.obj, bump=True)
+
     # --- HTTP -------------------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -496,6 +553,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         if method == "GET" and name is None and query.get("watch") in ("1", "true"):
             return await self._watch(raw, plural, namespace, query)
         with self.lock:
+            if plural == "deployments":
+                self._controller_turn(method, namespace, name)
             return self._serve(method, plural, namespace, name, query, content_type, body)
 
     def _serve(
@@ -769,12 +828,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             meta["namespace"] = namespace
         sent_rv = meta.get("resourceVersion")
         if existing and sent_rv and sent_rv != existing.obj["metadata"].get("resourceVersion"):
-            return _status(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {plural} "{name}": the object has been '
-                "modified; please apply your changes to the latest version and try again",
-            )
+            return _modified(plural, name)
         owners = dict(existing.owners) if existing else {}
         operations = dict(existing.operations) if existing else {}
         sent_managed = meta.pop("managedFields", None)
@@ -860,7 +914,14 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 )
         key = (plural, namespace, name)
         existing = self.store.get(key)
-        applied = {p: v for p, v in _leaves(body).items() if p not in _IDENTITY}
+        sent_rv = body.get("metadata", {}).get("resourceVersion")
+        if sent_rv and existing and sent_rv != existing.obj["metadata"].get("resourceVersion"):
+            return 409, _modified(plural, name)
+        applied = {
+            p: v
+            for p, v in _leaves(body).items()
+            if p not in _IDENTITY and p != ("metadata", "resourceVersion")
+        }
         owners = dict(existing.owners) if existing else {}
         operations = dict(existing.operations) if existing else {}
         if existing:
@@ -991,6 +1052,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.store[(plural, namespace, name)] = _Stored(new, owners, operations)
             self._changed("ADDED" if existing is None else "MODIFIED", plural, namespace, new)
             if plural == "deployments" and namespace:
+                self._controller_due[(namespace, name)] = self.controller_writes
                 self._start_rollout(namespace, new, template_changed)
             self._snapshot(f"{'create' if existing is None else 'update'} {plural}/{name}")
         return aiohttp.web.json_response(new, status=code)

@@ -18,7 +18,7 @@ from jwksdeploy.errors import ClusterRejected
 from jwksdeploy.render import jwks_checksum
 
 from .helpers import EXAMPLES, run
-from .kube import LAST_APPLIED, Kube
+from .kube import LAST_APPLIED, Kube, what_we_write
 
 JWKS = str(EXAMPLES / "jwks-rsa.json")
 NAME = "remote-jwks-go"
@@ -129,12 +129,12 @@ def managers(obj: dict[str, Any]) -> set[str]:
     }
 
 
-def versions(kube: Kube, namespace: str | None = None) -> dict[str, str | None]:
-    out = {}
-    for kind, name in (("ConfigMap", "jwks-config"), ("Service", NAME), ("Deployment", NAME)):
-        obj = kube.read(kind, name, namespace)
-        out[kind] = obj["metadata"]["resourceVersion"] if obj else None
-    return out
+def states(kube: Kube, namespace: str | None = None) -> dict[str, Any]:
+    """What jwksdeploy could have changed of each object (None: absent)."""
+    return {
+        kind: what_we_write(kube.read(kind, name, namespace))
+        for kind, name in (("ConfigMap", "jwks-config"), ("Service", NAME), ("Deployment", NAME))
+    }
 
 
 def writes(kube: Kube) -> list[str]:
@@ -210,12 +210,12 @@ def test_adopting_the_source_yaml_keeps_the_endpoint_up(kube: Kube) -> None:
 @pytest.mark.cluster
 def test_adoption_dry_run_says_what_would_happen_and_changes_nothing(kube: Kube) -> None:
     kubectl_apply_source(kube)
-    before = versions(kube)
+    before = states(kube)
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert f"{kube.namespace}: would adopt configmap/jwks-config" in result.stderr
     assert "configmap/jwks-config configured (dry run)" in result.stderr
-    assert versions(kube) == before
+    assert states(kube) == before
     if kube.emulator is not None:
         assert writes(kube) == []
 
@@ -224,7 +224,7 @@ def test_adoption_dry_run_says_what_would_happen_and_changes_nothing(kube: Kube)
 def test_another_tool_is_refused_before_any_change_naming_it(kube: Kube) -> None:
     for obj in source_objects():
         kube.server_side_apply(obj, "helm")
-    before = versions(kube)
+    before = states(kube)
     if kube.emulator is not None:
         kube.emulator.seen.clear()
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
@@ -233,7 +233,7 @@ def test_another_tool_is_refused_before_any_change_naming_it(kube: Kube) -> None
     assert "Nothing was changed" in result.stderr
     assert "--force-conflicts" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert versions(kube) == before
+    assert states(kube) == before
     if kube.emulator is not None:
         assert writes(kube) == []
     forced = kube.jwksdeploy(
@@ -274,7 +274,7 @@ def test_a_refusal_in_the_third_namespace_changes_nothing_in_the_first_two(
     assert f"Service 'remote-jwks-go' in '{third}'" in result.stderr
     assert "argocd-controller" in result.stderr
     for namespace in (first, second):
-        assert versions(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+        assert states(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
 
 
 @pytest.mark.cluster
@@ -301,7 +301,7 @@ def test_a_dry_run_refusal_in_the_third_namespace_changes_nothing(
     assert "Nothing was changed: a dry run found this before any write." in result.stderr
     assert writes(kube) == []
     for namespace in (first, second, third):
-        assert versions(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+        assert states(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
 
 
 @pytest.mark.cluster
@@ -310,7 +310,7 @@ def test_a_recreate_the_dry_run_refuses_changes_nothing(kube: Kube) -> None:
     """--recreate's deletion is dry-run too: a refusal there leaves everything serving."""
     assert kube.emulator is not None
     kubectl_apply_source(kube)
-    before = versions(kube)
+    before = states(kube)
     kube.emulator.fail("DELETE", "deployments", 403, "deployments.apps is forbidden", dry_run=True)
     kube.emulator.seen.clear()
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--recreate")
@@ -318,7 +318,7 @@ def test_a_recreate_the_dry_run_refuses_changes_nothing(kube: Kube) -> None:
     assert "denied delete on deployments" in result.stderr
     assert "Nothing was changed" in result.stderr
     assert writes(kube) == []
-    assert versions(kube) == before
+    assert states(kube) == before
 
 
 @pytest.mark.cluster

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .helpers import EXAMPLES, ec_key, jwks_bytes, rsa_public, run, running
-from .kube import Kube
+from .kube import Kube, what_we_write
 
 pytestmark = pytest.mark.cluster
 JWKS = str(EXAMPLES / "jwks-rsa.json")
@@ -29,17 +29,6 @@ def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[n
 
 
 OBJECTS = (("ConfigMap", "jwks-config"), ("Service", "remote-jwks-go"), ("Deployment", "remote-jwks-go"))
-VOLATILE = ("resourceVersion", "generation", "managedFields")
-
-
-def what_we_write(obj: dict[str, Any]) -> dict[str, Any]:
-    """What an apply of ours can change: spec, data, metadata (without the fields the server
-    and its controllers move) and the managedFields of the object itself, not its status."""
-    meta = {k: v for k, v in obj["metadata"].items() if k not in VOLATILE}
-    owned = [m for m in obj["metadata"].get("managedFields") or [] if not m.get("subresource")]
-    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta, "owned": owned}
-
-
 def free_node_port(kube: Kube) -> int:
     """A nodePort no Service of the cluster holds (a real cluster has others)."""
     status, services = kube.call("GET", "/api/v1/services")
