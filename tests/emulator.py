@@ -28,6 +28,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import random
 import re
 import threading
 import uuid
@@ -327,6 +328,10 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.pod_owner: dict[tuple[str, str], str] = {}  # (namespace, pod) -> Deployment
             self.token: str | None = "emulator-token"
             self.auto_ready = True
+            # Pods become Ready this many seconds (uniform in the range) after they start,
+            # not at creation, as on a node; None: at once (for a bench that wants it).
+            self.ready_delay: tuple[float, float] | None = (0.3, 0.6)
+            self._epoch = getattr(self, "_epoch", 0) + 1  # timers of an earlier test: ignored
             # The deployment controller: after each change of a Deployment, it rewrites the
             # status this many times, each time between a read of the Deployment and the
             # next write to it, so a write carrying the resourceVersion read gets 409.
@@ -549,7 +554,11 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 fault.status, "InternalError"
             )
             return _status(fault.status, reason, fault.message)
-        plural, namespace, name = match["plural"], match.groupdict().get("ns"), match.groupdict().get("name")
+        plural, namespace, name = (
+            match["plural"],
+            match.groupdict().get("ns"),
+            match.groupdict().get("name"),
+        )
         if method == "GET" and name is None and query.get("watch") in ("1", "true"):
             return await self._watch(raw, plural, namespace, query)
         with self.lock:
@@ -1039,7 +1048,15 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 self._fault(self.pod_faults, namespace) is None
                 and self._fault(self.replicaset_faults, namespace) is None
             )
-            if self.auto_ready and namespace_ok:
+            was_ready = existing is not None and _is_ready(existing.obj)
+            same_pods = not template_changed and (old_spec or {}).get("replicas") == new[
+                "spec"
+            ].get("replicas")
+            if (
+                self.auto_ready
+                and namespace_ok
+                and (self.ready_delay is None or was_ready and same_pods)
+            ):
                 self._ready(new)
             else:
                 new["status"] = {
@@ -1129,10 +1146,36 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.pod_owner[(namespace, pod)] = name
         if changed:
             self._snapshot(f"rollout of deployment/{name}: new pods started")
-        if ready:
+        if ready and self.ready_delay is None:
             self._finish_rollout(
                 namespace, deployment, f"rollout of deployment/{name}: old pods gone"
             )
+        elif ready and not _is_ready(deployment):
+            self._ready_later(namespace, name, current)
+
+    def _ready_later(self, namespace: str, name: str, template: str) -> None:
+        """The kubelet's part: the new pods turn Ready after ready_delay, then the rollout
+        finishes (unless a newer template, a fault or another test came first)."""
+        assert self.ready_delay is not None
+        epoch = self._epoch
+
+        def ready() -> None:
+            with self.lock:
+                stored = self.store.get(("deployments", namespace, name))
+                if (
+                    epoch != self._epoch
+                    or stored is None
+                    or _template_hash(stored.obj) != template
+                    or not self.auto_ready
+                    or self._fault(self.pod_faults, namespace) is not None
+                    or self._fault(self.replicaset_faults, namespace) is not None
+                ):
+                    return
+                self.set_deployment_ready(namespace, name)
+
+        timer = threading.Timer(_DELAYS.uniform(*self.ready_delay), ready)
+        timer.daemon = True
+        timer.start()
 
     def _finish_rollout(self, namespace: str, deployment: dict[str, Any], step: str) -> None:
         name = deployment["metadata"]["name"]
@@ -1259,6 +1302,17 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
 
 
 _VALID: set[str] = set()
+_DELAYS = random.Random(19)
+
+
+def _is_ready(deployment: dict[str, Any]) -> bool:
+    status = deployment.get("status") or {}
+    replicas = deployment.get("spec", {}).get("replicas", 1)
+    return bool(
+        status.get("observedGeneration") == deployment["metadata"].get("generation")
+        and status.get("updatedReplicas") == replicas
+        and status.get("availableReplicas") == replicas
+    )
 
 
 def _validate(body: dict[str, Any]) -> None:

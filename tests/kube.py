@@ -161,6 +161,14 @@ class Kube:
             )
         ]
 
+    def wait_serving(self, service: str, timeout: float = 180.0) -> list[str]:
+        """Wait until the Service selects a ready pod (the source's own pods take seconds on
+        a real node, a fraction of one on the emulator); the pods, or [] at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not (pods := self.serving(service)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return pods
+
     @contextlib.contextmanager
     def watch_endpoint(self, service: str) -> Iterator[EndpointWatch]:
         """Record, while the block runs, every step at which the Service selected no ready

@@ -157,8 +157,7 @@ def test_adopting_the_source_yaml_keeps_the_endpoint_up(kube: Kube) -> None:
     before_service = kube.read("Service", NAME)
     assert before_service is not None
     node_port = before_service["spec"]["ports"][0]["nodePort"]
-    if kube.emulator is not None:
-        assert kube.serving(NAME), "the source's pods serve before the change"
+    assert kube.wait_serving(NAME), "the source's pods serve before the change"
     with kube.watch_endpoint(NAME) as watch:
         result = kube.jwksdeploy(
             "apply", "--jwks", JWKS, "-n", kube.namespace, "--wait", "--timeout", "3m"

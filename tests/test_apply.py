@@ -461,8 +461,11 @@ def test_wait_finishes_when_the_deployment_becomes_available(kube: Kube) -> None
 # --- url, status, delete ---------------------------------------------------------------
 
 
+@pytest.mark.needs_pods
 def test_url_status_and_delete(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    applied = apply(kube, "--replicas", "2")
+    applied = kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--replicas", "2", "--timeout", "3m"
+    )
     assert applied.exit_code == 0, applied.stderr
     url = kube.jwksdeploy("url", "-n", kube.namespace)
     assert url.exit_code == 0, url.stderr
