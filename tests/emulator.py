@@ -1055,7 +1055,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             if (
                 self.auto_ready
                 and namespace_ok
-                and (self.ready_delay is None or was_ready and same_pods)
+                and (self.ready_delay is None or (was_ready and same_pods))
             ):
                 self._ready(new)
             else:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,14 +27,18 @@ def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[n
     )
 
 
-OBJECTS = (("ConfigMap", "jwks-config"), ("Service", "remote-jwks-go"), ("Deployment", "remote-jwks-go"))
+OBJECTS = (
+    ("ConfigMap", "jwks-config"),
+    ("Service", "remote-jwks-go"),
+    ("Deployment", "remote-jwks-go"),
+)
+
+
 def free_node_port(kube: Kube) -> int:
     """A nodePort no Service of the cluster holds (a real cluster has others)."""
     status, services = kube.call("GET", "/api/v1/services")
     assert status == 200, services
-    taken = {
-        p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []
-    }
+    taken = {p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []}
     return next(p for p in range(31456, 32768) if p not in taken)
 
 
@@ -123,8 +126,11 @@ def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path
             assert now is not None
             assert what_we_write(now) == what_we_write(first[kind]), kind  # type: ignore[arg-type]
             if kind != "Deployment":  # its controller writes status, moving it
-                assert now["metadata"]["resourceVersion"] == (
-                    first[kind]["metadata"]["resourceVersion"]  # type: ignore[index]
+                assert (
+                    now["metadata"]["resourceVersion"]
+                    == (
+                        first[kind]["metadata"]["resourceVersion"]  # type: ignore[index]
+                    )
                 ), kind
     assert again.stdout.strip().endswith(f":{node_port}/jwks")
     rotated = tmp_path / "rotated.json"
