@@ -737,6 +737,27 @@ def preflight(
     return answers
 
 
+def create_missing_namespace(
+    cluster: Cluster, namespace: str, *, force: bool
+) -> dict[str, Any] | None:
+    """Create the namespace if it is missing (--create-namespace, before the pre-flight);
+    the server's answer, or None when it existed."""
+    if cluster.get("Namespace", None, namespace) is not None:
+        return None
+    return cluster.apply(_namespace_object(namespace), dry_run=False, force=force)
+
+
+def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
+    """Delete the namespaces this run created, after a refusal; those that could not be."""
+    left = []
+    for namespace in namespaces:
+        try:
+            cluster.delete("Namespace", None, namespace)
+        except JwksDeployError:
+            left.append(namespace)
+    return left
+
+
 def apply_plan(
     cluster: Cluster,
     plan: NamespacePlan,
@@ -770,7 +791,9 @@ def apply_plan(
             if item.kind == "Service":
                 report.service = answer
         return report
-    if create_namespace:
+    if ("Namespace", plan.namespace, None) in answers:
+        landed(AppliedObject("Namespace", plan.namespace, None, "created"))  # by the pre-flight
+    elif create_namespace:
         applied, _ = _apply_one(cluster, _namespace_object(plan.namespace), None, False, force)
         landed(applied)
     for item in plan.objects:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,6 +193,47 @@ def test_missing_namespace_names_the_flag_and_create_namespace_fixes_it(kube: Ku
         assert created.exit_code == 0, created.stderr
         assert f"namespace/{namespace} created" in created.stderr
         assert kube.read("ConfigMap", "jwks-config", namespace) is not None
+    finally:
+        kube.delete_namespace(namespace)
+
+
+def test_a_refusal_with_create_namespace_leaves_no_namespace_and_no_objects(kube: Kube) -> None:
+    """--create-namespace keeps the pre-flight's promise: the nodePort another Service holds
+    is refused by the dry run, and the namespace created for it is deleted again."""
+    port = free_node_port(kube)
+    assert apply(kube, "--node-port", str(port)).exit_code == 0
+    if kube.emulator is not None:
+        kube.emulator.seen.clear()
+    namespace = f"{kube.namespace}-new"
+    try:
+        result = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", namespace, "--no-wait", "--create-namespace",
+            "--node-port", str(port),
+        )  # fmt: skip
+        assert result.exit_code == 9, result.stderr
+        assert f"{port}: provided port is already allocated" in result.stderr
+        assert "Nothing was changed" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"namespace/{namespace} created" not in result.stderr
+        assert kube.read("ConfigMap", "jwks-config", namespace) is None
+        assert kube.read("Service", "remote-jwks-go", namespace) is None
+        deadline = time.monotonic() + 120  # a real namespace terminates for a few seconds
+        while kube.read("Namespace", namespace) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert kube.read("Namespace", namespace) is None
+        if kube.emulator is not None:
+            stored = [
+                f"{s.method} {s.path}"
+                for s in kube.emulator.requests()
+                if s.method in ("PATCH", "POST", "PUT") and s.query.get("dryRun") != "All"
+            ]
+            assert stored == [f"PATCH /api/v1/namespaces/{namespace}"], stored
+        fixed = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", namespace, "--no-wait", "--create-namespace"
+        )
+        assert fixed.exit_code == 0, fixed.stderr
+        assert f"namespace/{namespace} created" in fixed.stderr
+        assert "configmap/jwks-config created" in fixed.stderr
     finally:
         kube.delete_namespace(namespace)
 
