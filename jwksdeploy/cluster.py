@@ -886,8 +886,15 @@ def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[st
             )
             return
         except ApplyConflict as exc:
-            if not _is_stale_version(exc) or attempt == TAKEOVER_ATTEMPTS - 1:
+            if not _is_stale_version(exc):
                 raise
+            if attempt == TAKEOVER_ATTEMPTS - 1:
+                raise Conflict(
+                    f"{what} changed on the API server each time we read it, {attempt + 1} "
+                    "times while taking it over from kubectl (409: the object has been "
+                    "modified). Something keeps writing it; run the command again once it "
+                    "settles."
+                ) from None
         current = cluster.get(obj["kind"], meta.get("namespace"), meta["name"])
 
 

@@ -1119,6 +1119,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         if rs_fault is not None:
             return
         ready = self.auto_ready and pod_fault is None
+        ready_now = ready and self.ready_delay is None
         for index in range(replicas):
             pod = f"{name}-{current}-{index}"
             if ("pods", namespace, pod) in self.store:
@@ -1127,8 +1128,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 copy.deepcopy(pod_fault)
                 if pod_fault is not None
                 else {
-                    "phase": "Running" if ready else "Pending",
-                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    "phase": "Running" if ready_now else "Pending",
+                    "conditions": [{"type": "Ready", "status": "True" if ready_now else "False"}],
                 }
             )
             self.put(
@@ -1277,7 +1278,10 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             elif previous.get(port.get("name")):
                 port["nodePort"] = previous[port.get("name")]
             else:
-                port["nodePort"] = next(p for p in NODE_PORTS if p not in taken)
+                # The allocator picks at random in the range, as the API server's does, so
+                # no test can count on which port it gets.
+                free = [p for p in NODE_PORTS if p not in taken]
+                port["nodePort"] = _DELAYS.choice(free)
                 taken.add(port["nodePort"])
         return ""
 

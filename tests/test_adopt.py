@@ -582,3 +582,27 @@ def test_a_taken_over_explicit_node_port_stays_and_the_next_apply_is_unchanged(
     assert after is not None
     assert after["metadata"]["resourceVersion"] == service["metadata"]["resourceVersion"]
     assert after["spec"]["ports"][0]["nodePort"] == port
+
+
+@pytest.mark.cluster
+@pytest.mark.emulator_only
+def test_a_takeover_that_keeps_losing_the_race_stops_with_the_reason(kube: Kube) -> None:
+    """The takeover retries a stale-resourceVersion 409, but not for ever."""
+    assert kube.emulator is not None
+    kubectl_apply_source(kube)
+    modified = (
+        'Operation cannot be fulfilled on deployments.apps "remote-jwks-go": the object has '
+        "been modified; please apply your changes to the latest version and try again"
+    )
+    kube.emulator.fail("PATCH", "deployments", 409, modified, times=50, dry_run=False)
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert result.exit_code == 8, result.stderr
+    assert "changed on the API server each time we read it, 5 times" in result.stderr
+    assert "--force-conflicts" not in result.stderr  # no other tool's fields to take
+    assert "Traceback" not in result.stderr
+    takeovers = [
+        s
+        for s in kube.emulator.requests("PATCH")
+        if s.content_type == "application/merge-patch+json" and "/deployments/" in s.path
+    ]
+    assert len(takeovers) == 5
