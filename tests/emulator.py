@@ -15,6 +15,14 @@ match its pod template, and each Deployment runs pods (stored, listable) that a 
 replaces new-before-old. Every write records a snapshot of Services and pods in `history`,
 so a test can check that a Service selected ready pods at every step.
 
+It is a hard judge, by default, in what a real API server does (issue 19): the deployment
+controller rewrites a Deployment's status between a read and the next write, so a write
+carrying the resourceVersion read gets the real 409 Conflict; a Service's ports are keyed
+(port, protocol) in managedFields, so an allocated nodePort or clusterIP is nobody's until
+applied and taking it over is a change, while an apply that changes nothing moves nothing;
+pods turn Ready `ready_delay` seconds after they start; the nodePort allocator picks at
+random in the range and refuses a taken port with a 422 naming it.
+
 It runs in a thread with its own event loop, so tests and the CLI stay synchronous and
 reach it over real HTTP through a generated kubeconfig, exactly as a user's cluster.
 """
