@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -274,6 +275,30 @@ def test_a_refusal_in_the_third_namespace_changes_nothing_in_the_first_two(
     assert "argocd-controller" in result.stderr
     for namespace in (first, second):
         assert states(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+
+
+@pytest.mark.cluster
+def test_a_refusal_elsewhere_deletes_the_namespace_create_namespace_made(kube: Kube) -> None:
+    """--create-namespace with two namespaces: the pre-flight of one refuses, so the other,
+    which this run created to dry-run in, is deleted again."""
+    service = next(o for o in source_objects() if o["kind"] == "Service")
+    kube.server_side_apply(service, "argocd-controller")
+    fresh = f"{kube.namespace}-{uuid.uuid4().hex[:4]}"
+    try:
+        result = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", fresh, "-n", kube.namespace, "--no-wait",
+            "--create-namespace",
+        )  # fmt: skip
+        assert result.exit_code == 8, result.stderr
+        assert "argocd-controller" in result.stderr
+        assert "Traceback" not in result.stderr
+        deadline = time.monotonic() + 120  # a real namespace terminates for a few seconds
+        while kube.read("Namespace", fresh) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert kube.read("Namespace", fresh) is None
+        assert states(kube, fresh) == {"ConfigMap": None, "Service": None, "Deployment": None}
+    finally:
+        kube.delete_namespace(fresh)
 
 
 @pytest.mark.cluster
