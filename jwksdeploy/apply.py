@@ -108,7 +108,7 @@ def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
 
 def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None) -> ApplyResult:
     """Apply options.objects; raise only when the pre-flight refuses (nothing changed)."""
-    from .cluster import create_missing_namespace, plan_apply, preflight, undo_namespaces
+    from .cluster import plan_apply, preflight
 
     listen = listen or Listener()
     by_namespace: dict[str, list[dict[str, Any]]] = {}
@@ -128,10 +128,15 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
         try:
             # A dry run cannot create a namespace, and objects cannot be dry-run in one that
             # does not exist: create it for real, dry-run in it, delete it on a refusal.
-            if options.create_namespace and not options.dry_run:
+            real_create = options.create_namespace and not options.dry_run
+            if real_create:
                 created = create_missing_namespace(cluster, namespace, force=options.force)
             answers = preflight(
-                cluster, plans, create_namespace=options.create_namespace, force=options.force
+                cluster,
+                plans,
+                # it exists now: preflight need not look (a dry run's still may not)
+                create_namespace=options.create_namespace and not real_create,
+                force=options.force,
             )
         except JwksDeployError as exc:
             left = undo_namespaces(cluster, [namespace] if created else [])
@@ -179,6 +184,28 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return ApplyResult(results)
+
+
+def create_missing_namespace(
+    cluster: Cluster, namespace: str, *, force: bool
+) -> dict[str, Any] | None:
+    """Create the namespace if it is missing (--create-namespace, before the pre-flight);
+    the server's answer, or None when it existed."""
+    if cluster.get("Namespace", None, namespace) is not None:
+        return None
+    created = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    return cluster.apply(created, dry_run=False, force=force)
+
+
+def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
+    """Delete the namespaces this run created, after a refusal; those that could not be."""
+    left = []
+    for namespace in namespaces:
+        try:
+            cluster.delete("Namespace", None, namespace)
+        except JwksDeployError:
+            left.append(namespace)
+    return left
 
 
 def _left_behind(namespaces: list[str]) -> str:

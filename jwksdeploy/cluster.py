@@ -737,27 +737,6 @@ def preflight(
     return answers
 
 
-def create_missing_namespace(
-    cluster: Cluster, namespace: str, *, force: bool
-) -> dict[str, Any] | None:
-    """Create the namespace if it is missing (--create-namespace, before the pre-flight);
-    the server's answer, or None when it existed."""
-    if cluster.get("Namespace", None, namespace) is not None:
-        return None
-    return cluster.apply(_namespace_object(namespace), dry_run=False, force=force)
-
-
-def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
-    """Delete the namespaces this run created, after a refusal; those that could not be."""
-    left = []
-    for namespace in namespaces:
-        try:
-            cluster.delete("Namespace", None, namespace)
-        except JwksDeployError:
-            left.append(namespace)
-    return left
-
-
 def apply_plan(
     cluster: Cluster,
     plan: NamespacePlan,
