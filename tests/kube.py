@@ -31,6 +31,9 @@ PATHS = {
 }
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 VOLATILE = ("resourceVersion", "generation", "managedFields")
+# What a real deployment controller writes on the object itself, at its own pace.
+CONTROLLER_WRITES = ("deployment.kubernetes.io/revision",)
+CONTROLLERS = ("kube-controller-manager",)
 
 
 def what_we_write(obj: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -40,7 +43,17 @@ def what_we_write(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     if obj is None:
         return None
     meta = {k: v for k, v in obj["metadata"].items() if k not in VOLATILE}
-    owned = [m for m in obj["metadata"].get("managedFields") or [] if not m.get("subresource")]
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_WRITES
+    }
+    meta.pop("annotations", None)
+    if annotations:
+        meta["annotations"] = annotations
+    owned = [
+        m
+        for m in obj["metadata"].get("managedFields") or []
+        if not m.get("subresource") and m.get("manager") not in CONTROLLERS
+    ]
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta, "owned": owned}
 
 
