@@ -10,6 +10,7 @@ kubectl's own client-side to server-side apply migration does.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,20 +217,44 @@ def keep_selector(objects: list[dict[str, Any]], selector: dict[str, Any]) -> li
 
 
 def keep_node_port(service: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
-    """The Service with the live nodePort of each same-named port that has none, so taking
-    over a Service never moves the URL a gateway already points at."""
+    """The Service with the live nodePort of each same-named port that has none and whose
+    nodePort a field manager owns, so taking over a Service never moves the URL a gateway
+    already points at.
+
+    A nodePort the server allocated is owned by nobody and stays where it is without us;
+    applying it anyway would take ownership of it, a change on every re-apply's first."""
     if live is None or service["spec"].get("type") == "ClusterIP":
         return service
     allocated = {
         p.get("name"): p.get("nodePort")
         for p in (live.get("spec") or {}).get("ports") or []
-        if isinstance(p, dict) and p.get("nodePort")
+        if isinstance(p, dict) and p.get("nodePort") and _node_port_owned(live, p)
     }
     out = copy.deepcopy(service)
     for port in out["spec"].get("ports") or []:
         if "nodePort" not in port and allocated.get(port.get("name")):
             port["nodePort"] = allocated[port.get("name")]
     return out
+
+
+def _node_port_owned(live: dict[str, Any], port: dict[str, Any]) -> bool:
+    """Whether any field manager owns this live port's nodePort (ports are keyed by port
+    and protocol in managedFields: k:{"port":8080,"protocol":"TCP"})."""
+    wanted = {"port": port.get("port"), "protocol": port.get("protocol") or "TCP"}
+    for entry in _entries(live):
+        fields = entry.get("fieldsV1")
+        spec = fields.get("f:spec") if isinstance(fields, dict) else None
+        ports = spec.get("f:ports") if isinstance(spec, dict) else None
+        for key, item in (ports or {}).items() if isinstance(ports, dict) else ():
+            if not key.startswith("k:") or not isinstance(item, dict):
+                continue
+            try:
+                terms = json.loads(key[2:])
+            except ValueError:
+                continue
+            if terms == wanted and "f:nodePort" in item:
+                return True
+    return False
 
 
 # --- the plan -------------------------------------------------------------------------------

@@ -124,27 +124,51 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             recreate=options.recreate,
             force=options.force,
         )
+        created = None
         try:
+            # A dry run cannot create a namespace, and objects cannot be dry-run in one that
+            # does not exist: create it for real, dry-run in it, delete it on a refusal.
+            real_create = options.create_namespace and not options.dry_run
+            if real_create:
+                created = create_missing_namespace(cluster, namespace, force=options.force)
             answers = preflight(
-                cluster, plans, create_namespace=options.create_namespace, force=options.force
+                cluster,
+                plans,
+                # it exists now: preflight need not look (a dry run's still may not)
+                create_namespace=options.create_namespace and not real_create,
+                force=options.force,
             )
         except JwksDeployError as exc:
+            left = undo_namespaces(cluster, [namespace] if created else [])
             raise type(exc)(
                 f"{exc} Nothing was changed: a dry run found this before any write."
+                + _left_behind(left)
             ) from None
+        if created is not None:
+            answers[("Namespace", namespace, None)] = created
         return plans[0], answers
 
     namespaces = list(by_namespace)
+    failure: JwksDeployError | None = None
+    checked = []
     with _pool(options.parallel, len(namespaces)) as pool:
         futures = [pool.submit(check, ns) for ns in namespaces]
-        checked = []
         for future in futures:
+            if future.cancelled():
+                continue
             try:
                 checked.append(future.result())
-            except JwksDeployError:
+            except JwksDeployError as exc:
+                failure = failure or exc
                 for other in futures:
                     other.cancel()
-                raise
+    if failure is not None:
+        # Another namespace's pre-flight refused: undo what this run created elsewhere.
+        if options.create_namespace and not options.dry_run:
+            undo_namespaces(
+                cluster, [p.namespace for p, a in checked if ("Namespace", p.namespace, None) in a]
+            )
+        raise failure
     with _pool(options.parallel, len(namespaces)) as pool:
         try:
             results = list(
@@ -160,6 +184,38 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return ApplyResult(results)
+
+
+def create_missing_namespace(
+    cluster: Cluster, namespace: str, *, force: bool
+) -> dict[str, Any] | None:
+    """Create the namespace if it is missing (--create-namespace, before the pre-flight);
+    the server's answer, or None when it existed."""
+    if cluster.get("Namespace", None, namespace) is not None:
+        return None
+    created = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    return cluster.apply(created, dry_run=False, force=force)
+
+
+def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
+    """Delete the namespaces this run created, after a refusal; those that could not be."""
+    left = []
+    for namespace in namespaces:
+        try:
+            cluster.delete("Namespace", None, namespace)
+        except JwksDeployError:
+            left.append(namespace)
+    return left
+
+
+def _left_behind(namespaces: list[str]) -> str:
+    if not namespaces:
+        return ""
+    names = ", ".join(repr(n) for n in namespaces)
+    return (
+        f" Except: namespace {names}, created for the dry run, could not be deleted again; "
+        "delete it yourself (kubectl delete namespace NAME)."
+    )
 
 
 def _one_namespace(

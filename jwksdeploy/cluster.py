@@ -754,16 +754,22 @@ def _comparable(obj: dict[str, Any]) -> Any:
 def outcome_of(before: dict[str, Any] | None, after: dict[str, Any], dry_run: bool) -> str:
     """created / configured / unchanged, from the object before and the server's answer.
 
-    A real apply compares resourceVersion (the server bumps it only when it stores a change);
-    a dry run stores nothing, so it compares the content instead.
+    A real apply compares what it can change, the content and the object's own
+    managedFields (who owns which field); not the resourceVersion, which a controller
+    writing status moves in between. A dry run stores nothing, so it compares the content.
     """
     if before is None:
         return "created"
     if dry_run:
         return "unchanged" if _comparable(before) == _comparable(after) else "configured"
-    old = before.get("metadata", {}).get("resourceVersion")
-    new = after.get("metadata", {}).get("resourceVersion")
-    return "unchanged" if old == new else "configured"
+    same = _comparable(before) == _comparable(after) and _owned(before) == _owned(after)
+    return "unchanged" if same else "configured"
+
+
+def _owned(obj: dict[str, Any]) -> list[Any]:
+    """managedFields of the object itself (status subresource entries left out)."""
+    entries = obj.get("metadata", {}).get("managedFields") or []
+    return [e for e in entries if not (isinstance(e, dict) and e.get("subresource"))]
 
 
 def _namespace_object(namespace: str) -> dict[str, Any]:
@@ -869,7 +875,9 @@ def apply_plan(
             if item.kind == "Service":
                 report.service = answer
         return report
-    if create_namespace:
+    if ("Namespace", plan.namespace, None) in answers:
+        landed(AppliedObject("Namespace", plan.namespace, None, "created"))  # by the pre-flight
+    elif create_namespace:
         applied, _ = _apply_one(cluster, _namespace_object(plan.namespace), None, False, force)
         landed(applied)
     for item in plan.objects:
@@ -932,22 +940,52 @@ def _apply_one(
     return applied, after
 
 
+TAKEOVER_ATTEMPTS = 5  # a rollout's status writes race the takeover: read again and retry
+
+
 def _take_over_from_kubectl(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any]) -> None:
     """Move the fields kubectl owns to our field manager (kubectl's own client-side to
-    server-side migration), guarded by the resourceVersion we planned against."""
-    managed = migrated_managed_fields(live, obj["apiVersion"], _now(), cluster.field_manager)
-    if managed is None:
-        return
+    server-side migration), guarded by the resourceVersion read: the managedFields sent
+    are computed from it. When a controller writes in between (a Deployment's status, all
+    through a rollout), the server answers 409 without conflict causes; read it again and
+    retry, as kubectl does."""
     meta = obj["metadata"]
-    rv = live.get("metadata", {}).get("resourceVersion")
-    cluster.request(
-        "PATCH",
-        resource_path(obj["kind"], meta.get("namespace"), meta["name"]),
-        query={"fieldManager": cluster.field_manager},
-        body={"metadata": {"managedFields": managed, "resourceVersion": rv}},
-        content_type="application/merge-patch+json",
-        what=f"{obj['kind']} {meta['name']!r}",
-    )
+    what = f"{obj['kind']} {meta['name']!r}"
+    current: dict[str, Any] | None = live
+    for attempt in range(TAKEOVER_ATTEMPTS):
+        if current is None:
+            return  # gone meanwhile: the apply that follows creates it
+        managed = migrated_managed_fields(current, obj["apiVersion"], _now(), cluster.field_manager)
+        if managed is None:
+            return
+        rv = current.get("metadata", {}).get("resourceVersion")
+        try:
+            cluster.request(
+                "PATCH",
+                resource_path(obj["kind"], meta.get("namespace"), meta["name"]),
+                query={"fieldManager": cluster.field_manager},
+                body={"metadata": {"managedFields": managed, "resourceVersion": rv}},
+                content_type="application/merge-patch+json",
+                what=what,
+            )
+            return
+        except ApplyConflict as exc:
+            if not _is_stale_version(exc):
+                raise
+            if attempt == TAKEOVER_ATTEMPTS - 1:
+                raise Conflict(
+                    f"{what} changed on the API server each time we read it, {attempt + 1} "
+                    "times while taking it over from kubectl (409: the object has been "
+                    "modified). Something keeps writing it; run the command again once it "
+                    "settles."
+                ) from None
+        current = cluster.get(obj["kind"], meta.get("namespace"), meta["name"])
+
+
+def _is_stale_version(exc: ApplyConflict) -> bool:
+    """An optimistic-concurrency 409 (the object changed since we read it), not a field
+    manager conflict: the Status names no conflicting field or manager in its causes."""
+    return not exc.fields and not exc.managers
 
 
 def _wait_gone(

@@ -15,6 +15,14 @@ match its pod template, and each Deployment runs pods (stored, listable) that a 
 replaces new-before-old. Every write records a snapshot of Services and pods in `history`,
 so a test can check that a Service selected ready pods at every step.
 
+It is a hard judge, by default, in what a real API server does (issue 19): the deployment
+controller rewrites a Deployment's status between a read and the next write, so a write
+carrying the resourceVersion read gets the real 409 Conflict; a Service's ports are keyed
+(port, protocol) in managedFields, so an allocated nodePort or clusterIP is nobody's until
+applied and taking it over is a change, while an apply that changes nothing moves nothing;
+pods turn Ready `ready_delay` seconds after they start; the nodePort allocator picks at
+random in the range and refuses a taken port with a 422 naming it.
+
 It runs in a thread with its own event loop, so tests and the CLI stay synchronous and
 reach it over real HTTP through a generated kubeconfig, exactly as a user's cluster.
 """
@@ -28,6 +36,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import random
 import re
 import threading
 import uuid
@@ -62,6 +71,7 @@ _PATHS = [
         r"(?P<plural>deployments|replicasets|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"
     ),
     re.compile(r"^/api/v1/(?P<plural>namespaces|nodes)(?:/(?P<name>[^/]+))?$"),
+    re.compile(r"^/api/v1/(?P<plural>services|pods)$"),  # lists across namespaces
 ]
 REVISION = "deployment.kubernetes.io/revision"
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
@@ -117,13 +127,33 @@ class Snapshot:
         ]
 
 
+# Lists the API server merges by key (listType=map), not as one atomic value: a Service's
+# ports, keyed by port and protocol, so a nodePort the server allocated is a field of its
+# own, owned by nobody until someone applies it.
+_KEYED_LISTS = {("spec", "ports"): ("port", "protocol")}
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
+def _item_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The FieldsV1 name of one item of a keyed list: k:{"port":8080,"protocol":"TCP"}."""
+    values = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in keys}
+    return "k:" + json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def _matches(item: Any, element: str) -> bool:
+    wanted = json.loads(element[2:])
+    return isinstance(item, dict) and all(
+        item.get(k, _KEY_DEFAULTS.get(k)) == v for k, v in wanted.items()
+    )
+
+
 def _fields_v1(paths: list[tuple[str, ...]]) -> dict[str, Any]:
-    """A FieldsV1 set from field paths (lists are atomic here, as in _leaves)."""
+    """A FieldsV1 set from field paths (lists atomic, as in _leaves, but keyed ones)."""
     out: dict[str, Any] = {}
     for path in paths:
         node = out
         for key in path:
-            node = node.setdefault(f"f:{key}", {})
+            node = node.setdefault(key if key.startswith("k:") else f"f:{key}", {})
     return out
 
 
@@ -134,6 +164,20 @@ def _paths_v1(fields: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
     for key, value in fields.items():
         if key.startswith("f:"):
             out.extend(_paths_v1(value, (*prefix, key[2:])))
+        elif key.startswith("k:"):
+            out.extend(_paths_v1(value, (*prefix, key)))
+    return out
+
+
+def _field_text(path: tuple[str, ...]) -> str:
+    """A field path as the API server names it in a conflict: .spec.ports[port=80,...]."""
+    out = ""
+    for key in path:
+        if key.startswith("k:"):
+            terms = json.loads(key[2:])
+            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in terms.items()) + "]"
+        else:
+            out += "." + key
     return out
 
 
@@ -156,31 +200,70 @@ def _template_hash(deployment: dict[str, Any]) -> str:
 
 
 def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Field paths to values; lists and scalars are atomic (enough for our objects)."""
-    if isinstance(obj, dict) and obj:
+    """Field paths to values; lists and scalars are atomic (enough for our objects), but
+    for the keyed lists, whose items' fields are paths of their own."""
+    keys = _KEYED_LISTS.get(prefix)
+    if keys and isinstance(obj, list) and all(isinstance(i, dict) for i in obj):
         out: dict[tuple[str, ...], Any] = {}
+        for item in obj:
+            element = _item_key(item, keys)
+            full = {**{k: _KEY_DEFAULTS[k] for k in keys if k in _KEY_DEFAULTS}, **item}
+            for name, value in full.items():
+                out.update(_leaves(value, (*prefix, element, name)))
+        return out
+    if isinstance(obj, dict) and obj:
+        out = {}
         for key, value in obj.items():
             out.update(_leaves(value, (*prefix, key)))
         return out
     return {prefix: obj}
 
 
+def _child(target: Any, key: str, create: bool) -> Any:
+    """One step down a path: a map member, or the item of a keyed list."""
+    if key.startswith("k:"):
+        if not isinstance(target, list):
+            return None
+        item = next((i for i in target if _matches(i, key)), None)
+        if item is None and create:
+            item = dict(json.loads(key[2:]))
+            target.append(item)
+        return item
+    return target.get(key) if isinstance(target, dict) else None
+
+
 def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = copy.deepcopy(value)
+    node: Any = target
+    for index, key in enumerate(path[:-1]):
+        if key.startswith("k:"):
+            node = _child(node, key, create=True)
+            continue
+        empty: Any = [] if path[index + 1].startswith("k:") else {}
+        if not isinstance(node.get(key), (dict, list)):
+            node[key] = empty
+        node = node[key]
+    node[path[-1]] = copy.deepcopy(value)
 
 
 def _remove(target: dict[str, Any], path: tuple[str, ...]) -> None:
-    parents = []
+    parents: list[tuple[Any, str]] = []
+    node: Any = target
     for key in path[:-1]:
-        if not isinstance(target.get(key), dict):
+        following = _child(node, key, create=False)
+        if not isinstance(following, dict | list):
             return
-        parents.append((target, key))
-        target = target[key]
-    target.pop(path[-1], None)
+        parents.append((node, key))
+        node = following
+    if not isinstance(node, dict):
+        return
+    node.pop(path[-1], None)
     for parent, key in reversed(parents):
-        if parent[key] == {}:
+        child = _child(parent, key, create=False)
+        if key.startswith("k:"):
+            # An item without its key fields is no item: the list drops it.
+            if not all(k in child for k in json.loads(key[2:]) if k not in _KEY_DEFAULTS):
+                parent.remove(child)
+        elif child in ({}, []):
             del parent[key]
 
 
@@ -196,6 +279,22 @@ def _status(code: int, reason: str, message: str, **details: Any) -> aiohttp.web
         "code": code,
     }
     return aiohttp.web.json_response(body, status=code)
+
+
+def _modified(plural: str, name: str) -> aiohttp.web.Response:
+    """The optimistic-concurrency 409 of a write carrying a stale resourceVersion."""
+    api_version = {**NAMESPACED, **CLUSTER_SCOPED}[plural][0]
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    resource = f"{plural}.{group}" if group else plural
+    return _status(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        name=name,
+        group=group,
+        kind=plural,
+    )
 
 
 class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
@@ -237,6 +336,16 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.pod_owner: dict[tuple[str, str], str] = {}  # (namespace, pod) -> Deployment
             self.token: str | None = "emulator-token"
             self.auto_ready = True
+            # Pods become Ready this many seconds (uniform in the range) after they start,
+            # not at creation, as on a node; None: at once (for a bench that wants it).
+            self.ready_delay: tuple[float, float] | None = (0.3, 0.6)
+            self._epoch = getattr(self, "_epoch", 0) + 1  # timers of an earlier test: ignored
+            # The deployment controller: after each change of a Deployment, it rewrites the
+            # status this many times, each time between a read of the Deployment and the
+            # next write to it, so a write carrying the resourceVersion read gets 409.
+            self.controller_writes = 2
+            self._controller_due: dict[tuple[str | None, str], int] = {}
+            self._read_since_write: set[tuple[str | None, str]] = set()
             self.revision = itertools.count(1000)
             # Watches: every change, in order, as (resourceVersion, type, plural, ns, object).
             self.changes: list[tuple[int, str, str, str | None, dict[str, Any]]] = []
@@ -373,6 +482,41 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         with self.lock:
             return [s for s in self.seen if method is None or s.method == method]
 
+    # --- the deployment controller ------------------------------------------------------------
+
+    def _controller_turn(self, method: str, namespace: str | None, name: str | None) -> None:
+        """A read marks the Deployments it returns; the next write to one of them finds its
+        status rewritten first, while the controller still has writes due."""
+        if method == "GET":
+            self._read_since_write.update(
+                (ns, n)
+                for (p, ns, n) in self.store
+                if p == "deployments" and (name is None or n == name) and ns == namespace
+            )
+            return
+        key = (namespace, name or "")
+        if method not in ("PATCH", "PUT") or key not in self._read_since_write:
+            return
+        self._read_since_write.discard(key)
+        stored = self.store.get(("deployments", namespace, name or ""))
+        if stored is None or self._controller_due.get(key, 0) <= 0:
+            return
+        self._controller_due[key] -= 1
+        status = stored.obj.setdefault("status", {})
+        status["observedGeneration"] = stored.obj["metadata"].get("generation", 1)
+        status.setdefault("replicas", stored.obj["spec"].get("replicas", 1))
+        status["conditions"] = [
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": f'ReplicaSet "{name}" is progressing.',
+                "lastUpdateTime": _now(),
+                "lastTransitionTime": _now(),
+            }
+        ]
+        self._changed("MODIFIED", "deployments", namespace, stored.obj, bump=True)
+
     # --- HTTP -------------------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -418,10 +562,16 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 fault.status, "InternalError"
             )
             return _status(fault.status, reason, fault.message)
-        plural, namespace, name = match["plural"], match.groupdict().get("ns"), match["name"]
+        plural, namespace, name = (
+            match["plural"],
+            match.groupdict().get("ns"),
+            match.groupdict().get("name"),
+        )
         if method == "GET" and name is None and query.get("watch") in ("1", "true"):
             return await self._watch(raw, plural, namespace, query)
         with self.lock:
+            if plural == "deployments":
+                self._controller_turn(method, namespace, name)
             return self._serve(method, plural, namespace, name, query, content_type, body)
 
     def _serve(
@@ -695,12 +845,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             meta["namespace"] = namespace
         sent_rv = meta.get("resourceVersion")
         if existing and sent_rv and sent_rv != existing.obj["metadata"].get("resourceVersion"):
-            return _status(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {plural} "{name}": the object has been '
-                "modified; please apply your changes to the latest version and try again",
-            )
+            return _modified(plural, name)
         owners = dict(existing.owners) if existing else {}
         operations = dict(existing.operations) if existing else {}
         sent_managed = meta.pop("managedFields", None)
@@ -786,7 +931,14 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 )
         key = (plural, namespace, name)
         existing = self.store.get(key)
-        applied = {p: v for p, v in _leaves(body).items() if p not in _IDENTITY}
+        sent_rv = body.get("metadata", {}).get("resourceVersion")
+        if sent_rv and existing and sent_rv != existing.obj["metadata"].get("resourceVersion"):
+            return 409, _modified(plural, name)
+        applied = {
+            p: v
+            for p, v in _leaves(body).items()
+            if p not in _IDENTITY and p != ("metadata", "resourceVersion")
+        }
         owners = dict(existing.owners) if existing else {}
         operations = dict(existing.operations) if existing else {}
         if existing:
@@ -801,7 +953,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                     {
                         "reason": "FieldManagerConflict",
                         "message": f'conflict with "{owners[p]}" using {api_version}',
-                        "field": "." + ".".join(p),
+                        "field": _field_text(p),
                     }
                     for p in conflicts
                 ]
@@ -904,7 +1056,15 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 self._fault(self.pod_faults, namespace) is None
                 and self._fault(self.replicaset_faults, namespace) is None
             )
-            if self.auto_ready and namespace_ok:
+            was_ready = existing is not None and _is_ready(existing.obj)
+            same_pods = not template_changed and (old_spec or {}).get("replicas") == new[
+                "spec"
+            ].get("replicas")
+            if (
+                self.auto_ready
+                and namespace_ok
+                and (self.ready_delay is None or (was_ready and same_pods))
+            ):
                 self._ready(new)
             else:
                 new["status"] = {
@@ -917,6 +1077,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.store[(plural, namespace, name)] = _Stored(new, owners, operations)
             self._changed("ADDED" if existing is None else "MODIFIED", plural, namespace, new)
             if plural == "deployments" and namespace:
+                self._controller_due[(namespace, name)] = self.controller_writes
                 self._start_rollout(namespace, new, template_changed)
             self._snapshot(f"{'create' if existing is None else 'update'} {plural}/{name}")
         return aiohttp.web.json_response(new, status=code)
@@ -966,6 +1127,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
         if rs_fault is not None:
             return
         ready = self.auto_ready and pod_fault is None
+        ready_now = ready and self.ready_delay is None
         for index in range(replicas):
             pod = f"{name}-{current}-{index}"
             if ("pods", namespace, pod) in self.store:
@@ -974,8 +1136,8 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
                 copy.deepcopy(pod_fault)
                 if pod_fault is not None
                 else {
-                    "phase": "Running" if ready else "Pending",
-                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    "phase": "Running" if ready_now else "Pending",
+                    "conditions": [{"type": "Ready", "status": "True" if ready_now else "False"}],
                 }
             )
             self.put(
@@ -993,10 +1155,36 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             self.pod_owner[(namespace, pod)] = name
         if changed:
             self._snapshot(f"rollout of deployment/{name}: new pods started")
-        if ready:
+        if ready and self.ready_delay is None:
             self._finish_rollout(
                 namespace, deployment, f"rollout of deployment/{name}: old pods gone"
             )
+        elif ready and not _is_ready(deployment):
+            self._ready_later(namespace, name, current)
+
+    def _ready_later(self, namespace: str, name: str, template: str) -> None:
+        """The kubelet's part: the new pods turn Ready after ready_delay, then the rollout
+        finishes (unless a newer template, a fault or another test came first)."""
+        assert self.ready_delay is not None
+        epoch = self._epoch
+
+        def ready() -> None:
+            with self.lock:
+                stored = self.store.get(("deployments", namespace, name))
+                if (
+                    epoch != self._epoch
+                    or stored is None
+                    or _template_hash(stored.obj) != template
+                    or not self.auto_ready
+                    or self._fault(self.pod_faults, namespace) is not None
+                    or self._fault(self.replicaset_faults, namespace) is not None
+                ):
+                    return
+                self.set_deployment_ready(namespace, name)
+
+        timer = threading.Timer(_DELAYS.uniform(*self.ready_delay), ready)
+        timer.daemon = True
+        timer.start()
 
     def _finish_rollout(self, namespace: str, deployment: dict[str, Any], step: str) -> None:
         name = deployment["metadata"]["name"]
@@ -1098,7 +1286,10 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
             elif previous.get(port.get("name")):
                 port["nodePort"] = previous[port.get("name")]
             else:
-                port["nodePort"] = next(p for p in NODE_PORTS if p not in taken)
+                # The allocator picks at random in the range, as the API server's does, so
+                # no test can count on which port it gets.
+                free = [p for p in NODE_PORTS if p not in taken]
+                port["nodePort"] = _DELAYS.choice(free)
                 taken.add(port["nodePort"])
         return ""
 
@@ -1123,6 +1314,17 @@ class ClusterEmulator(kmock.KubernetesScaffold):  # type: ignore[misc]
 
 
 _VALID: set[str] = set()
+_DELAYS = random.Random(19)
+
+
+def _is_ready(deployment: dict[str, Any]) -> bool:
+    status = deployment.get("status") or {}
+    replicas = deployment.get("spec", {}).get("replicas", 1)
+    return bool(
+        status.get("observedGeneration") == deployment["metadata"].get("generation")
+        and status.get("updatedReplicas") == replicas
+        and status.get("availableReplicas") == replicas
+    )
 
 
 def _validate(body: dict[str, Any]) -> None:

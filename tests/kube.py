@@ -30,6 +30,31 @@ PATHS = {
     "Namespace": "/api/v1/namespaces/{name}",
 }
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+VOLATILE = ("resourceVersion", "generation", "managedFields")
+# What a real deployment controller writes on the object itself, at its own pace.
+CONTROLLER_WRITES = ("deployment.kubernetes.io/revision",)
+CONTROLLERS = ("kube-controller-manager",)
+
+
+def what_we_write(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What an apply of ours can change: spec, data, metadata (without the fields the server
+    and its controllers move) and the managedFields of the object itself, not its status.
+    Compare these, not resourceVersions: a real deployment controller moves those."""
+    if obj is None:
+        return None
+    meta = {k: v for k, v in obj["metadata"].items() if k not in VOLATILE}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_WRITES
+    }
+    meta.pop("annotations", None)
+    if annotations:
+        meta["annotations"] = annotations
+    owned = [
+        m
+        for m in obj["metadata"].get("managedFields") or []
+        if not m.get("subresource") and m.get("manager") not in CONTROLLERS
+    ]
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta, "owned": owned}
 
 
 @dataclass
@@ -90,15 +115,18 @@ class Kube:
         original = json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n"
         meta.setdefault("annotations", {})[LAST_APPLIED] = original
         path = PATHS[obj["kind"]].format(ns=meta.get("namespace"), name=meta["name"])
-        live = self.read(obj["kind"], meta["name"], meta.get("namespace"))
         query = "fieldManager=kubectl-client-side-apply"
-        if live is None:
-            status, answer = self.call(
-                "POST", path.rsplit("/", 1)[0], obj, query, "application/json"
-            )
-        else:
-            meta["resourceVersion"] = live["metadata"]["resourceVersion"]
-            status, answer = self.call("PUT", path, obj, query, "application/json")
+        for _ in range(5):  # a controller may write in between: read again, as kubectl does
+            live = self.read(obj["kind"], meta["name"], meta.get("namespace"))
+            if live is None:
+                status, answer = self.call(
+                    "POST", path.rsplit("/", 1)[0], obj, query, "application/json"
+                )
+            else:
+                meta["resourceVersion"] = live["metadata"]["resourceVersion"]
+                status, answer = self.call("PUT", path, obj, query, "application/json")
+            if status != 409:
+                break
         assert status in (200, 201), answer
         result: dict[str, Any] = answer
         return result
@@ -145,6 +173,14 @@ class Kube:
                 for c in (pod.get("status") or {}).get("conditions") or []
             )
         ]
+
+    def wait_serving(self, service: str, timeout: float = 180.0) -> list[str]:
+        """Wait until the Service selects a ready pod (the source's own pods take seconds on
+        a real node, a fraction of one on the emulator); the pods, or [] at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not (pods := self.serving(service)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return pods
 
     @contextlib.contextmanager
     def watch_endpoint(self, service: str) -> Iterator[EndpointWatch]:

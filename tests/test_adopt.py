@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from jwksdeploy.errors import ClusterRejected
 from jwksdeploy.render import jwks_checksum
 
 from .helpers import EXAMPLES, run
-from .kube import LAST_APPLIED, Kube
+from .kube import LAST_APPLIED, Kube, what_we_write
 
 JWKS = str(EXAMPLES / "jwks-rsa.json")
 NAME = "remote-jwks-go"
@@ -129,12 +130,12 @@ def managers(obj: dict[str, Any]) -> set[str]:
     }
 
 
-def versions(kube: Kube, namespace: str | None = None) -> dict[str, str | None]:
-    out = {}
-    for kind, name in (("ConfigMap", "jwks-config"), ("Service", NAME), ("Deployment", NAME)):
-        obj = kube.read(kind, name, namespace)
-        out[kind] = obj["metadata"]["resourceVersion"] if obj else None
-    return out
+def states(kube: Kube, namespace: str | None = None) -> dict[str, Any]:
+    """What jwksdeploy could have changed of each object (None: absent)."""
+    return {
+        kind: what_we_write(kube.read(kind, name, namespace))
+        for kind, name in (("ConfigMap", "jwks-config"), ("Service", NAME), ("Deployment", NAME))
+    }
 
 
 def writes(kube: Kube) -> list[str]:
@@ -157,8 +158,7 @@ def test_adopting_the_source_yaml_keeps_the_endpoint_up(kube: Kube) -> None:
     before_service = kube.read("Service", NAME)
     assert before_service is not None
     node_port = before_service["spec"]["ports"][0]["nodePort"]
-    if kube.emulator is not None:
-        assert kube.serving(NAME), "the source's pods serve before the change"
+    assert kube.wait_serving(NAME), "the source's pods serve before the change"
     with kube.watch_endpoint(NAME) as watch:
         result = kube.jwksdeploy(
             "apply", "--jwks", JWKS, "-n", kube.namespace, "--wait", "--timeout", "3m"
@@ -210,12 +210,12 @@ def test_adopting_the_source_yaml_keeps_the_endpoint_up(kube: Kube) -> None:
 @pytest.mark.cluster
 def test_adoption_dry_run_says_what_would_happen_and_changes_nothing(kube: Kube) -> None:
     kubectl_apply_source(kube)
-    before = versions(kube)
+    before = states(kube)
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert f"{kube.namespace}: would adopt configmap/jwks-config" in result.stderr
     assert "configmap/jwks-config configured (dry run)" in result.stderr
-    assert versions(kube) == before
+    assert states(kube) == before
     if kube.emulator is not None:
         assert writes(kube) == []
 
@@ -224,7 +224,7 @@ def test_adoption_dry_run_says_what_would_happen_and_changes_nothing(kube: Kube)
 def test_another_tool_is_refused_before_any_change_naming_it(kube: Kube) -> None:
     for obj in source_objects():
         kube.server_side_apply(obj, "helm")
-    before = versions(kube)
+    before = states(kube)
     if kube.emulator is not None:
         kube.emulator.seen.clear()
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
@@ -233,7 +233,7 @@ def test_another_tool_is_refused_before_any_change_naming_it(kube: Kube) -> None
     assert "Nothing was changed" in result.stderr
     assert "--force-conflicts" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert versions(kube) == before
+    assert states(kube) == before
     if kube.emulator is not None:
         assert writes(kube) == []
     forced = kube.jwksdeploy(
@@ -274,7 +274,31 @@ def test_a_refusal_in_the_third_namespace_changes_nothing_in_the_first_two(
     assert f"Service 'remote-jwks-go' in '{third}'" in result.stderr
     assert "argocd-controller" in result.stderr
     for namespace in (first, second):
-        assert versions(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+        assert states(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+
+
+@pytest.mark.cluster
+def test_a_refusal_elsewhere_deletes_the_namespace_create_namespace_made(kube: Kube) -> None:
+    """--create-namespace with two namespaces: the pre-flight of one refuses, so the other,
+    which this run created to dry-run in, is deleted again."""
+    service = next(o for o in source_objects() if o["kind"] == "Service")
+    kube.server_side_apply(service, "argocd-controller")
+    fresh = f"{kube.namespace}-{uuid.uuid4().hex[:4]}"
+    try:
+        result = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", fresh, "-n", kube.namespace, "--no-wait",
+            "--create-namespace",
+        )  # fmt: skip
+        assert result.exit_code == 8, result.stderr
+        assert "argocd-controller" in result.stderr
+        assert "Traceback" not in result.stderr
+        deadline = time.monotonic() + 120  # a real namespace terminates for a few seconds
+        while kube.read("Namespace", fresh) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert kube.read("Namespace", fresh) is None
+        assert states(kube, fresh) == {"ConfigMap": None, "Service": None, "Deployment": None}
+    finally:
+        kube.delete_namespace(fresh)
 
 
 @pytest.mark.cluster
@@ -301,7 +325,7 @@ def test_a_dry_run_refusal_in_the_third_namespace_changes_nothing(
     assert "Nothing was changed: a dry run found this before any write." in result.stderr
     assert writes(kube) == []
     for namespace in (first, second, third):
-        assert versions(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
+        assert states(kube, namespace) == {"ConfigMap": None, "Service": None, "Deployment": None}
 
 
 @pytest.mark.cluster
@@ -310,7 +334,7 @@ def test_a_recreate_the_dry_run_refuses_changes_nothing(kube: Kube) -> None:
     """--recreate's deletion is dry-run too: a refusal there leaves everything serving."""
     assert kube.emulator is not None
     kubectl_apply_source(kube)
-    before = versions(kube)
+    before = states(kube)
     kube.emulator.fail("DELETE", "deployments", 403, "deployments.apps is forbidden", dry_run=True)
     kube.emulator.seen.clear()
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--recreate")
@@ -318,7 +342,7 @@ def test_a_recreate_the_dry_run_refuses_changes_nothing(kube: Kube) -> None:
     assert "denied delete on deployments" in result.stderr
     assert "Nothing was changed" in result.stderr
     assert writes(kube) == []
-    assert versions(kube) == before
+    assert states(kube) == before
 
 
 @pytest.mark.cluster
@@ -489,9 +513,23 @@ def test_a_selector_a_service_cannot_express_is_refused_with_the_way_out() -> No
 
 def test_a_taken_over_service_keeps_its_node_port() -> None:
     service = _rendered(1)[1]
-    live = {"spec": {"ports": [{"name": "http", "nodePort": 31456}]}}
+    port = service["spec"]["ports"][0]["port"]
+    owned = {
+        "manager": "kubectl-client-side-apply",
+        "operation": "Update",
+        "fieldsV1": {
+            "f:spec": {"f:ports": {f'k:{{"port":{port},"protocol":"TCP"}}': {"f:nodePort": {}}}}
+        },
+    }
+    live = {
+        "metadata": {"managedFields": [owned]},
+        "spec": {"ports": [{"name": "http", "port": port, "nodePort": 31456}]},
+    }
     assert adopt.keep_node_port(service, live)["spec"]["ports"][0]["nodePort"] == 31456
     assert "nodePort" not in service["spec"]["ports"][0]
+    # A nodePort the server allocated is owned by nobody: sending it would take it over.
+    allocated = {**live, "metadata": {"managedFields": []}}
+    assert "nodePort" not in adopt.keep_node_port(service, allocated)["spec"]["ports"][0]
     assert adopt.ownership(None, NAME) == adopt.ABSENT
     assert adopt.ownership({"metadata": {"labels": {"app": NAME}}}, NAME) == adopt.FOREIGN
     ours = {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": NAME}
@@ -541,3 +579,55 @@ def test_apply_with_the_source_selector_adopts_without_keeping_anything(kube: Ku
     deployment = kube.read("Deployment", NAME)
     assert deployment is not None
     assert deployment["spec"]["selector"] == {"matchLabels": {"app": NAME}}
+
+
+@pytest.mark.cluster
+def test_a_taken_over_explicit_node_port_stays_and_the_next_apply_is_unchanged(
+    kube: Kube,
+) -> None:
+    """The source's YAML with its own nodePort: kubectl owns it, the takeover moves it to
+    us, and neither that apply nor the next moves the URL; the next changes nothing."""
+    status, services = kube.call("GET", "/api/v1/services")
+    assert status == 200, services
+    taken = {p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []}
+    port = next(p for p in range(31789, 32768) if p not in taken)
+    for obj in source_objects():
+        if obj["kind"] == "Service":
+            obj["spec"]["ports"][0]["nodePort"] = port
+        kube.kubectl_apply(obj)
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith(f":{port}/jwks")
+    service = kube.read("Service", NAME)
+    assert service is not None and service["spec"]["ports"][0]["nodePort"] == port
+    again = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert again.exit_code == 0, again.stderr
+    assert f"service/{NAME} unchanged" in again.stderr
+    after = kube.read("Service", NAME)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == service["metadata"]["resourceVersion"]
+    assert after["spec"]["ports"][0]["nodePort"] == port
+
+
+@pytest.mark.cluster
+@pytest.mark.emulator_only
+def test_a_takeover_that_keeps_losing_the_race_stops_with_the_reason(kube: Kube) -> None:
+    """The takeover retries a stale-resourceVersion 409, but not for ever."""
+    assert kube.emulator is not None
+    kubectl_apply_source(kube)
+    modified = (
+        'Operation cannot be fulfilled on deployments.apps "remote-jwks-go": the object has '
+        "been modified; please apply your changes to the latest version and try again"
+    )
+    kube.emulator.fail("PATCH", "deployments", 409, modified, times=50, dry_run=False)
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
+    assert result.exit_code == 8, result.stderr
+    assert "changed on the API server each time we read it, 5 times" in result.stderr
+    assert "--force-conflicts" not in result.stderr  # no other tool's fields to take
+    assert "Traceback" not in result.stderr
+    takeovers = [
+        s
+        for s in kube.emulator.requests("PATCH")
+        if s.content_type == "application/merge-patch+json" and "/deployments/" in s.path
+    ]
+    assert len(takeovers) == 5

@@ -9,13 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .helpers import EXAMPLES, ec_key, jwks_bytes, rsa_public, run, running
-from .kube import Kube
+from .kube import Kube, what_we_write
 
 pytestmark = pytest.mark.cluster
 JWKS = str(EXAMPLES / "jwks-rsa.json")
@@ -25,6 +26,21 @@ def apply(kube: Kube, *args: str, input: bytes | None = None):  # type: ignore[n
     return kube.jwksdeploy(
         "apply", "--jwks", JWKS, "--namespace", kube.namespace, "--no-wait", *args, input=input
     )
+
+
+OBJECTS = (
+    ("ConfigMap", "jwks-config"),
+    ("Service", "remote-jwks-go"),
+    ("Deployment", "remote-jwks-go"),
+)
+
+
+def free_node_port(kube: Kube) -> int:
+    """A nodePort no Service of the cluster holds (a real cluster has others)."""
+    status, services = kube.call("GET", "/api/v1/services")
+    assert status == 200, services
+    taken = {p.get("nodePort") for s in services["items"] for p in s["spec"].get("ports") or []}
+    return next(p for p in range(31456, 32768) if p not in taken)
 
 
 def claim_configmap(kube: Kube, manager: str) -> None:
@@ -96,14 +112,27 @@ def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path
     assert apply(kube).exit_code == 0
     before = kube.read("Deployment", "remote-jwks-go")
     node_port = kube.read("Service", "remote-jwks-go")["spec"]["ports"][0]["nodePort"]  # type: ignore[index]
-    again = apply(kube)
-    assert again.exit_code == 0, again.stderr
-    for line in (
-        "configmap/jwks-config unchanged",
-        "service/remote-jwks-go unchanged",
-        "deployment/remote-jwks-go unchanged",
-    ):
-        assert line in again.stderr
+    first = {kind: kube.read(kind, name) for kind, name in OBJECTS}
+    for _ in range(2):  # the second apply of the same input, and the third
+        again = apply(kube)
+        assert again.exit_code == 0, again.stderr
+        for line in (
+            "configmap/jwks-config unchanged",
+            "service/remote-jwks-go unchanged",
+            "deployment/remote-jwks-go unchanged",
+        ):
+            assert line in again.stderr
+        for kind, name in OBJECTS:
+            now = kube.read(kind, name)
+            assert now is not None
+            assert what_we_write(now) == what_we_write(first[kind]), kind  # type: ignore[arg-type]
+            if kind != "Deployment":  # its controller writes status, moving it
+                assert (
+                    now["metadata"]["resourceVersion"]
+                    == (
+                        first[kind]["metadata"]["resourceVersion"]  # type: ignore[index]
+                    )
+                ), kind
     assert again.stdout.strip().endswith(f":{node_port}/jwks")
     rotated = tmp_path / "rotated.json"
     rotated.write_bytes(jwks_bytes(rsa_public(), ec_key(kid="next")))
@@ -122,6 +151,22 @@ def test_reapply_is_unchanged_and_a_new_jwks_rolls_the_pods(kube: Kube, tmp_path
     assert kube.read("ConfigMap", "jwks-config")["data"]["jwks.json"] == rotated.read_text()  # type: ignore[index]
     service = kube.read("Service", "remote-jwks-go")
     assert service is not None and service["spec"]["ports"][0]["nodePort"] == node_port
+
+
+def test_an_explicit_node_port_is_kept_and_a_reapply_is_unchanged(kube: Kube) -> None:
+    port = free_node_port(kube)
+    first = apply(kube, "--node-port", str(port))
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.strip().endswith(f":{port}/jwks")
+    again = apply(kube, "--node-port", str(port))
+    assert again.exit_code == 0, again.stderr
+    assert "service/remote-jwks-go unchanged" in again.stderr
+    # The same input without --node-port: the port we own stays where the gateway points.
+    without = apply(kube)
+    assert without.exit_code == 0, without.stderr
+    assert without.stdout.strip().endswith(f":{port}/jwks")
+    service = kube.read("Service", "remote-jwks-go")
+    assert service is not None and service["spec"]["ports"][0]["nodePort"] == port
 
 
 def test_dry_run_stores_nothing(kube: Kube) -> None:
@@ -148,6 +193,47 @@ def test_missing_namespace_names_the_flag_and_create_namespace_fixes_it(kube: Ku
         assert created.exit_code == 0, created.stderr
         assert f"namespace/{namespace} created" in created.stderr
         assert kube.read("ConfigMap", "jwks-config", namespace) is not None
+    finally:
+        kube.delete_namespace(namespace)
+
+
+def test_a_refusal_with_create_namespace_leaves_no_namespace_and_no_objects(kube: Kube) -> None:
+    """--create-namespace keeps the pre-flight's promise: the nodePort another Service holds
+    is refused by the dry run, and the namespace created for it is deleted again."""
+    port = free_node_port(kube)
+    assert apply(kube, "--node-port", str(port)).exit_code == 0
+    if kube.emulator is not None:
+        kube.emulator.seen.clear()
+    namespace = f"{kube.namespace}-new"
+    try:
+        result = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", namespace, "--no-wait", "--create-namespace",
+            "--node-port", str(port),
+        )  # fmt: skip
+        assert result.exit_code == 9, result.stderr
+        assert f"{port}: provided port is already allocated" in result.stderr
+        assert "Nothing was changed" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"namespace/{namespace} created" not in result.stderr
+        assert kube.read("ConfigMap", "jwks-config", namespace) is None
+        assert kube.read("Service", "remote-jwks-go", namespace) is None
+        deadline = time.monotonic() + 120  # a real namespace terminates for a few seconds
+        while kube.read("Namespace", namespace) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert kube.read("Namespace", namespace) is None
+        if kube.emulator is not None:
+            stored = [
+                f"{s.method} {s.path}"
+                for s in kube.emulator.requests()
+                if s.method in ("PATCH", "POST", "PUT") and s.query.get("dryRun") != "All"
+            ]
+            assert stored == [f"PATCH /api/v1/namespaces/{namespace}"], stored
+        fixed = kube.jwksdeploy(
+            "apply", "--jwks", JWKS, "-n", namespace, "--no-wait", "--create-namespace"
+        )
+        assert fixed.exit_code == 0, fixed.stderr
+        assert f"namespace/{namespace} created" in fixed.stderr
+        assert "configmap/jwks-config created" in fixed.stderr
     finally:
         kube.delete_namespace(namespace)
 
@@ -423,8 +509,11 @@ def test_wait_finishes_when_the_deployment_becomes_available(kube: Kube) -> None
 # --- url, status, delete ---------------------------------------------------------------
 
 
+@pytest.mark.needs_pods
 def test_url_status_and_delete(kube: Kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    applied = apply(kube, "--replicas", "2")
+    applied = kube.jwksdeploy(
+        "apply", "--jwks", JWKS, "-n", kube.namespace, "--replicas", "2", "--timeout", "3m"
+    )
     assert applied.exit_code == 0, applied.stderr
     url = kube.jwksdeploy("url", "-n", kube.namespace)
     assert url.exit_code == 0, url.stderr

@@ -13,13 +13,14 @@ import yaml
 from jwksdeploy.diff import CHANGE, CREATE, PRUNE, UNCHANGED, compare, normalize
 
 from .helpers import EXAMPLES, SOURCE_HS256_K, ec_key, jwks_bytes
-from .kube import Kube
+from .kube import Kube, what_we_write
 
 JWKS = str(EXAMPLES / "jwks-rsa.json")
 
 
-def _apply(kube: Kube, *args: str) -> None:
-    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait", *args)
+def _apply(kube: Kube, *args: str, wait: bool = False) -> None:
+    no_wait = () if wait else ("--no-wait",)
+    result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, *no_wait, *args)
     assert result.exit_code == 0, result.stderr
 
 
@@ -28,8 +29,9 @@ def _diff(kube: Kube, *args: str, jwks: str = JWKS) -> Any:
 
 
 def _stored(kube: Kube) -> dict[str, Any]:
+    """What a write of ours could change (status and resourceVersion move on their own)."""
     return {
-        kind: kube.read(kind, name)
+        kind: what_we_write(kube.read(kind, name))
         for kind, name in (
             ("ConfigMap", "jwks-config"),
             ("Service", "remote-jwks-go"),
@@ -165,8 +167,9 @@ def test_a_missing_namespace_is_a_create_not_an_error(kube: Kube) -> None:
 
 
 @pytest.mark.cluster
+@pytest.mark.needs_pods
 def test_status_exits_1_when_the_live_jwks_differs(kube: Kube, tmp_path: Path) -> None:
-    _apply(kube)
+    _apply(kube, wait=True)  # status exits 0 only once the rollout is complete
     same = kube.jwksdeploy("status", "-n", kube.namespace, "--jwks", JWKS)
     assert same.exit_code == 0, same.stderr
     other = tmp_path / "other.json"
