@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .durations import MAX_DURATION_SECONDS as MAX_DURATION_SECONDS
-from .durations import parse_duration as parse_duration
 from .errors import InputError
 
 DEFAULT_NAME = "remote-jwks-go"

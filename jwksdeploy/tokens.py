@@ -475,7 +475,7 @@ def _jose_reason(exc: Exception) -> str:
 
 def parse_time(text: str, now: int, flag: str) -> int:
     """`now`, seconds since 1970 (`1767225600`), or an offset from now (`5m`, `-30s`)."""
-    from .settings import parse_duration
+    from .durations import parse_duration
 
     text = text.strip()
     if text == "now":

@@ -1241,7 +1241,7 @@ def test_the_cache_window_note_is_exact_and_rotate_reads_it_back(
     duration: str, window: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rounding 90.5s down to 1m30s told rotate a window shorter than the real cache."""
-    from jwksdeploy.settings import parse_duration
+    from jwksdeploy.durations import parse_duration
 
     monkeypatch.chdir(tmp_path)
     result = minimal_run("envoy", "--url", PLAIN, "--cache-duration", duration)
@@ -1293,7 +1293,7 @@ def test_apply_client_dry_run_prints_the_gateway_configuration() -> None:
     [("90", 90), ("1.5s", 1.5), ("1h30m", 5400), ("1m30s500ms", 90.5), (" 2m 1s ", 121)],
 )
 def test_every_duration_flag_reads_go_s_compound_form(text: str, seconds: float) -> None:
-    from jwksdeploy.settings import parse_duration
+    from jwksdeploy.durations import parse_duration
 
     assert parse_duration(text, "--timeout") == seconds
     dry = run(
@@ -1305,7 +1305,7 @@ def test_every_duration_flag_reads_go_s_compound_form(text: str, seconds: float)
 
 @pytest.mark.parametrize("text", ["1m s", "ms", "1h1h1h1h1h", "1d", "1.s", "-1s"])
 def test_what_is_not_a_duration_is_still_refused(text: str) -> None:
-    from jwksdeploy.settings import parse_duration
+    from jwksdeploy.durations import parse_duration
 
     with pytest.raises(InputError, match="is not a duration"):
         parse_duration(text, "--timeout")

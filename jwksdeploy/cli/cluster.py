@@ -114,8 +114,9 @@ def apply(**flags: Any) -> None:
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
     from ..apply import ApplyOptions
+    from ..durations import parse_duration
     from ..render import render_objects
-    from ..settings import check_address, parse_duration
+    from ..settings import check_address
     from .gateway import POLICY_PARAMS
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
@@ -543,7 +544,7 @@ def delete(
     from ..apply import delete as delete_instances
     from ..apply import delete_error
     from ..cluster import managed_objects
-    from ..settings import parse_duration
+    from ..durations import parse_duration
 
     seconds = parse_duration(timeout, "--timeout")
     names = _instance_names(name)

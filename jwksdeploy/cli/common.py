@@ -373,7 +373,7 @@ def cluster_options(command: F) -> F:
 
 
 def connect_from_flags(kubeconfig: str | None, context: str | None, request_timeout: str) -> Any:
-    from ..settings import parse_duration
+    from ..durations import parse_duration
 
     seconds = parse_duration(request_timeout, "--request-timeout")
     return connect_cluster(kubeconfig, context, seconds)

@@ -239,9 +239,9 @@ def _request(params: dict[str, Any]) -> Request:
 def _load(request: Request) -> Session:
     """Read and check the key files, the local record and (unless --local) the cluster's.
     Call it holding the key files' lock."""
+    from ..durations import parse_duration
     from ..files import read_input
     from ..keys import parse_key_file
-    from ..settings import parse_duration
     from .keys import _refuse_out_of_step
 
     now = clock()
@@ -372,9 +372,9 @@ def _execute(
 ) -> rotation.Step:
     """Write the files, publish and record on the cluster, wait for the rollout when the set
     changed, and record when it was served."""
+    from ..durations import parse_duration
     from ..keys import public_set, to_json
     from ..rotate_cluster import publish, record_state, wait_served, write_secret
-    from ..settings import parse_duration
 
     wait_seconds = parse_duration(timeout, "--timeout")
     if dry_run == "client":
@@ -574,7 +574,7 @@ def _revoke(session: Session, extra: dict[str, Any]) -> rotation.Step:
 
 
 def _run(session: Session, extra: dict[str, Any]) -> rotation.Step:
-    from ..settings import parse_duration
+    from ..durations import parse_duration
 
     after = extra.get("rotate_after")
     seconds = parse_duration(after, "--rotate-after") if after else None

@@ -99,10 +99,10 @@ def serve_command(
     The file is read once at start-up, as the image does. Stops cleanly on SIGTERM or Ctrl-C,
     finishing the requests in flight.
     """
+    from ..durations import parse_duration
     from ..files import read_input
     from ..jwks import enforce, lint_jwks, parse_jwks
     from ..serve import Limits, bind, run_until_signalled
-    from ..settings import parse_duration
 
     limits = Limits(
         max_connections=max_connections,
@@ -128,8 +128,8 @@ def serve_command(
 def _connection_timeout(text: str, flag: str) -> float:
     """A connection deadline of serve: 0 would close every connection before its first byte,
     so it is refused rather than quietly raised."""
+    from ..durations import parse_duration
     from ..errors import InputError
-    from ..settings import parse_duration
 
     seconds = parse_duration(text, flag)
     if seconds < 0.001:

@@ -113,9 +113,9 @@ def token_command(
             )
         return
 
+    from ..durations import parse_duration
     from ..files import read_input
     from ..keys import parse_key_file
-    from ..settings import parse_duration
     from ..tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
 
     now = int(time.time())
@@ -262,11 +262,11 @@ def verify_command(
     `--jwks FILE --token T` without --url/-n verifies the token against the file."""
     import time
 
+    from ..durations import parse_duration
     from ..errors import InputError, VerificationFailed
     from ..files import read_input
     from ..jwks import enforce, lint_jwks, parse_jwks
     from ..probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
-    from ..settings import parse_duration
     from ..strictjson import dumps
     from ..tokens import MAX_TOKEN_CHARS, check_token
 
