@@ -178,6 +178,29 @@ def spawn(
 def serve_outcome(path: str, cwd: Path, timeout: float = 30) -> Outcome:
     """`jwksdeploy serve --jwks PATH --port 0` as a process: it must refuse at start-up. If it
     starts serving instead, it is stopped and the outcome says so (exit code -1)."""
+    return serve_outcomes([path], cwd, timeout)[0]
+
+
+def serve_outcomes(paths: Sequence[str], cwd: Path, timeout: float = 60) -> list[Outcome]:
+    """`serve_outcome` for several paths at once (the processes start together, so the suite
+    waits for the slowest start-up, not their sum); `timeout` bounds them all."""
+    import time
+
+    started = [_start_serve(path, cwd) for path in paths]
+    deadline = time.monotonic() + timeout
+    return [_refusal_of(run, max(0.1, deadline - time.monotonic()), timeout) for run in started]
+
+
+@dataclass
+class _ServeRun:
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    lines: list[bytes]
+    serving: threading.Event
+    reader: threading.Thread
+
+
+def _start_serve(path: str, cwd: Path) -> _ServeRun:
     argv = [sys.executable, "-m", "jwksdeploy", "serve", "--jwks", path, "--port", "0"]
     process = subprocess.Popen(
         argv, cwd=cwd, env=process_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -195,18 +218,22 @@ def serve_outcome(path: str, cwd: Path, timeout: float = 30) -> Outcome:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    reader.join(timeout)
-    if serving.is_set() or reader.is_alive():
-        process.kill()
-        process.wait(10)
-        state = "started serving" if serving.is_set() else f"hung for {timeout:g}s"
-        text = b"".join(lines).decode("utf-8", "replace")
-        return Outcome(-1, "", f"{text}\n[test: serve {state} instead of refusing]", argv)
-    process.wait(10)
-    assert process.stdout is not None
-    stdout = process.stdout.read().decode("utf-8", "replace")
-    stderr = b"".join(lines).decode("utf-8", "replace")
-    return Outcome(process.returncode, stdout, stderr, argv)
+    return _ServeRun(argv, process, lines, serving, reader)
+
+
+def _refusal_of(run: _ServeRun, wait: float, timeout: float) -> Outcome:
+    run.reader.join(wait)
+    if run.serving.is_set() or run.reader.is_alive():
+        run.process.kill()
+        run.process.wait(10)
+        state = "started serving" if run.serving.is_set() else f"hung for {timeout:g}s"
+        text = b"".join(run.lines).decode("utf-8", "replace")
+        return Outcome(-1, "", f"{text}\n[test: serve {state} instead of refusing]", run.argv)
+    run.process.wait(10)
+    assert run.process.stdout is not None
+    stdout = run.process.stdout.read().decode("utf-8", "replace")
+    stderr = b"".join(run.lines).decode("utf-8", "replace")
+    return Outcome(run.process.returncode, stdout, stderr, run.argv)
 
 
 def each_failure(checks: dict[str, Callable[[], None]]) -> None:

@@ -31,12 +31,14 @@ from .helpers import (
 )
 from .refusals import (
     Outcome,
+    Snapshot,
     assert_clean_stderr,
     assert_no_secret,
     assert_refused,
     each_failure,
     invoke,
     serve_outcome,
+    serve_outcomes,
     snapshot,
     spawn,
     spawn_many,
@@ -314,18 +316,43 @@ SERVE_DOCS = [
 ]
 
 
+@dataclass
+class ServeRefusals:
+    """What `serve` did with each of SERVE_DOCS and /dev/zero, and the folder they were in
+    before and after every run."""
+
+    outcomes: dict[str, Outcome]
+    before: Snapshot
+    after: Snapshot
+
+
+@pytest.fixture(scope="module")
+def serve_refusals(tmp_path_factory: pytest.TempPathFactory) -> ServeRefusals:
+    """Every serve start-up of this module, as processes started together: the suite waits for
+    the slowest one instead of their sum (one start-up is about a second on a loaded machine)."""
+    folder = tmp_path_factory.mktemp("serve")
+    paths = {}
+    for doc in SERVE_DOCS:
+        path = folder / f"{doc.id}.json"
+        path.write_bytes(doc.data)
+        paths[doc.id] = str(path)
+    paths["/dev/zero"] = "/dev/zero"
+    before = snapshot(folder)
+    outcomes = serve_outcomes(list(paths.values()), folder, timeout=60)
+    return ServeRefusals(dict(zip(paths, outcomes, strict=True)), before, snapshot(folder))
+
+
 @pytest.mark.parametrize("doc", SERVE_DOCS, ids=[d.id for d in SERVE_DOCS])
-def test_serve_refuses_a_hostile_document_at_start_up(doc: Doc, tmp_path: Path) -> None:
+def test_serve_refuses_a_hostile_document_at_start_up(
+    doc: Doc, serve_refusals: ServeRefusals
+) -> None:
     """`serve` refuses a hostile document before it listens, instead of handing it out."""
-    path = tmp_path / "hostile.json"
-    path.write_bytes(doc.data)
-    before = snapshot(tmp_path)
-    out = serve_outcome(str(path), tmp_path)
-    assert_refused(out, REFUSED_JWKS, before=before, after=snapshot(tmp_path))
+    out = serve_refusals.outcomes[doc.id]
+    assert_refused(out, REFUSED_JWKS, before=serve_refusals.before, after=serve_refusals.after)
 
 
-def test_serve_endless_file_is_refused(tmp_path: Path) -> None:
-    assert_refused(serve_outcome("/dev/zero", tmp_path, timeout=60), 3)
+def test_serve_endless_file_is_refused(serve_refusals: ServeRefusals) -> None:
+    assert_refused(serve_refusals.outcomes["/dev/zero"], 3)
 
 
 STATUS_DOCS = [d for d in HOSTILE_DOCS if d.id in {"nan-member", "deep-unclosed", "kid-list"}]

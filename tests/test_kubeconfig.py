@@ -19,8 +19,10 @@ from .helpers import (
     billion_laughs,
     kubeconfig,
     marker,
+    valid_jwks,
 )
 from .refusals import (
+    Outcome,
     assert_clean_stderr,
     assert_refused,
     each_failure,
@@ -224,14 +226,34 @@ def _endless_kubeconfigs(tmp_path: Path, port: int) -> dict[str, tuple[str, list
     }
 
 
-@pytest.mark.parametrize(
-    "case", ["path-dev-zero", "token-file-dev-zero", "ca-file-dev-zero", "billion-laughs"]
-)
-def test_endless_kubeconfig_is_refused(case: str, tmp_path: Path, jwks_file: Path) -> None:
-    path, extra = _endless_kubeconfigs(tmp_path, closed_port())[case]
-    commands = kube_commands(str(jwks_file))
-    runs = [[*commands[name], "--kubeconfig", path, *extra] for name in ("url", "apply", "gateway")]
-    for out in spawn_many(runs, tmp_path, timeout=60):
+ENDLESS_CASES = ["path-dev-zero", "token-file-dev-zero", "ca-file-dev-zero", "billion-laughs"]
+ENDLESS_COMMANDS = ("url", "apply", "gateway")
+
+
+@pytest.fixture(scope="module")
+def endless_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Outcome]]:
+    """url, apply and gateway on each endless kubeconfig, as processes (a hang or an unbounded
+    read must not take the test runner with it), all started together: each imports the
+    Kubernetes client, a second or more on a loaded machine, so the suite waits once."""
+    tmp_path = tmp_path_factory.mktemp("endless")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(valid_jwks())
+    kubeconfigs = _endless_kubeconfigs(tmp_path, closed_port())
+    commands = kube_commands(str(jwks))
+    runs = {
+        (case, name): [*commands[name], "--kubeconfig", kubeconfigs[case][0], *kubeconfigs[case][1]]
+        for case in ENDLESS_CASES
+        for name in ENDLESS_COMMANDS
+    }
+    outcomes = dict(zip(runs, spawn_many(list(runs.values()), tmp_path, timeout=60), strict=True))
+    return {case: [outcomes[case, name] for name in ENDLESS_COMMANDS] for case in ENDLESS_CASES}
+
+
+@pytest.mark.parametrize("case", ENDLESS_CASES)
+def test_endless_kubeconfig_is_refused(
+    case: str, endless_outcomes: dict[str, list[Outcome]]
+) -> None:
+    for out in endless_outcomes[case]:
         assert_refused(out, 6)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ from .helpers import (
 )
 from .refusals import (
     Outcome,
+    Snapshot,
     assert_clean_stderr,
     assert_refused,
     each_failure,
     invoke,
     snapshot,
-    spawn,
+    spawn_many,
 )
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
@@ -112,41 +114,57 @@ def test_a_hostile_values_file_is_refused(name: str, tmp_path: Path, jwks_file: 
     assert_refused(out, 3, before=before, after=snapshot(tmp_path))
 
 
-@pytest.mark.parametrize("name", ["deep-flow", "duplicate-key", "namespace-sexagesimal"])
+IN_A_PROCESS = ["deep-flow", "duplicate-key", "namespace-sexagesimal"]
+LAUGHS = {key: billion_laughs(key) for key in ("label", "annotation", "image-pull-secret")}
+
+
+@dataclass
+class Refusal:
+    """One process's outcome, and its folder before and after it ran."""
+
+    outcome: Outcome
+    before: Snapshot
+    after: Snapshot
+
+
+@pytest.fixture(scope="module")
+def values_in_processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refusal]:
+    """`render --values` on each of IN_A_PROCESS and LAUGHS as processes started together (the
+    suite waits for the slowest, not their sum); each in its own folder. The process timeout
+    is the bound on "quickly": expanding the laughs takes minutes and gigabytes."""
+    folders, runs = {}, []
+    for name, data in [*((n, HOSTILE_VALUES[n]) for n in IN_A_PROCESS), *LAUGHS.items()]:
+        folder = tmp_path_factory.mktemp(name)
+        (folder / "jwks.json").write_bytes(valid_jwks())
+        values = folder / "values.yaml"
+        values.write_bytes(data.encode() if isinstance(data, str) else data)
+        namespace = ["-n", "a"] if name in LAUGHS else []
+        runs.append(
+            ["render", "--values", str(values), "--jwks", str(folder / "jwks.json"), *namespace]
+        )
+        folders[name] = folder
+    before = {name: snapshot(folder) for name, folder in folders.items()}
+    outcomes = spawn_many(runs, tmp_path_factory.mktemp("processes"), timeout=60)
+    return {
+        name: Refusal(outcome, before[name], snapshot(folder))
+        for (name, folder), outcome in zip(folders.items(), outcomes, strict=True)
+    }
+
+
+@pytest.mark.parametrize("name", IN_A_PROCESS)
 def test_a_hostile_values_file_is_refused_in_a_process(
-    name: str, tmp_path: Path, jwks_file: Path
+    name: str, values_in_processes: dict[str, Refusal]
 ) -> None:
     """The same refusals from a real process (recursion limits and stack differ in-process)."""
-    path = tmp_path / "values.yaml"
-    data = HOSTILE_VALUES[name]
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    out = spawn("render", "--values", str(path), "--jwks", str(jwks_file), cwd=tmp_path)
-    assert_refused(out, 3)
+    assert_refused(values_in_processes[name].outcome, 3)
 
 
-@pytest.mark.parametrize(
-    "values",
-    [billion_laughs("label"), billion_laughs("annotation"), billion_laughs("image-pull-secret")],
-    ids=["label", "annotation", "image-pull-secret"],
-)
+@pytest.mark.parametrize("name", list(LAUGHS))
 def test_values_billion_laughs_is_refused_quickly(
-    values: str, tmp_path: Path, jwks_file: Path
+    name: str, values_in_processes: dict[str, Refusal]
 ) -> None:
-    path = tmp_path / "values.yaml"
-    path.write_text(values)
-    before = snapshot(tmp_path)
-    out = spawn(
-        "render",
-        "--values",
-        str(path),
-        "--jwks",
-        str(jwks_file),
-        "-n",
-        "a",
-        cwd=tmp_path,
-        timeout=30,
-    )
-    assert_refused(out, 3, before=before, after=snapshot(tmp_path))
+    refusal = values_in_processes[name]
+    assert_refused(refusal.outcome, 3, before=refusal.before, after=refusal.after)
 
 
 @pytest.mark.cluster
