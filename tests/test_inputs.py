@@ -495,7 +495,7 @@ def test_a_kid_with_control_characters_is_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): settings the cluster would refuse, bounded reads
 # ---------------------------------------------------------------------------------------------
-# every case runs through the CLI and ends in a clean refusal (tests/refusals.py).
+# Every case runs through the CLI and ends in a clean refusal (tests/refusals.py).
 
 import yaml  # noqa: E402
 

@@ -495,7 +495,7 @@ def test_render_and_help_never_import_the_client_or_crypto(args: list[str]) -> N
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): the template cache and the lazy client
 # ---------------------------------------------------------------------------------------------
-# a cache planted by someone else never runs code; render never imports the Kubernetes client.
+# A cache planted by someone else never runs code; render never imports the Kubernetes client.
 
 import hashlib  # noqa: E402
 import pickle  # noqa: E402

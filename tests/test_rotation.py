@@ -818,7 +818,7 @@ def test_a_refused_record_is_a_warning_and_the_configuration_still_prints(
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): rotation records and clocks that are no time
 # ---------------------------------------------------------------------------------------------
-# the local mirror and the ConfigMap annotation are read by the same checked reader.
+# The local mirror and the ConfigMap annotation are read by the same checked reader.
 
 from .helpers import corrupt, key_pair_files  # noqa: E402
 from .refusals import assert_refused, invoke, snapshot  # noqa: E402

@@ -403,7 +403,7 @@ def test_cli_flags_reach_the_server(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): a --listen no socket can take
 # ---------------------------------------------------------------------------------------------
-# refused before any socket exists.
+# Refused before any socket exists.
 
 from .helpers import key_pair_files  # noqa: E402
 from .refusals import assert_refused, invoke  # noqa: E402

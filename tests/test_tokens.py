@@ -241,7 +241,7 @@ def test_parse_time_forms() -> None:
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): claims, headers and keys `token` cannot use
 # ---------------------------------------------------------------------------------------------
-# each is refused (exit 3 or 4) with one clean line, or kept as RFC 8259 JSON.
+# Each is refused (exit 3 or 4) with one clean line, or kept as RFC 8259 JSON.
 
 import base64  # noqa: E402
 

@@ -693,7 +693,7 @@ def test_a_load_balancer_url_is_printed_once_it_has_an_address(kube: Kube) -> No
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): the cluster's text in rollout progress
 # ---------------------------------------------------------------------------------------------
-# escaped like every error, so a pod cannot drive the terminal.
+# It is escaped like every error, so a pod cannot drive the terminal.
 
 from pathlib import Path  # noqa: E402
 

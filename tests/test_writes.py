@@ -888,7 +888,7 @@ def test_the_same_file_twice_is_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Moved from the hostile suites (issue 9): key file names and concurrent renders
 # ---------------------------------------------------------------------------------------------
-# a NUL or an over-long name is refused with nothing changed; concurrent renders leave one tree.
+# A NUL or an over-long name is refused with nothing changed; concurrent renders leave one tree.
 
 import yaml  # noqa: E402
 
