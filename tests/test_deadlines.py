@@ -15,17 +15,8 @@ from typing import Any
 
 import pytest
 
-from .helpers import (
-    kubeconfig,
-    marker,
-    valid_jwks,
-)
-from .refusals import (
-    Outcome,
-    assert_refused,
-    flag,
-    spawn_many,
-)
+from .helpers import kubeconfig, marker, valid_jwks
+from .refusals import Outcome, assert_refused, flag, spawn_many
 from .servers import jwks_server, raw_server
 
 pytestmark = pytest.mark.usefixtures("in_tmp")

@@ -15,10 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import (
-    key_pair_files,
-    kubeconfig,
-)
+from .helpers import key_pair_files, kubeconfig
 from .kube import Kube
 from .refusals import (
     Outcome,
@@ -41,9 +38,7 @@ HYPOTHESIS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 VERIFY_TIMEOUT = flag("verify", "--request-timeout", "--timeout")
-FETCH_TIMEOUT = flag(
-    "gateway", "--fetch-timeout", "--timeout"
-)  # malformed (InputError) or failed its checks (JwksRejected)
+FETCH_TIMEOUT = flag("gateway", "--fetch-timeout", "--timeout")
 
 
 # ---------------------------------------------------------------------------------------------

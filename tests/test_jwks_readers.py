@@ -53,7 +53,7 @@ HYPOTHESIS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-REFUSED_JWKS = (3, 4)
+REFUSED_JWKS = (3, 4)  # malformed (InputError) or failed its checks (JwksRejected)
 
 
 @dataclass(frozen=True)

@@ -19,18 +19,9 @@ import yaml
 
 from jwksdeploy.kubeshape import check_list, check_object
 
-from .helpers import (
-    corrupt,
-    key_pair_files,
-    kubeconfig,
-)
+from .helpers import corrupt, key_pair_files, kubeconfig
 from .kube import Kube
-from .refusals import (
-    Outcome,
-    assert_clean_stderr,
-    assert_refused,
-    invoke,
-)
+from .refusals import Outcome, assert_clean_stderr, assert_refused, invoke
 from .servers import raw_server
 
 pytestmark = pytest.mark.usefixtures("in_tmp")

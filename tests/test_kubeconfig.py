@@ -14,13 +14,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import (
-    b64,
-    billion_laughs,
-    kubeconfig,
-    marker,
-    valid_jwks,
-)
+from .helpers import b64, billion_laughs, kubeconfig, marker, valid_jwks
 from .refusals import (
     Outcome,
     assert_clean_stderr,

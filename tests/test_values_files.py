@@ -16,11 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import (
-    REPO,
-    billion_laughs,
-    valid_jwks,
-)
+from .helpers import REPO, billion_laughs, valid_jwks
 from .refusals import (
     Outcome,
     Snapshot,

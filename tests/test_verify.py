@@ -20,14 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import (
-    Signer,
-    b64,
-    dumps,
-    marker,
-    private_rsa,
-    valid_jwks,
-)
+from .helpers import Signer, b64, dumps, marker, private_rsa, valid_jwks
 from .refusals import (
     Outcome,
     assert_clean_stderr,
