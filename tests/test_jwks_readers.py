@@ -338,7 +338,8 @@ def serve_refusals(tmp_path_factory: pytest.TempPathFactory) -> ServeRefusals:
         paths[doc.id] = str(path)
     paths["/dev/zero"] = "/dev/zero"
     before = snapshot(folder)
-    outcomes = serve_outcomes(list(paths.values()), folder, timeout=60)
+    # The bound only catches a start-up that serves or hangs: generous for 16 processes.
+    outcomes = serve_outcomes(list(paths.values()), folder, timeout=120)
     return ServeRefusals(dict(zip(paths, outcomes, strict=True)), before, snapshot(folder))
 
 

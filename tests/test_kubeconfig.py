@@ -239,7 +239,9 @@ def endless_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list
         for case in ENDLESS_CASES
         for name in ENDLESS_COMMANDS
     }
-    outcomes = dict(zip(runs, spawn_many(list(runs.values()), tmp_path, timeout=60), strict=True))
+    # The bound only catches a hang (which never ends): twelve processes on a loaded machine
+    # took 30 s once, so it is generous.
+    outcomes = dict(zip(runs, spawn_many(list(runs.values()), tmp_path, timeout=120), strict=True))
     return {case: [outcomes[case, name] for name in ENDLESS_COMMANDS] for case in ENDLESS_CASES}
 
 
