@@ -491,3 +491,150 @@ def test_a_kid_with_control_characters_is_refused(tmp_path: Path) -> None:
     result = run("jwks", "generate", "--kid", "\x1b[2J", "--jwks", str(out))
     assert result.exit_code == 3 and "control characters" in result.stderr
     assert not out.exists() and "\x1b" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): settings the cluster would refuse, bounded reads
+# ---------------------------------------------------------------------------------------------
+# Every case runs through the CLI and ends in a clean refusal (tests/refusals.py).
+
+import yaml  # noqa: E402
+
+from .helpers import REPO, billion_laughs, dumps, key_pair_files, kubeconfig  # noqa: E402
+from .refusals import assert_refused, invoke, snapshot, spawn, spawn_many  # noqa: E402
+from .servers import closed_port, jwks_server  # noqa: E402
+
+CLUSTER_WOULD_REFUSE = {
+    "node-port-several-namespaces": ["-n", "a", "-n", "b", "--node-port", "31000"],
+    "cpu-request-above-limit": ["-n", "a", "--cpu-request", "10m", "--cpu-limit", "1m"],
+    "cpu-request-above-default-limit": ["-n", "a", "--cpu-request", "2"],
+    "memory-request-above-limit": ["-n", "a", "--memory-request", "1Gi", "--memory-limit", "64Mi"],
+    "image-uppercase": ["-n", "a", "--image", "UPPER/Img:1"],
+    "image-short-digest": ["-n", "a", "--image", "foo@sha256:abc"],
+    "image-empty-tag": ["-n", "a", "--image", "foo:"],
+    "image-space": ["-n", "a", "--image", "foo bar:1"],
+    "replicas-zero": ["-n", "a", "--replicas", "0"],
+    "replicas-huge": ["-n", "a", "--replicas", "1" + "0" * 30],
+    "port-out-of-range": ["-n", "a", "--port", "70000"],
+    "node-port-outside-range": ["-n", "a", "--node-port", "80"],
+    "node-port-range-reversed": ["-n", "a", "--node-port-range", "32767-30000"],
+    "namespace-too-long": ["-n", "a" * 64],
+}
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("case", list(CLUSTER_WOULD_REFUSE))
+def test_render_refuses_what_the_cluster_rejects(
+    case: str, tmp_path: Path, jwks_file: Path
+) -> None:
+    before = snapshot(tmp_path)
+    out = invoke("render", "--jwks", str(jwks_file), *CLUSTER_WOULD_REFUSE[case])
+    assert_refused(out, 3, before=before, after=snapshot(tmp_path))
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_render_refuses_the_issues_cluster_rejections_and_the_example_renders(
+    tmp_path: Path, jwks_file: Path
+) -> None:
+    """The values the issue quotes are refused at render, as the API server would refuse them, and
+    examples/values.yaml renders (issue 9, repro 12)."""
+    jwks = ["render", "--jwks", str(jwks_file)]
+    assert_refused(invoke(*jwks, "-n", "a", "--cpu-request", "10m", "--cpu-limit", "1m"), 3)
+    assert_refused(invoke(*jwks, "-n", "a", "--image", "UPPER/Img:1"), 3)
+    assert_refused(invoke(*jwks, "-n", "a", "--image", "foo@sha256:abc"), 3)
+    assert_refused(invoke(*jwks, "-n", "a", "-n", "b", "--node-port", "31456"), 3)
+    example = yaml.safe_load((REPO / "examples" / "values.yaml").read_text())
+    namespaces = example.get("namespace")
+    several = isinstance(namespaces, list) and len(namespaces) > 1
+    assert not (several and example.get("node-port")), example
+    out = invoke("render", "--values", str(REPO / "examples" / "values.yaml"))
+    assert out.code == 0, out.describe()
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_exploding_and_endless_inputs_end_in_a_refusal(tmp_path: Path, jwks_file: Path) -> None:
+    """Billion laughs in a values file and /dev/zero as a JWKS, values file or token file end in a
+    clean refusal, never a hang or an unbounded read (issue 9, repro 7)."""
+    values = tmp_path / "laughs.yaml"
+    values.write_text(billion_laughs("label"))
+    token_zero = tmp_path / "kubeconfig"
+    token_zero.write_text(
+        json.dumps(kubeconfig(f"http://127.0.0.1:{closed_port()}", tokenFile="/dev/zero"))
+    )
+    runs = [
+        ["render", "--values", str(values), "--jwks", str(jwks_file), "-n", "a"],
+        ["render", "--jwks", "/dev/zero", "-n", "a"],
+        ["render", "--values", "/dev/zero", "--jwks", str(jwks_file), "-n", "a"],
+        ["url", "-n", "a", "--kubeconfig", str(token_zero)],
+    ]
+    codes = [3, 3, 3, 6]
+    for out, code in zip(spawn_many(runs, tmp_path, timeout=60), codes, strict=True):
+        assert_refused(out, code)
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_each_crash_the_issue_lists_is_a_clean_refusal(tmp_path: Path, jwks_file: Path) -> None:
+    """One representative of each crash the issue lists; every one exits with a documented
+    code other than 1, and one `error: ` line (issue 9, repro 8)."""
+    doc = tmp_path / "doc.json"
+    (tmp_path / "keys").mkdir()
+    _, private = key_pair_files(tmp_path / "keys")
+    cases: list[tuple[bytes, list[str], tuple[int, ...]]] = [
+        (b"[" * 100_000, ["render", "--jwks", str(doc), "-n", "a"], (3, 4)),
+        (b'{"keys":[{"kty":"EC","e":' + b"9" * 5000 + b"}]}", ["jwks", "check", str(doc)], (3, 4)),
+        (dumps({"keys": [{"kty": [], "k": "AAAA"}]}), ["jwks", "check", str(doc)], (3, 4)),
+        (
+            dumps({"keys": [{"kty": "oct", "k": "AAAA", "alg": ["HS256"]}]}),
+            ["render", "--jwks", str(doc), "-n", "a"],
+            (3, 4),
+        ),
+        (dumps({"keys": [{**ec_key(), "kid": ["a"]}]}), ["jwks", "public", str(doc)], (3, 4)),
+        (
+            b'{"kty":"EC","crv":"P-999","x":"AQ","y":"AQ","d":"AQ"}',
+            ["token", "--key", str(doc)],
+            (3, 4),
+        ),
+    ]
+    for data, args, codes in cases:
+        doc.write_bytes(data)
+        assert_refused(invoke(*args), codes)
+    values = tmp_path / "values.yaml"
+    values.write_text('replicas: "²"\n')
+    assert_refused(
+        invoke("render", "--values", str(values), "--jwks", str(jwks_file), "-n", "a"), 3
+    )
+    assert_refused(invoke("token", "--key", str(private), "--ttl", "1e400s"), 3)
+    assert_refused(invoke("verify", "--url", "http://127.0.0.1:1/j wks"), 3)
+    assert_refused(invoke("verify", "--url", "http://[::1"), 3)
+    assert_refused(spawn("render", "--jwks", str(jwks_file), "-n", b"\xff", cwd=tmp_path), 3)
+    for answer in (
+        b"HELLO\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n",
+    ):
+        with jwks_server(answer) as port:
+            assert_refused(invoke("verify", "--url", f"http://127.0.0.1:{port}/jwks"), 11)
+    port = closed_port()
+    server = f"http://127.0.0.1:{port}"
+    bad_ca = kubeconfig(f"https://127.0.0.1:{port}")
+    bad_ca["clusters"][0]["cluster"]["certificate-authority-data"] = "!!"
+    kubeconfigs = {
+        "not-yaml": b"{{{ : ]",
+        "list": b"- a\n",
+        "bad-ca": json.dumps(bad_ca).encode(),
+        "missing-token-file": json.dumps(kubeconfig(server, tokenFile="/nope/token")).encode(),
+    }
+    for data in kubeconfigs.values():
+        path = tmp_path / "kubeconfig"
+        path.write_bytes(data)
+        assert_refused(invoke("url", "-n", "a", "--kubeconfig", str(path)), 6)
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    assert_refused(invoke("url", "-n", "a", "--kubeconfig", str(unreadable)), 6)
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_megabyte_path_gives_a_short_error(tmp_path: Path) -> None:
+    outcome = invoke("render", "--jwks", "x" * 1_000_000, "-n", "a")
+    assert_refused(outcome, 3, mentions=["too long|does not exist"])
+    assert len(outcome.stderr) < 10_000

@@ -590,3 +590,145 @@ def test_short_and_long_option_spellings_parse_as_click_parses_them() -> None:
     )
     unknown = run("render", "--jwks", jwks, "-q", "x")
     assert unknown.exit_code == 2 and "No such option '-q'." in unknown.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): the template cache and the lazy client
+# ---------------------------------------------------------------------------------------------
+# A cache planted by someone else never runs code; render never imports the Kubernetes client.
+
+import hashlib  # noqa: E402
+import pickle  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from .refusals import process_env, snapshot, spawn  # noqa: E402
+
+
+class _Plant:
+    """Unpickled from a planted cache file: writes a marker file (proof that code ran)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        code = f"open({self.path!r}, 'w').write('pwned')"
+        return (exec, (code,))
+
+
+def _bytecode_payload(marker_path: Path) -> bytes:
+    """What jinja2.FileSystemBytecodeCache reads: its magic header, then a pickle it loads."""
+    from jinja2.bccache import bc_magic
+
+    return bc_magic + pickle.dumps(_Plant(str(marker_path)), 2)
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_render_never_loads_a_planted_template_cache(tmp_path: Path, jwks_file: Path) -> None:
+    """A cache in a shared XDG_CACHE_HOME, written by someone else, must never run code."""
+    cache = tmp_path / "shared-cache"
+    pwned = tmp_path / "pwned"
+    env = {**_env_for(tmp_path), "XDG_CACHE_HOME": str(cache)}
+    first = spawn("render", "--jwks", str(jwks_file), "-n", "a", cwd=tmp_path, env=env)
+    assert first.code == 0, first.describe()
+    written = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    # Plant a payload where the cache would be read from: every file the first run wrote,
+    # and the jinja default names in every directory under the cache.
+    folders = {p.parent for p in written} | {
+        cache / "jwksdeploy" / "templates",
+        cache / "jwksdeploy",
+    }
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o777)
+    for path in written:
+        path.write_bytes(_bytecode_payload(pwned))
+    if os.geteuid() == 0:
+        for path in [*written, *folders]:
+            os.chown(path, 65534, 65534)  # planted by another user
+    second = spawn("render", "--jwks", str(jwks_file), "-n", "a", cwd=tmp_path, env=env)
+    assert not pwned.exists(), "a planted template cache ran code"
+    assert second.code == 0, second.describe()
+    assert second.stdout == first.stdout
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_render_leaves_no_cache_others_can_write(tmp_path: Path, jwks_file: Path) -> None:
+    """If render keeps a cache at all, only the user can write it (no group/world bits)."""
+    cache = tmp_path / "cache"
+    env = {**_env_for(tmp_path), "XDG_CACHE_HOME": str(cache)}
+    out = spawn("render", "--jwks", str(jwks_file), "-n", "a", cwd=tmp_path, env=env)
+    assert out.code == 0, out.describe()
+    for path in [cache / "jwksdeploy", *(cache / "jwksdeploy").rglob("*")]:
+        if path.exists():
+            assert path.stat().st_mode & 0o022 == 0, f"{path} is writable by others"
+
+
+def _env_for(tmp_path: Path) -> dict[str, str]:
+    from .refusals import process_env
+
+    return process_env(tmp_path)
+
+
+def _jinja_cache_payload(marker_path: Path) -> bytes:
+    from jinja2.bccache import bc_magic
+
+    class Plant:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (exec, (f"open({str(marker_path)!r}, 'w').write('pwned')",))
+
+    return bc_magic + pickle.dumps(Plant(), 2)
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_jinjas_cache_files_planted_by_another_user_never_run(
+    tmp_path: Path, jwks_file: Path
+) -> None:
+    """Plant, in a shared XDG_CACHE_HOME, the exact files jinja's FileSystemBytecodeCache
+    would load for our templates (the old cache location), owned by someone else: render runs
+    none of them and writes nothing there (issue 9, repro 9)."""
+    cache = tmp_path / "shared-cache"
+    folder = cache / "jwksdeploy" / "templates"
+    folder.mkdir(parents=True)
+    pwned = tmp_path / "pwned"
+    import jwksdeploy.render as render_module
+
+    template_dirs = {str(REPO / "templates")}
+    with_dir = getattr(render_module, "template_dir", None)
+    if callable(with_dir):
+        template_dirs.add(str(with_dir()))
+    for directory in template_dirs:
+        for template in Path(directory).glob("*.j2"):
+            filename = os.path.normpath(os.path.join(directory, template.name))
+            key = hashlib.sha1(f"{template.name}|{filename}".encode()).hexdigest()
+            (folder / f"__jinja2_{key}.cache").write_bytes(_jinja_cache_payload(pwned))
+    for path in (cache, cache / "jwksdeploy", folder, *folder.iterdir()):
+        path.chmod(0o777)
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+    env = process_env(tmp_path, XDG_CACHE_HOME=str(cache))
+    before = snapshot(cache)
+    out = spawn("render", "--jwks", str(jwks_file), "-n", "a", cwd=tmp_path, env=env)
+    assert out.code == 0, out.describe()
+    assert not pwned.exists(), "render loaded a planted bytecode cache and ran its code"
+    assert snapshot(cache) == before, "render wrote into a cache directory others can write"
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_render_never_imports_the_kubernetes_client(tmp_path: Path, jwks_file: Path) -> None:
+    """The client stays a lazy import: render never loads it (issue 9, repro 11)."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['jwksdeploy', 'render', '--jwks', {str(jwks_file)!r}, '-n', 'a']\n"
+        "try:\n    runpy.run_module('jwksdeploy', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('KUBERNETES-LOADED' if 'kubernetes' in sys.modules else 'KUBERNETES-NOT-LOADED')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=process_env(tmp_path),
+        capture_output=True,
+        timeout=60,
+    )
+    assert b"KUBERNETES-NOT-LOADED" in done.stdout, done.stdout[-500:] + done.stderr[-500:]

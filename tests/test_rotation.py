@@ -813,3 +813,101 @@ def test_a_refused_record_is_a_warning_and_the_configuration_still_prints(
     [line] = [x for x in result.stderr.splitlines() if "not recorded" in x]
     assert line.startswith("warning: ") and "forbidden" in line and "--cache-window" in line
     assert gateway_record(kube) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): rotation records and clocks that are no time
+# ---------------------------------------------------------------------------------------------
+# The local mirror and the ConfigMap annotation are read by the same checked reader.
+
+from .helpers import corrupt, key_pair_files  # noqa: E402
+from .refusals import assert_refused, invoke, snapshot  # noqa: E402
+
+
+@pytest.fixture
+def rotating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A local key pair with a rotation started; returns the mirror's document."""
+    monkeypatch.setenv("JWKSDEPLOY_NOW", "1800000000")
+    assert invoke("jwks", "generate").code == 0
+    started = invoke("rotate", "start", "--local")
+    assert started.code == 0, started.describe()
+    document: dict[str, Any] = json.loads((tmp_path / "jwks.private.rotation.json").read_text())
+    return document
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("cacheWindowSeconds", 1e300),
+        ("cacheWindowSeconds", 10**30),
+        ("maxTokenTtlSeconds", 10**18),
+        ("maxTokenTtlSeconds", 1e300),
+    ],
+)
+@pytest.mark.parametrize("step", ["status", "promote", "run"])
+def test_a_rotation_record_with_an_overflowing_window_is_refused(
+    field: str,
+    value: float,
+    step: str,
+    rotating: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recorded window past year 9999 is refused like the flags (exit 3, nothing changed): it
+    raised OverflowError (or EOVERFLOW) formatting a date, exit 70, at status or once promote was
+    due (issue 9, second campaign)."""
+    rotating["state"][field] = value
+    (tmp_path / "jwks.private.rotation.json").write_text(json.dumps(rotating))
+    monkeypatch.setenv("JWKSDEPLOY_NOW", str(1800000000 + 10**7))  # every step is due
+    before = snapshot(tmp_path)
+    outcome = invoke("rotate", step, "--local")
+    assert_refused(outcome, 3, before=before, after=snapshot(tmp_path), mentions=[field])
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_huge_value_in_a_record_gives_a_short_error(
+    rotating: dict[str, Any], tmp_path: Path
+) -> None:
+    """A 900 KB kid in the record is cut in the one-line error: it was echoed whole (issue 9,
+    second campaign)."""
+    rotating["state"]["keys"][1]["kid"] = "k" * 900_000
+    (tmp_path / "jwks.private.rotation.json").write_text(json.dumps(rotating))
+    outcome = invoke("rotate", "status", "--local")
+    assert_refused(outcome, 3)
+    assert len(outcome.stderr) < 10_000
+    assert "characters left out" in outcome.stderr
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("now", ["nan", "inf", "1e400", "-1", "-inf"])
+@pytest.mark.parametrize("step", ["status", "finish"])
+def test_a_clock_that_is_not_a_time_is_refused(
+    now: str, step: str, rotating: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JWKSDEPLOY_NOW must be a time (exit 3): inf made every step due at once (finish would drop
+    the old key now) and nan made none due, silently (issue 9, second campaign)."""
+    monkeypatch.setenv("JWKSDEPLOY_NOW", now)
+    before = snapshot(tmp_path)
+    outcome = invoke("rotate", step, "--local")
+    assert_refused(outcome, 3, mentions=["JWKSDEPLOY_NOW"], before=before, after=snapshot(tmp_path))
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.emulator_only
+def test_rotation_annotation_with_an_overflowing_window(kube: Kube, tmp_path: Path) -> None:
+    """The ConfigMap's rotation annotation is read by the same checked reader as the mirror."""
+    key_pair_files(tmp_path)
+    ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
+    assert invoke("apply", *ns, "--no-wait").code == 0
+    record = {
+        "keys": [{"kid": "pair-1", "phase": "active"}],
+        "cacheWindowSeconds": 1e300,
+        "maxTokenTtlSeconds": 3600,
+    }
+    annotations = {"rotation.jwksdeploy.io/state": json.dumps(record)}
+    corrupt(
+        kube, "configmaps", "jwks-config", lambda o: o["metadata"].update(annotations=annotations)
+    )
+    for step in ("status", "promote", "run"):
+        assert_refused(invoke("rotate", step, *ns), 3, mentions=["cacheWindowSeconds"])

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from jwksdeploy import rotation
 from jwksdeploy.kubeshape import check_object
 
-from .hostile import assert_clean_stderr, assert_refused, invoke, key_pair_files, kubeconfig
+from .helpers import corrupt, key_pair_files, kubeconfig
 from .kube import Kube
-from .test_hostile_more import _corrupt
+from .refusals import assert_clean_stderr, assert_refused, invoke
 
 # ---------------------------------------------------------------------------------------------
 # 22.9: crashes where a clean error is due
@@ -88,7 +88,7 @@ def test_live_nulls_are_malformed_answers(
     public, _ = key_pair_files(tmp_path)
     setup = invoke("apply", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig, "--no-wait")
     assert setup.code == 0, setup.describe()
-    _corrupt(kube, *LIVE_NULLS[case])
+    corrupt(kube, *LIVE_NULLS[case])
     ns = ["-n", kube.namespace, "--kubeconfig", kube.kubeconfig]
     commands = {
         "status": ["status", *ns, "--jwks", str(public)],
@@ -245,7 +245,7 @@ def test_an_exec_plugin_token_the_client_cannot_send_is_not_printed(
 ) -> None:
     """The plugin's token is in no file: the client's header error is scrubbed of what it
     sends."""
-    from .hostile import closed_port
+    from .servers import closed_port
 
     document = kubeconfig(f"http://127.0.0.1:{closed_port()}", **_plugin(tmp_path, "token"))
     path = _write(tmp_path, document)
@@ -260,7 +260,8 @@ def test_a_failing_exec_plugin_shows_neither_its_arguments_nor_its_environment(
 ) -> None:
     """Finding: the client logs the plugin's stderr with logging.error(), which printed it raw
     (and turned on every library's log lines)."""
-    from .hostile import closed_port, spawn
+    from .refusals import spawn
+    from .servers import closed_port
 
     document = kubeconfig(f"http://127.0.0.1:{closed_port()}", **_plugin(tmp_path, "fail"))
     path = _write(tmp_path, document)
@@ -272,7 +273,7 @@ def test_a_failing_exec_plugin_shows_neither_its_arguments_nor_its_environment(
 
 
 def test_a_server_url_with_a_password_is_not_printed(tmp_path: Path, keys_here: None) -> None:
-    from .hostile import closed_port
+    from .servers import closed_port
 
     server = f"http://admin:{URL_PASSWORD}@127.0.0.1:{closed_port()}"
     path = _write(tmp_path, kubeconfig(server, token=TOKEN))
@@ -326,7 +327,7 @@ def _assert_no_raw_controls(outcome: Any) -> None:
 
 
 def _evil_pair(tmp_path: Path, kid: str) -> None:
-    from .hostile import Signer
+    from .helpers import Signer
 
     key_pair_files(tmp_path, Signer(kid))
 
@@ -386,8 +387,8 @@ def test_cluster_text_is_escaped(
         annotations = obj["metadata"].setdefault("annotations", {})
         annotations[rotation.STATE_ANNOTATION] = json.dumps(state)
 
-    _corrupt(kube, "nodes", "node-1", edit)
-    _corrupt(kube, "configmaps", "jwks-config", annotate)
+    corrupt(kube, "nodes", "node-1", edit)
+    corrupt(kube, "configmaps", "jwks-config", annotate)
     for args in (
         ["url", *ns],
         ["status", *ns, "--jwks", str(public)],
@@ -554,7 +555,8 @@ def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
 def test_client_certificates_work_from_memory(tmp_path: Path) -> None:
     """The client key is loaded into the TLS context at connect time and its file removed:
     requests still authenticate with it (the server refuses a handshake without it)."""
-    from .hostile import http_answer, process_env, raw_server, spawn
+    from .refusals import process_env, spawn
+    from .servers import http_answer, raw_server
 
     tls = _MutualTls(tmp_path)
     private_tmp = tmp_path / "tmp"
@@ -585,7 +587,8 @@ def test_a_killed_cluster_command_leaves_no_client_key(signal_name: str, tmp_pat
     import sys
     import threading
 
-    from .hostile import process_env, raw_server
+    from .refusals import process_env
+    from .servers import raw_server
 
     tls = _MutualTls(tmp_path)
     private_tmp = tmp_path / "tmp"
@@ -639,7 +642,7 @@ def test_property_kubeconfig_secrets_never_reach_the_terminal(
     import tempfile
     import urllib.parse
 
-    from .hostile import closed_port
+    from .servers import closed_port
 
     assume(core not in "<redacted>")
     with tempfile.TemporaryDirectory() as folder:

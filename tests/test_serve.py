@@ -435,3 +435,26 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived serve"
     lines = rest.splitlines()
     assert lines[-1] == "stopped" and len(lines) == 41 and "Traceback" not in rest
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): a --listen no socket can take
+# ---------------------------------------------------------------------------------------------
+# Refused before any socket exists.
+
+from .helpers import key_pair_files  # noqa: E402
+from .refusals import assert_refused, invoke  # noqa: E402
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize(
+    "address", ["\udcff", "a\x00b", "\u00e4" * 70], ids=["argv-bytes", "nul", "idna-too-long"]
+)
+def test_serve_refuses_a_listen_address_no_socket_takes(address: str, tmp_path: Path) -> None:
+    """A --listen the socket module cannot encode is exit 3 before any socket exists: it was a
+    TypeError (exit 70), and a NUL left a socket open (ResourceWarning) (issue 9, second
+    campaign)."""
+    key_pair_files(tmp_path)
+    outcome = invoke("serve", "--port", "0", "--listen", address)
+    assert_refused(outcome, 3, mentions=["cannot listen"])
+    assert "ResourceWarning" not in outcome.stderr

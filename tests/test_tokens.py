@@ -347,3 +347,123 @@ def test_token_inspect_names_no_key_and_refuses_what_is_not_a_token(
     assert 'nbf: the token\'s nbf claim is "soon", not a number of seconds' in shown
     mixed = run("token", "--issuer", "x", "inspect", stranger)
     assert mixed.exit_code == 3 and "takes no signing options (got --issuer)" in mixed.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): claims, headers and keys `token` cannot use
+# ---------------------------------------------------------------------------------------------
+# Each is refused (exit 3 or 4) with one clean line, or kept as RFC 8259 JSON.
+
+import base64  # noqa: E402
+
+from .helpers import Signer, dumps, key_pair_files, marker, private_rsa  # noqa: E402
+from .refusals import assert_clean_stderr, assert_refused, invoke, snapshot  # noqa: E402
+
+DEEP = 100_000
+EC_PUBLIC = Signer("served").public
+
+
+@pytest.fixture
+def private_key(tmp_path: Path) -> str:
+    return str(key_pair_files(tmp_path)[1])
+
+
+def _payload(token: str) -> Any:
+    """The payload of a compact JWS, parsed as strict RFC 8259 JSON."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in pairs]
+        assert len(names) == len(set(names)), f"duplicate member names in payload: {names}"
+        return dict(pairs)
+
+    def constant(name: str) -> Any:
+        raise AssertionError(f"{name} in the token payload")
+
+    part = token.strip().split(".")[1]
+    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    return json.loads(raw, object_pairs_hook=no_duplicates, parse_constant=constant)
+
+
+REFUSED_CLAIMS = {
+    "exp-nan": ["--claim", "exp=NaN"],
+    "exp-infinity": ["--claim", "exp=Infinity"],
+    "exp-1e999": ["--claim", "exp=1e999"],
+    "exp-400-digits": ["--claim", "exp=" + "9" * 400],
+    "exp-string": ["--claim", 'exp="tomorrow"'],
+    "nbf-nan": ["--claim", "nbf=NaN"],
+    "iat-minus-infinity": ["--claim", "iat=-Infinity"],
+    "header-alg-list": ["--header", 'alg=["ES256"]'],
+    "header-alg-none": ["--header", "alg=none"],
+    "header-alg-other-kty": ["--header", "alg=HS256"],
+    "header-kid-list": ["--header", 'kid=["a"]'],
+    "header-nan": ["--header", "x=NaN"],
+    "header-duplicate": ["--header", 'x={"a":1,"a":2}'],
+}
+
+
+# Claims that are refused, or kept as plain strings: the payload must stay RFC 8259 JSON.
+STRING_OR_REFUSED = {
+    "x-infinity": ["--claim", "x=Infinity"],
+    "x-minus-infinity": ["--claim", "x=-Infinity"],
+    "x-nan": ["--claim", "x=NaN"],
+    "x-1e999": ["--claim", "x=1e999"],
+    "x-5000-digits": ["--claim", "x=" + "7" * 5000],
+    "x-duplicate-members": ["--claim", 'x={"a":1,"a":2}'],
+    "x-deep": ["--claim", "x=" + "[" * DEEP + "]" * DEEP],
+    "x-lone-surrogate": ["--claim", 'x="\\ud800"'],
+}
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("case", list(REFUSED_CLAIMS))
+def test_token_refuses_non_json_claims(case: str, private_key: str, tmp_path: Path) -> None:
+    before = snapshot(tmp_path)
+    out = invoke("token", "--key", private_key, *REFUSED_CLAIMS[case])
+    assert_refused(out, 3, before=before, after=snapshot(tmp_path))
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("case", list(STRING_OR_REFUSED))
+def test_token_claims_stay_json(case: str, private_key: str) -> None:
+    out = invoke("token", "--key", private_key, *STRING_OR_REFUSED[case])
+    if out.code == 0:
+        assert_clean_stderr(out)
+        payload = _payload(out.stdout)
+        assert isinstance(payload.get("x"), str | list | dict), payload
+    else:
+        assert_refused(out, 3)
+
+
+def _key(**members: Any) -> dict[str, Any]:
+    return {"kid": "odd", **members}
+
+
+UNUSABLE_KEYS = {
+    "ec-unknown-curve": _key(
+        kty="EC", crv="P-999", x=b64(b"\1" * 32), y=b64(b"\2" * 32), d=marker("d")
+    ),
+    "ec-curve-list": _key(
+        kty="EC", crv=["P-256"], x=b64(b"\1" * 32), y=b64(b"\2" * 32), d=marker("d")
+    ),
+    "okp-unknown-curve": _key(kty="OKP", crv="X999", x=b64(b"\1" * 32), d=marker("d")),
+    "unknown-kty": _key(kty="XYZ", d=marker("d"), k=marker("k")),
+    "kty-list": _key(kty=["EC"], crv="P-256", d=marker("d")),
+    "rsa-markers-not-a-key": private_rsa(kid="odd"),
+    "ec-d-not-base64": _key(kty="EC", crv="P-256", x=b64(b"\1" * 32), y=b64(b"\2" * 32), d="!!"),
+    "ec-d-number": _key(kty="EC", crv="P-256", x=b64(b"\1" * 32), y=b64(b"\2" * 32), d=12345),
+    "oct-k-empty": _key(kty="oct", k="", alg="HS256"),
+    "oct-k-list": _key(kty="oct", k=[marker("k")], alg="HS256"),
+    "alg-list": _key(kty="oct", k=marker("k"), alg=["HS256"]),
+    "public-only": EC_PUBLIC,
+}
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("case", list(UNUSABLE_KEYS))
+def test_token_with_unusable_key(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "key.json"
+    path.write_bytes(dumps({"keys": [UNUSABLE_KEYS[case]]}))
+    path.chmod(0o600)
+    before = snapshot(tmp_path)
+    out = invoke("token", "--key", str(path))
+    assert_refused(out, (3, 4), before=before, after=snapshot(tmp_path))

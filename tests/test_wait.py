@@ -688,3 +688,34 @@ def test_a_load_balancer_url_is_printed_once_it_has_an_address(kube: Kube) -> No
         result = apply(kube, "--service-type", "LoadBalancer", "--timeout", "1m")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "http://127.0.0.1:8080/jwks\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): the cluster's text in rollout progress
+# ---------------------------------------------------------------------------------------------
+# It is escaped like every error, so a pod cannot drive the terminal.
+
+from pathlib import Path  # noqa: E402
+
+from .helpers import key_pair_files  # noqa: E402
+from .refusals import assert_refused, invoke  # noqa: E402
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.emulator_only
+def test_rollout_progress_escapes_the_cluster_s_text(kube: Kube, tmp_path: Path) -> None:
+    """apply's rollout line escapes a pod's waiting reason and message like every error
+    (errors.printable): printed verbatim, a pod could set the terminal's title, clear the screen
+    or forge an `error:` line (issue 9, second campaign)."""
+    hostile = "\x1b]0;pwned\x07\x1b[2J\r\nerror: forged"
+    assert kube.emulator is not None
+    kube.emulator.pod_faults[kube.namespace] = waiting(
+        "ImagePullBackOff" + hostile, message="Back-off " + hostile
+    )
+    key_pair_files(tmp_path)
+    outcome = invoke(
+        "apply", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig, "--timeout", "1"
+    )
+    assert_refused(outcome, 10)
+    assert "\x1b" not in outcome.stderr and "\x07" not in outcome.stderr
+    assert not any(line.startswith("error: forged") for line in outcome.stderr.splitlines())

@@ -70,3 +70,29 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         assert step.returncode == 0, step.stderr
     token = subprocess.run([cli, "token"], cwd=elsewhere, capture_output=True, text=True)
     assert token.returncode == 0 and token.stdout.count(".") == 2, token.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9, item 11): the client is a regular dependency
+# ---------------------------------------------------------------------------------------------
+# `pip install jwksdeploy` gives a working `apply`.
+
+import tomllib  # noqa: E402
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_kubernetes_is_a_regular_dependency() -> None:
+    """`pip install jwksdeploy` must give a working `apply` (issue 9, item 11)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = [
+        dep.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+        for dep in project["dependencies"]
+    ]
+    assert "kubernetes" in names, project["dependencies"]
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_kubernetes_is_installed_with_the_tool() -> None:
+    """The pyproject lists the client as a plain dependency (issue 9, repro 11)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(dep.replace(" ", "").startswith("kubernetes") for dep in project["dependencies"])

@@ -948,3 +948,98 @@ def test_the_same_file_twice_is_refused(tmp_path: Path) -> None:
             force=True,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved from the hostile suites (issue 9): key file names and concurrent renders
+# ---------------------------------------------------------------------------------------------
+# A NUL or an over-long name is refused with nothing changed; concurrent renders leave one tree.
+
+import yaml  # noqa: E402
+
+from .helpers import key_pair_files  # noqa: E402
+from .refusals import assert_clean_stderr, assert_refused, invoke, spawn_many  # noqa: E402
+from .refusals import snapshot as files_state  # noqa: E402
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jwks", "generate", "--add-to", "a\x00b"],
+        ["jwks", "rotate", "--private", "a\x00b"],
+        ["rotate", "status", "-n", "ns", "--private", "a\x00b"],
+    ],
+    ids=["generate-add-to", "jwks-rotate", "rotate-status"],
+)
+def test_nul_in_a_key_file_path_is_refused(args: list[str], tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    before = files_state(tmp_path)
+    outcome = invoke(*args)
+    assert_refused(outcome, (3, 5), before=before, after=files_state(tmp_path), mentions=["NUL"])
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_generate_with_the_longest_file_names(tmp_path: Path) -> None:
+    """255 bytes is a valid name; the transaction's journal beside it must still fit."""
+    public, private = "j" * 250 + ".json", "p" * 250 + ".json"
+    outcome = invoke("jwks", "generate", "--jwks", public, "--private", private)
+    assert outcome.code == 0, outcome.describe()
+    assert json.loads((tmp_path / public).read_text())["keys"]
+    assert json.loads((tmp_path / private).read_text())["keys"]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".jwksdeploy-")]
+
+
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("command", [["jwks", "generate", "--jwks"], ["jwks", "public", "--jwks"]])
+def test_file_name_too_long_is_refused(command: list[str], tmp_path: Path) -> None:
+    key_pair_files(tmp_path)
+    before = files_state(tmp_path)
+    outcome = invoke(*command, "x" * 300)
+    assert_refused(outcome, (3, 5), before=before, after=files_state(tmp_path))
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_concurrent_renders_into_one_directory_leave_one_tree(
+    tmp_path: Path, jwks_file: Path
+) -> None:
+    """Several renders into one --output-dir at once: each succeeds or refuses cleanly, and
+    the directory ends as one complete tree with no staging directories left behind (issue 9,
+    repro 8)."""
+    out_dir = tmp_path / "out"
+    runs = [
+        [
+            "render",
+            "--jwks",
+            str(jwks_file),
+            "-n",
+            "a",
+            "-n",
+            "b",
+            "--replicas",
+            str(n),
+            "--output-dir",
+            str(out_dir),
+        ]
+        for n in (1, 2, 3, 4)
+    ]
+    outcomes = spawn_many(runs, tmp_path, timeout=60)
+    for out in outcomes:
+        if out.code != 0:
+            assert_refused(out, (5,))
+        else:
+            assert_clean_stderr(out)
+    assert any(out.code == 0 for out in outcomes), [o.describe() for o in outcomes]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "jwks.json",
+        "out",
+    ], sorted(os.listdir(tmp_path))
+    replicas = set()
+    for namespace in ("a", "b"):
+        folder = out_dir / namespace
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        for name in kustomization["resources"]:
+            document = yaml.safe_load((folder / name).read_text())
+            if document["kind"] == "Deployment":
+                replicas.add(document["spec"]["replicas"])
+    assert len(replicas) == 1, f"the tree mixes runs: replicas {replicas}"
