@@ -93,7 +93,9 @@ def test_cli_generate_prints_what_run_generate_reports(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == public_set(json.loads(private.read_text()), True)
     assert result.stderr.startswith(f'generated kid "c", HS256, oct: private set {private} ')
-    assert "oct keys are shared secrets: stdout holds" in result.stderr
+    notice = result.stderr.splitlines()[1]
+    assert notice.startswith("warning: oct keys are shared secrets: the JWKS on stdout holds")
+    assert "mode 0600" not in notice  # what is printed has no file mode
 
 
 def test_public_strips_and_counts_and_keeps_a_shared_secret_private(tmp_path: Path) -> None:

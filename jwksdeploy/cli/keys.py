@@ -1,7 +1,7 @@
 """Commands for key sets: `jwks generate|rotate|public|check` (tokens are in cli/tokens.py).
 
-They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
-joserfc and urllib are imported inside the commands that use them.
+They bind flags, call the run()s of `keyset_commands` and print the Result; errors propagate
+to the one handler in `cli._Cli`. The core modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ def _describe(key: dict[str, Any]) -> str:
 
 
 def _oct_notice(public_path: str) -> None:
+    where = (
+        "the JWKS on stdout holds the same secret as the private set"
+        if public_path == "-"
+        else f"{public_path} holds the same secret as the private set and is written with mode 0600"
+    )
     echo(
-        f"warning: oct keys are shared secrets: {public_path} holds the same secret as the private "
-        "set and is written with mode 0600. Anyone who can fetch the JWKS endpoint can sign "
-        "tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
+        f"warning: oct keys are shared secrets: {where}. Anyone who can fetch the JWKS endpoint "
+        "can sign tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
         err=True,
     )
 
@@ -157,7 +161,7 @@ def generate(
         err=True,
     )
     if result.symmetric:
-        _oct_notice(shown)
+        _oct_notice(result.public_path)
 
 
 def _rotate(

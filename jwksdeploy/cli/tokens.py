@@ -1,7 +1,8 @@
 """Commands for tokens: `token` (sign), `token inspect` (alias `decode`) and `verify`.
 
-They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
-joserfc and http.client are imported inside the commands that use them.
+They bind flags, call the run()s of `token_commands` and `verify` and print the Result;
+errors propagate to the one handler in `cli._Cli`. The core modules (and with them joserfc
+and http.client) are imported inside the commands.
 """
 
 from __future__ import annotations
