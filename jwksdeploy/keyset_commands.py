@@ -2,7 +2,8 @@
 publish a private set's public half, check a JWKS. No flag parsing and no printing here.
 
 The private set is the source of truth and is written first; the public set is derived from
-it. A Result never holds private key material, only what the CLI says about it.
+it. A Result holds no private member, only what the CLI says about the key, and the public set
+when it is to be printed (for an oct key that set is the shared secret, as the CLI warns).
 """
 
 from __future__ import annotations
