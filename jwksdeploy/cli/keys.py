@@ -1,7 +1,7 @@
 """Commands for key sets: `jwks generate|rotate|public|check` (tokens are in cli/tokens.py).
 
-They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
-joserfc and urllib are imported inside the commands that use them.
+They bind flags, call the run()s of `keyset_commands` and print the Result; errors propagate
+to the one handler in `cli._Cli`. The core modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -69,40 +69,15 @@ def _describe(key: dict[str, Any]) -> str:
     return f"kid {json.dumps(key.get('kid'))}, {key.get('alg')}, {detail}"
 
 
-def _write_sets(
-    private: dict[str, Any] | None,
-    private_path: str | None,
-    public: dict[str, Any],
-    public_path: str,
-    force: bool,
-    replaces: bool,
-    rotating: bool = False,
-    extra: list[Any] | None = None,
-) -> None:
-    """The private set first (the source of truth), then `extra`, then the public set, which
-    may go to stdout; a failure puts back what was written before it.
-
-    `replaces`: the public file is updated in place; `rotating`: so is the private one."""
-    from ..keys import to_json
-    from ..writes import OutputFile, write_files
-
-    symmetric = any(key.get("kty") == "oct" for key in public["keys"])
-    outputs = []
-    if private is not None and private_path is not None:
-        outputs.append(OutputFile(private_path, to_json(private), True, replaces or rotating))
-    outputs.extend(extra or [])
-    if public_path != "-":
-        outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))
-    write_files(outputs, force)
-    if public_path == "-":
-        echo(to_json(public), nl=False, data="json")
-
-
 def _oct_notice(public_path: str) -> None:
+    where = (
+        "the JWKS on stdout holds the same secret as the private set"
+        if public_path == "-"
+        else f"{public_path} holds the same secret as the private set and is written with mode 0600"
+    )
     echo(
-        f"warning: oct keys are shared secrets: {public_path} holds the same secret as the private "
-        "set and is written with mode 0600. Anyone who can fetch the JWKS endpoint can sign "
-        "tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
+        f"warning: oct keys are shared secrets: {where}. Anyone who can fetch the JWKS endpoint "
+        "can sign tokens; prefer --kty EC or RSA unless your gateway needs HMAC.",
         err=True,
     )
 
@@ -157,7 +132,6 @@ def generate(
     `--kty oct --size 256 --alg HS256`.
     """
     from ..errors import InputError
-    from ..keys import generate as generate_key
     from ..keys import key_spec
 
     spec = key_spec(kty, size, crv, alg)
@@ -166,34 +140,28 @@ def generate(
         return
     if keep is not None:
         raise InputError("--keep only applies with --add-to (or `jwksdeploy jwks rotate`).")
-    public_path = out or DEFAULT_PUBLIC
-    from ..writes import same_file
-
-    if public_path != "-" and same_file(public_path, private_out):
-        raise InputError(
-            f"--jwks and --private are both {public_path!r}. Give the private set its own file."
-        )
-    key = generate_key(spec, kid, use)
-    _publish_new_set(key, private_out, public_path, force)
-
-
-def _publish_new_set(key: dict[str, Any], private_path: str, public_path: str, force: bool) -> None:
-    from ..keys import public_set
+    from ..keyset_commands import GenerateOptions, run_generate
     from .rotate import fresh_rotation_record
 
-    private = {"keys": [key]}
-    public = public_set(private, include_symmetric=True)
-    record = fresh_rotation_record(private_path, str(key["kid"]))
-    extra = [record] if record is not None else []
-    _write_sets(private, private_path, public, public_path, force, replaces=False, extra=extra)
-    shown = "stdout" if public_path == "-" else public_path
+    options = GenerateOptions(
+        spec=spec,
+        private_path=private_out,
+        public_path=out or DEFAULT_PUBLIC,
+        kid=kid,
+        use=use,
+        force=force,
+    )
+    result = run_generate(options, fresh_rotation_record)
+    if result.public_text is not None:
+        echo(result.public_text, nl=False, data="json")
+    shown = "stdout" if result.public_path == "-" else result.public_path
     echo(
-        f"generated {_describe(key)}: private set {private_path} (mode 0600, keep it secret), "
-        f"public JWKS {shown}",
+        f"generated {_describe(result.key)}: private set {result.private_path} (mode 0600, keep "
+        f"it secret), public JWKS {shown}",
         err=True,
     )
-    if key["kty"] == "oct":
-        _oct_notice(shown)
+    if result.symmetric:
+        _oct_notice(result.public_path)
 
 
 def _rotate(
@@ -209,6 +177,7 @@ def _rotate(
     from ..files import read_input
     from ..keys import generate as generate_key
     from ..keys import parse_key_file, rotate
+    from ..keyset_commands import write_sets
     from ..writes import key_files_locked
 
     target = out or public_path
@@ -231,7 +200,7 @@ def _rotate(
         from .rotate import legacy_rotation_record
 
         record = legacy_rotation_record(private_path, private_in, private, key)
-        _write_sets(
+        printed = write_sets(
             private,
             private_path,
             public,
@@ -241,6 +210,8 @@ def _rotate(
             rotating=True,
             extra=[record],
         )
+    if printed is not None:
+        echo(printed, nl=False, data="json")
     kept = {k.get("kid") for k in private["keys"]}
     dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
     echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
@@ -366,22 +337,14 @@ def public_command(
     legacy_path: str | None, path: str, out: str, include_symmetric: bool, force: bool
 ) -> None:
     """Strip every private member from a key set and print the public JWKS."""
-    path = legacy_path or path
-    from ..errors import InputError
-    from ..files import read_input
-    from ..keys import parse_key_file, public_set
-    from ..writes import same_file
+    from ..keyset_commands import PublicOptions, run_public
 
-    if "-" not in (path, out) and same_file(path, out):
-        raise InputError(
-            f"--private {path!r} and --jwks {out!r} are the same file: writing the public set "
-            "there would replace the private set and lose its private keys. Nothing was "
-            "written. Give the public JWKS its own path."
-        )
-    document = parse_key_file(read_input(path, "key file"), f"key file {path!r}")
-    _write_sets(None, None, public_set(document, include_symmetric), out, force, replaces=False)
-    if out != "-":
-        echo(f"wrote the public JWKS {out} ({len(document['keys'])} key(s))", err=True)
+    options = PublicOptions(legacy_path or path, out, include_symmetric, force)
+    result = run_public(options)
+    if result.public_text is not None:
+        echo(result.public_text, nl=False, data="json")
+    else:
+        echo(f"wrote the public JWKS {result.public_path} ({result.keys} key(s))", err=True)
 
 
 @jwks_group.command("check")
@@ -398,41 +361,18 @@ def public_command(
 @vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def check_command(legacy_path: str | None, path: str, strict: bool, output: str) -> None:
     """Run render's checks on a JWKS and list every finding (exit 4 on errors)."""
-    path = legacy_path or path
-    from ..errors import JwksRejected
-    from ..files import read_input
-    from ..jwks import lint_jwks, parse_jwks
+    from ..keyset_commands import CheckOptions, run_check
 
-    document = parse_jwks(read_input(path, "JWKS file"), f"JWKS file {path!r}")
-    findings = lint_jwks(document)
-    errors = sum(f.severity == "error" for f in findings)
-    warnings = len(findings) - errors
+    result = run_check(CheckOptions(legacy_path or path, strict))
     if output == "json":
-        echo(
-            json.dumps(
-                {
-                    "file": path,
-                    "keys": len(document["keys"]),
-                    "findings": [
-                        {
-                            "severity": f.severity,
-                            "code": f.code,
-                            "key": f.subject,
-                            "message": f.message,
-                        }
-                        for f in findings
-                    ],
-                },
-                indent=2,
-            )
-        )
+        echo(json.dumps(result.as_json(), indent=2))
     else:
-        for finding in findings:
+        for finding in result.findings:
             echo(str(finding))
-        echo(f"{path}: {len(document['keys'])} key(s), {errors} error(s), {warnings} warning(s)")
-    if errors or (strict and warnings):
-        what = f"{errors} error(s)" if errors else f"{warnings} warning(s) under --strict"
-        raise JwksRejected(
-            f"{path} has {what}. Fix the keys listed above; `jwksdeploy jwks public` strips "
-            "private members and `jwksdeploy jwks generate` makes a clean key."
+        echo(
+            f"{result.path}: {result.keys} key(s), {result.errors} error(s), "
+            f"{result.warnings} warning(s)"
         )
+    rejection = result.rejection()
+    if rejection is not None:
+        raise rejection

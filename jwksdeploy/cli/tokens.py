@@ -1,14 +1,15 @@
 """Commands for tokens: `token` (sign), `token inspect` (alias `decode`) and `verify`.
 
-They only parse, call and print; errors propagate to the one handler in `cli._Cli`.
-joserfc and http.client are imported inside the commands that use them.
+They bind flags, call the run()s of `token_commands` and `verify` and print the Result;
+errors propagate to the one handler in `cli._Cli`. The core modules (and with them joserfc
+and http.client) are imported inside the commands.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import click
 
@@ -114,24 +115,26 @@ def token_command(
         return
 
     from ..durations import parse_duration
-    from ..files import read_input
-    from ..keys import parse_key_file
-    from ..tokens import build_claims, parse_pairs_json, parse_time, pick_signing_key, sign
-
-    now = int(time.time())
-    lifetime = parse_duration(ttl, "--ttl")
-    not_before = parse_time(nbf, now, "--nbf") if nbf is not None else None
-    claims = build_claims(
-        now, lifetime, iss, sub, aud, not_before, parse_pairs_json(claim, "--claim")
-    )
-    headers = parse_pairs_json(header, "--header")
-    source = f"key file {key_path!r}"
-    document = parse_key_file(read_input(key_path, "key file"), source)
+    from ..token_commands import SignOptions, run_sign
     from .rotate import signing_kid
 
-    kid = signing_kid(key_path, document, kid, allow_next)
-    key = pick_signing_key(document, kid, source)
-    echo(sign(key, claims, headers))
+    options = SignOptions(
+        key_path=key_path,
+        kid=kid,
+        issuer=iss,
+        subject=sub,
+        audiences=aud,
+        ttl=parse_duration(ttl, "--ttl"),
+        not_before=nbf,
+        claims=claim,
+        headers=header,
+    )
+    result = run_sign(
+        options,
+        int(time.time()),
+        lambda document, asked: signing_kid(key_path, document, asked, allow_next),
+    )
+    echo(result.token)
 
 
 @token_command.command("inspect")
@@ -143,33 +146,17 @@ def token_command(
 def token_inspect(token: str, local_path: str | None, output: str) -> None:
     """Print a token's header and claims, UNVERIFIED, with times in UTC and relative to now.
     The signature is never printed; `jwksdeploy verify --jwks FILE --token TOKEN` checks it."""
-    from ..errors import InputError, VerificationFailed
-    from ..files import read_input
-    from ..jwks import parse_jwks
     from ..strictjson import dumps
-    from ..tokens import MAX_TOKEN_CHARS, inspect_token
+    from ..token_commands import InspectOptions, read_token_line, run_inspect
     from .rotate import clock
 
     if token == "-":
-        token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace")
-    if not token.strip():
-        raise InputError("TOKEN is empty (an unset $TOKEN?). Pass the JWT to inspect.")
-    document = (
-        parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
-        if local_path
-        else None
-    )
-    try:
-        seen = inspect_token(token, clock(), document)
-    except VerificationFailed as exc:
-        raise InputError(f"cannot inspect the token: {exc}") from None
-    matches = None
-    if seen.matches is not None:
-        matches = [{"index": index, "kid": kid} for index, kid in seen.matches]
+        token = read_token_line(sys.stdin.buffer)
+    result = run_inspect(InspectOptions(token, local_path), clock())
     if output == "json":
-        result = {"verified": False, "header": seen.header, "claims": seen.claims}
-        echo(dumps({**result, "times": seen.times, "matchingKeys": matches}, indent=2), data="json")
+        echo(dumps(result.as_json(), indent=2), data="json")
         return
+    seen = result.inspection
     echo("header (unverified):")
     echo(dumps(seen.header, indent=2), data="json")
     echo("claims (unverified):")
@@ -177,6 +164,7 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     for name, time in seen.times.items():
         shown = time.get("refused") or f"{time['utc']} ({time['relative']})"
         echo(f"{name}: {shown}")
+    matches = result.matches
     if matches is not None:
         named = ", ".join(
             json.dumps(m["kid"]) if m["kid"] is not None else f"#{m['index']}" for m in matches
@@ -260,94 +248,43 @@ def verify_command(
     """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
     to a local file, and optionally that a token verifies against it as Envoy would. Offline,
     `--jwks FILE --token T` without --url/-n verifies the token against the file."""
-    import time
-
     from ..durations import parse_duration
-    from ..errors import InputError, VerificationFailed
-    from ..files import read_input
-    from ..jwks import enforce, lint_jwks, parse_jwks
-    from ..probe import check_jwks, check_root, compare_sets, fetch, server_urls, tls_context
     from ..strictjson import dumps
-    from ..tokens import MAX_TOKEN_CHARS, check_token
+    from ..verify import VerifyOptions, run, token_from_stdin
 
     seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
     if token == "-":
-        token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace").strip()
-        if not token:
-            raise InputError(
-                "--token - read no token from stdin. Pipe one in, e.g. "
-                "`jwksdeploy token | jwksdeploy verify --url URL --token -`."
-            )
-    elif token is not None and not token.strip():
-        raise InputError(
-            "--token is empty (an unset $TOKEN?). Pass the JWT to verify, or leave --token out "
-            "to check only the endpoint."
-        )
-    if token is None and (iss is not None or aud):
-        raise InputError(
-            "--issuer and --audience check a token's claims, but no --token was given. Pass "
-            "--token, "
-            "or drop them."
-        )
-    offline = url is None and namespace is None and token is not None
-    if offline and local_path is None:
-        raise InputError(
-            "--token needs keys to verify against: --jwks FILE (offline, e.g. `jwksdeploy "
-            'verify --jwks jwks.json --token "$TOKEN"`), or --url/--namespace for a live server.'
-        )
-    local = (
-        parse_jwks(read_input(local_path, "JWKS file"), f"JWKS file {local_path!r}")
-        if local_path
-        else None
+        token = token_from_stdin(sys.stdin.buffer)
+    options = VerifyOptions(
+        url=url,
+        namespace=namespace,
+        local_path=local_path,
+        token=token,
+        issuer=iss,
+        audiences=aud,
+        leeway=skew,
+        request_timeout=seconds,
+        ca_file=ca_file,
     )
-    if local is not None:
-        enforce(lint_jwks(local), strict=False)  # a broken local file is not worth comparing
-    result: dict[str, Any]
-    notes: list[str] = []
-    if offline and local is not None:
-        served = local
-        kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
-        lines = [f"{local_path} holds {len(kids)} key(s): {', '.join(map(json.dumps, kids))}"]
-        result = {"file": local_path, "kids": kids}
-    else:
-        example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
-        url = resolve_url(url, namespace, instance, address, kubeconfig, context, example, seconds)
-        urls = server_urls(url)
-        trust = tls_context(ca_file) if urls.root.startswith("https:") or ca_file else None
-        lines = [check_root(fetch(urls.root, seconds, trust))]
-        served, notes = check_jwks(fetch(urls.jwks, seconds, trust))
-        kids = [k.get("kid") for k in served["keys"] if isinstance(k, dict)]
-        lines.append(f"{urls.jwks} serves {len(kids)} key(s): {', '.join(map(json.dumps, kids))}")
-        if local is not None:
-            lines.append(compare_sets(served, local, str(local_path)))
-        # compare_sets raises on a mismatch, so a given file that got here matches.
-        matches = True if local is not None else None
-        result = {"url": urls.jwks, "kids": kids, "matchesLocal": matches}
-    verified = None
-    if token:
-        report = check_token(token, served, time.time(), iss, aud, skew)
-        verified = report.verified
-        if verified is None:
-            if output == "json":
-                result["token"] = report.as_json()
-                echo(dumps(result, indent=2), data="json")
-            failed = report.failed
-            raise VerificationFailed(failed.detail if failed else "the token was not verified.")
-        lines.append(report.summary())
-        result["token"] = {
-            "kid": verified.kid,
-            "alg": verified.alg,
-            "header": verified.header,
-            "claims": verified.claims,
-            **report.as_json(),
-        }
-    for note in notes:
+    example = "jwksdeploy verify --url http://192.0.2.10:31234/jwks"
+    result = run(
+        options,
+        lambda: resolve_url(
+            url, namespace, instance, address, kubeconfig, context, example, seconds
+        ),
+    )
+    failure = result.failure
+    if failure is not None:
+        if output == "json":
+            echo(dumps(result.as_json(), indent=2), data="json")
+        raise failure
+    for note in result.notes:
         echo(note, err=True)
     if output == "json":
-        echo(dumps(result, indent=2), data="json")
+        echo(dumps(result.as_json(), indent=2), data="json")
         return
-    for line in lines:
+    for line in result.lines():
         echo(f"ok: {line}")
-    if verified is not None:
-        echo(dumps(verified.claims, indent=2), data="json")
+    if result.token is not None and result.token.verified is not None:
+        echo(dumps(result.token.verified.claims, indent=2), data="json")
