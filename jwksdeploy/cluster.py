@@ -42,8 +42,6 @@ from .errors import (
     printable,
 )
 from .settings import check_address, is_host
-from .status import Rollout as Rollout
-from .status import rollout_state as rollout_state
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
@@ -230,7 +228,7 @@ class Cluster:
 
     def _checked(self, document: Any, kind: str, method: str, path: str) -> dict[str, Any]:
         """The answer if it has the shape the API guarantees for a `kind` (kubeshape)."""
-        from .kubeshape import check_object
+        from .kube.views import check_object
 
         try:
             check_object(document, kind)
@@ -240,7 +238,7 @@ class Cluster:
         return result
 
     def _checked_items(self, document: Any, kind: str, path: str) -> _Items:
-        from .kubeshape import check_list
+        from .kube.views import check_list
 
         try:
             return check_list(document, kind)
@@ -509,7 +507,7 @@ class WatchStream:
                 raise ClusterUnreachable(f"the API server sent {reason}.")
 
     def _check(self, obj: dict[str, Any]) -> None:
-        from .kubeshape import check_object
+        from .kube.views import check_object
 
         if self._kind and self._malformed is not None:
             try:
@@ -991,7 +989,7 @@ def _is_stale_version(exc: ApplyConflict) -> bool:
 def _wait_gone(
     cluster: Cluster, kind: str, namespace: str | None, name: str, timeout: float
 ) -> None:
-    from .wait import wait_until_gone
+    from .kube.wait import wait_until_gone
 
     wait_until_gone(cluster, namespace, [(kind, name)], timeout)
 
@@ -1170,7 +1168,7 @@ def delete_objects(
         outcome = ("deleted (dry run)" if dry_run else "deleted") if gone else "not found"
         results.append((kind, names[kind], outcome))
     if wait and live:
-        from .wait import wait_until_gone
+        from .kube.wait import wait_until_gone
 
         wait_until_gone(cluster, namespace, [(kind, names[kind]) for kind in live], timeout)
     return results

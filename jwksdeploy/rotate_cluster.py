@@ -158,7 +158,7 @@ def publish(
 def wait_served(cluster: Cluster, namespace: str, name: str, timeout: float) -> None:
     """Every ready pod serves the new set once the Deployment is rolled out (the server reads
     its file once, at start-up): read from the cluster, never guessed."""
-    from .wait import wait_for_rollout
+    from .kube.wait import wait_for_rollout
 
     wait_for_rollout(cluster, namespace, name, timeout, lambda verdict, elapsed: None)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jwksdeploy.kubeshape import check_list, check_object
+from jwksdeploy.kube.views import check_list, check_object
 
 from .hostile import (
     Outcome,

@@ -32,7 +32,7 @@ from .render import load_render_inputs, print_findings, render_options
 
 if TYPE_CHECKING:
     from ..apply import ApplyOptions, ApplyResult, Listener, NamespaceResult
-    from ..status import Verdict
+    from ..kube.rollout import Verdict
 
 FORCE_CONFLICTS = click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
@@ -453,9 +453,10 @@ def status(
     """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches.
 
     Exit 1 when the live JWKS differs from --jwks or the rollout is incomplete."""
-    from ..cluster import endpoint_for, managed_objects, rollout_state
+    from ..cluster import endpoint_for, managed_objects
     from ..errors import ClusterRejected, Differences
     from ..files import read_input
+    from ..kube.rollout import rollout_state
     from ..render import JWKS_KEY, jwks_checksum
 
     names = _instance_names(name)

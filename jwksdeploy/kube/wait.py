@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ClusterRejected, Forbidden, JwksDeployError, WaitTimeout
-from .status import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
+from ..errors import ClusterRejected, Forbidden, JwksDeployError, WaitTimeout
+from .rollout import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
 POLL_SECONDS = 0.5  # only when the server refuses to watch
 WATCH_SECONDS = 60.0  # how long one watch request stays open before we resume it
@@ -101,7 +101,7 @@ class _Follower:
         self.changes.put(None)
 
     def _run(self, source: _Source) -> None:
-        from .cluster import WatchExpired, WatchRefused
+        from ..cluster import WatchExpired, WatchRefused
 
         try:
             version = self._list(source)
