@@ -11,42 +11,17 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ClusterRejected
+from .kube.resources import FIELD_MANAGER, FOREIGN, RECREATE_ORDER, ownership
 
-# The default field manager (apply --field-manager); the one in force is passed in, so
-# objects applied under another name are still told apart from another tool's.
-FIELD_MANAGER = "jwksdeploy"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "jwksdeploy"  # render.MANAGED_BY: our label, whatever the field manager
-INSTANCE = "app.kubernetes.io/instance"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # `kubectl apply` (client-side) records its fields as kubectl-client-side-apply (Update);
 # `kubectl apply --server-side` as kubectl (Apply). Both are the user's own hand, so their
 # fields move to us without --force-conflicts. Any other manager is another tool.
 KUBECTL_MANAGERS = frozenset({"kubectl-client-side-apply", "kubectl"})
-
-OURS = "ours"
-ABSENT = "absent"
-FOREIGN = "foreign"
-
-
-def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
-    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    return labels if isinstance(labels, dict) else {}
-
-
-def ownership(live: dict[str, Any] | None, instance: str) -> str:
-    """ours (our managed-by label and instance), absent, or foreign."""
-    if live is None:
-        return ABSENT
-    labels = labels_of(live)
-    if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE) == instance:
-        return OURS
-    return FOREIGN
 
 
 def _entries(live: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -134,31 +109,6 @@ def migrated_managed_fields(
         "fieldsV1": fields,
     }
     return [*kept, merged]
-
-
-def conflicting_managers(status: Any) -> list[str]:
-    """The managers a 409 Status names, from its details.causes (the message as a fallback)."""
-    if not isinstance(status, dict):
-        return []
-    found: set[str] = set()
-    for cause in _causes(status):
-        found.update(re.findall(r'conflict with "([^"]+)"', str(cause.get("message", ""))))
-    if not found:
-        found.update(re.findall(r'conflict with "([^"]+)"', str(status.get("message", ""))))
-    return sorted(found)
-
-
-def conflicting_fields(status: Any) -> list[str]:
-    if not isinstance(status, dict):
-        return []
-    return sorted({str(c["field"]) for c in _causes(status) if c.get("field")})
-
-
-def _causes(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """details.causes of a Status, whatever shape a hostile server gave either."""
-    details = status.get("details")
-    causes = details.get("causes") if isinstance(details, dict) else None
-    return [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
 
 
 # --- selectors ------------------------------------------------------------------------------
@@ -341,6 +291,6 @@ def plan_namespace(
         )
     if plan.recreating:
         # The Service follows the new pods: switch it only once the new Deployment exists.
-        order = {"ConfigMap": 0, "Deployment": 1, "Service": 2, "PodDisruptionBudget": 3}
-        plan.objects.sort(key=lambda p: order.get(p.kind, 4))
+        order = {kind: index for index, kind in enumerate(RECREATE_ORDER)}
+        plan.objects.sort(key=lambda p: order.get(p.kind, len(order)))
     return plan

@@ -20,7 +20,8 @@ from .kube.rollout import Verdict
 
 if TYPE_CHECKING:
     from .adopt import NamespacePlan
-    from .cluster import AppliedObject, Cluster, Endpoint
+    from .cluster import AppliedObject, Endpoint
+    from .kube.client import Cluster
 
 DEFAULT_PARALLEL = 4
 
@@ -140,9 +141,8 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             )
         except JwksDeployError as exc:
             left = undo_namespaces(cluster, [namespace] if created else [])
-            raise type(exc)(
-                f"{exc} Nothing was changed: a dry run found this before any write."
-                + _left_behind(left)
+            raise exc.add_context(
+                "Nothing was changed: a dry run found this before any write." + _left_behind(left)
             ) from None
         if created is not None:
             answers[("Namespace", namespace, None)] = created

@@ -20,6 +20,21 @@ class JwksDeployError(Exception):
     exit_code = INTERNAL_ERROR
     title = "internal error"
 
+    context = ""  # what happened around the error (what already changed), said after it
+
+    def format_message(self) -> str:
+        """The paragraph shown to a human; classes that carry data build it from that data."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        text = self.format_message()
+        return f"{text} {self.context}" if self.context else text
+
+    def add_context(self, text: str) -> JwksDeployError:
+        """The same error (class, data and exit code kept), saying `text` after its message."""
+        self.context = f"{self.context} {text}" if self.context else text
+        return self
+
 
 class Differences(JwksDeployError):
     """`diff`: applying would change something; `status`: the live JWKS differs from --jwks or
@@ -101,6 +116,129 @@ class TooEarly(JwksDeployError):
     def __init__(self, message: str, safe_at: float | None = None) -> None:
         super().__init__(message)
         self.safe_at = safe_at
+
+
+# --- answers of the API server, carrying what they are about -------------------------------
+
+
+class NotFound(JwksDeployError):
+    """A 404 for `target` (kind and name, or a path); callers decide whether it is an error."""
+
+    exit_code = ClusterRejected.exit_code
+
+    def __init__(self, target: str, detail: str = "") -> None:
+        self.target = target
+        self.detail = detail  # the Status document's message
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return self.detail or f"{self.target} not found"
+
+
+class WatchRefused(JwksDeployError):
+    """The API server will not watch this resource for us (403, 405...): poll instead."""
+
+    exit_code = Forbidden.exit_code
+
+    def __init__(self, kind: str, status: int) -> None:
+        self.kind = kind
+        self.status = status
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return f"watch of {self.kind} refused ({self.status})"
+
+
+class WatchExpired(JwksDeployError):
+    """410 Gone: the resourceVersion is too old to resume from; list again."""
+
+    exit_code = WaitTimeout.exit_code
+
+    def __init__(self, kind: str = "") -> None:
+        self.kind = kind
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return f"watch of {self.kind} expired" if self.kind else "watch expired"
+
+
+class ApplyConflict(Conflict):
+    """A 409 from server-side apply, with the managers and fields the API server named in
+    its Status details (both empty for an optimistic-concurrency 409)."""
+
+    def __init__(
+        self, message: str, managers: list[str] | None = None, fields: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.managers = managers or []
+        self.fields = fields or []
+
+
+class FieldConflict(ApplyConflict):
+    """The 409 of one apply request, its text built from the Status it answered with."""
+
+    def __init__(
+        self,
+        target: str,
+        managers: list[str],
+        fields: list[str],
+        summary: str,
+        flag: str = "--force-conflicts",
+    ) -> None:
+        self.target = target
+        self.summary = summary  # the first line of the Status message
+        self.flag = flag  # the CLI's way to take the fields over
+        self.managers = managers
+        self.fields = fields
+        Conflict.__init__(self, self.format_message())
+
+    def format_message(self) -> str:
+        owners = ", ".join(self.managers) or "another client"
+        where = f" ({', '.join(self.fields)})" if self.fields else ""
+        return (
+            f"applying {self.target} conflicts with fields managed by {owners}{where} (409): "
+            f"{self.summary} Another tool set these fields; re-run with {self.flag} to take "
+            "them over, or remove them from the other tool."
+        )
+
+
+class AccessDenied(Forbidden):
+    """A 403 for `verb` on `resource`, in `namespace` or at cluster scope."""
+
+    def __init__(self, verb: str, resource: str, namespace: str | None, detail: str) -> None:
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.detail = detail  # the Status document's message
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        where = f" in namespace {self.namespace!r}" if self.namespace else " at cluster scope"
+        return (
+            f"the API server denied {self.verb} on {self.resource}{where} (403 Forbidden): "
+            f"{self.detail} Ask an administrator for RBAC permission to {self.verb} "
+            f"{self.resource}, or use a context that has it."
+        )
+
+
+class Interrupted(JwksDeployError):
+    """The user interrupted a wait (Ctrl-C)."""
+
+    exit_code = 130
+
+
+class RolloutFailed(WaitTimeout):
+    """The rollout cannot succeed without a change from the user (same exit code as a wait
+    that runs out of time: the pods did not become ready)."""
+
+    def __init__(
+        self, message: str, namespace: str, reason: str, subject: str, events: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.reason = reason
+        self.subject = subject
+        self.events = events
 
 
 STEP_DUE = 13  # `rotate status` when a rotation step is due now

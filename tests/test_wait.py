@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from jwksdeploy.kube.resources import instance_selector
 from jwksdeploy.kube.rollout import CURRENT, FAILED, IN_PROGRESS, rollout_verdict, warning_events
-from jwksdeploy.prune import instance_selector, prunable_kinds, prune_candidates
+from jwksdeploy.prune import prunable_kinds, prune_candidates
 
 from .helpers import EXAMPLES
 from .kube import Kube

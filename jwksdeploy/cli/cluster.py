@@ -591,7 +591,8 @@ def _diffs(
     apply would prune. Cluster reads and dry runs only: nothing is stored."""
     from ..cluster import plan_apply
     from ..diff import compare
-    from ..prune import instance_selector, prunable_kinds, prune_candidates
+    from ..kube.resources import instance_selector
+    from ..prune import prunable_kinds, prune_candidates
 
     plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=force)
     diffs = []

@@ -4,7 +4,7 @@ refuses to watch), one deadline, a progress callback, and a verdict from `status
 Waiting for a rollout follows the Deployment, its ReplicaSets, its pods and their events,
 and ends as soon as `status.rollout_verdict` says Current (success) or Failed (the object's
 own reason, at once, not at the timeout). Waiting for deletion is the same machinery waiting
-for each object to be gone. Talks to the cluster only through `cluster.Cluster`.
+for each object to be gone. Talks to the cluster only through `kube.client.Cluster`.
 """
 
 from __future__ import annotations
@@ -16,37 +16,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClusterRejected, Forbidden, JwksDeployError, WaitTimeout
+from ..errors import (
+    ClusterRejected,
+    Forbidden,
+    Interrupted,
+    JwksDeployError,
+    RolloutFailed,
+    WaitTimeout,
+)
 from .rollout import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from .client import Cluster
 
 POLL_SECONDS = 0.5  # only when the server refuses to watch
 WATCH_SECONDS = 60.0  # how long one watch request stays open before we resume it
 
 
 CANCELLED = threading.Event()  # set by the main thread on Ctrl-C: every waiter stops
-
-
-class Interrupted(JwksDeployError):
-    """The user interrupted a wait (Ctrl-C)."""
-
-    exit_code = 130
-
-
-class RolloutFailed(WaitTimeout):
-    """The rollout cannot succeed without a change from the user (same exit code as a wait
-    that runs out of time: the pods did not become ready)."""
-
-    def __init__(
-        self, message: str, namespace: str, reason: str, subject: str, events: list[str]
-    ) -> None:
-        super().__init__(message)
-        self.namespace = namespace
-        self.reason = reason
-        self.subject = subject
-        self.events = events
 
 
 @dataclass
@@ -101,7 +88,7 @@ class _Follower:
         self.changes.put(None)
 
     def _run(self, source: _Source) -> None:
-        from ..cluster import WatchExpired, WatchRefused
+        from ..errors import WatchExpired, WatchRefused
 
         try:
             version = self._list(source)
