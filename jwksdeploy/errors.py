@@ -221,6 +221,44 @@ class AccessDenied(Forbidden):
         )
 
 
+class RequestTimedOut(WaitTimeout):
+    """The API server accepted a request and did not answer it within `timeout` seconds."""
+
+    def __init__(
+        self, server: str, verb: str, path: str, timeout: float, flag: str = "--request-timeout"
+    ) -> None:
+        self.server = server
+        self.verb = verb  # the HTTP method
+        self.path = path
+        self.timeout = timeout
+        self.flag = flag  # the CLI's way to wait longer
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"the API server at {self.server} did not answer {self.verb} {self.path} within "
+            f"{self.timeout:g}s. Check the cluster's health or raise {self.flag}."
+        )
+
+
+class NamespaceMissing(ClusterRejected):
+    """An object was sent to a namespace that does not exist."""
+
+    def __init__(
+        self, namespace: str | None, detail: str, flag: str = "--create-namespace"
+    ) -> None:
+        self.namespace = namespace
+        self.detail = detail  # the API server's own words (the 404's message)
+        self.flag = flag  # the CLI's way to create it
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"namespace {self.namespace!r} does not exist ({self.detail}). Create it, or pass "
+            f"{self.flag} to let jwksdeploy create it."
+        )
+
+
 class Interrupted(JwksDeployError):
     """The user interrupted a wait (Ctrl-C)."""
 

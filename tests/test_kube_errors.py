@@ -16,7 +16,9 @@ from jwksdeploy.errors import (
     Conflict,
     FieldConflict,
     Forbidden,
+    NamespaceMissing,
     NotFound,
+    RequestTimedOut,
     RolloutFailed,
     WaitTimeout,
     WatchExpired,
@@ -228,6 +230,25 @@ def test_context_is_added_without_rebuilding_the_error() -> None:
     assert isinstance(said, WaitTimeout)
     assert str(said) == "the rollout cannot succeed. Already applied: x."
     assert (failed.namespace, failed.reason) == ("ns", "ImagePullBackOff")
+
+
+def test_flags_named_in_messages_are_data() -> None:
+    """A core error names the CLI's flag only as data it was given (click's param_hint)."""
+    timed_out = RequestTimedOut(SERVER, "GET", CM, 2.5)
+    assert str(timed_out) == (
+        f"the API server at {SERVER} did not answer GET {CM} within 2.5s. Check the cluster's "
+        "health or raise --request-timeout."
+    )
+    assert timed_out.exit_code == WaitTimeout.exit_code
+    assert "--timeout-flag" in str(RequestTimedOut(SERVER, "GET", CM, 1, flag="--timeout-flag"))
+    missing = NamespaceMissing("ns", 'namespaces "ns" not found')
+    assert str(missing) == (
+        "namespace 'ns' does not exist (namespaces \"ns\" not found). Create it, or pass "
+        "--create-namespace to let jwksdeploy create it."
+    )
+    assert (missing.namespace, missing.exit_code) == ("ns", ClusterRejected.exit_code)
+    conflict = FieldConflict("x", [], [], "s", flag="--take-over")
+    assert "re-run with --take-over to take them over" in str(conflict)
 
 
 def test_connect_takes_the_timeout_as_given(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The commands that talk to a cluster: `apply`, `url`, `status`, `delete`, `diff`, and what
 apply and delete print while they run. The `kubernetes` client is imported only through
-jwksdeploy/cluster.py, when a command connects.
+jwksdeploy/kube/client.py, when a command connects.
 """
 
 from __future__ import annotations

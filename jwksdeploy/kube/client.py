@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
-    ClusterRejected,
     ClusterUnreachable,
     JwksDeployError,
+    NamespaceMissing,
     NotFound,
-    WaitTimeout,
+    RequestTimedOut,
     WatchExpired,
     WatchRefused,
     printable,
@@ -82,11 +82,7 @@ class Cluster:
                 isinstance(reason, urllib3.exceptions.TimeoutError)
                 and not isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
             ):
-                raise WaitTimeout(
-                    f"the API server at {self.server} did not answer {method} {path} within "
-                    f"{self.request_timeout:g}s. Check the cluster's health or raise "
-                    "--request-timeout."
-                ) from None
+                raise RequestTimedOut(self.server, method, path, self.request_timeout) from None
             raise ClusterUnreachable(
                 f"cannot reach the API server at {self.server} ({type(reason).__name__}). "
                 "Check that the cluster is running and that --kubeconfig/--context point at it."
@@ -307,10 +303,7 @@ class Cluster:
             )
             return self._checked(answer, obj["kind"], "PATCH", path)
         except NotFound as exc:
-            raise ClusterRejected(
-                f"namespace {namespace!r} does not exist ({exc}). Create it, or pass "
-                "--create-namespace to let jwksdeploy create it."
-            ) from None
+            raise NamespaceMissing(namespace, str(exc)) from None
 
     def delete(self, kind: str, namespace: str | None, name: str, *, dry_run: bool = False) -> bool:
         """Delete one object; False when it was already gone."""
