@@ -63,8 +63,9 @@ def instance_selector(instance: str) -> str:
 
 
 def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
-    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    return labels if isinstance(labels, dict) else {}
+    """The object's labels (a live one comes checked by kube.views: a map of strings)."""
+    labels: dict[str, str] = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return labels
 
 
 def ownership(live: dict[str, Any] | None, instance: str) -> str:
