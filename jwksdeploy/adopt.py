@@ -1,4 +1,5 @@
-"""Taking over objects someone else made, decided as data: no I/O here.
+"""Taking over objects someone else made, decided as data: no I/O here. Live objects come
+checked by kube.views (managedFields entries, ports and selectors have their API types).
 
 Given the live objects (as the API server returned them) and the rendered ones, decide per
 object whether it is ours, absent, or someone else's; which field managers made it; which
@@ -26,14 +27,12 @@ KUBECTL_MANAGERS = frozenset({"kubectl-client-side-apply", "kubectl"})
 
 def _entries(live: dict[str, Any] | None) -> list[dict[str, Any]]:
     """managedFields entries of the object itself (status subresource entries left out)."""
-    entries = ((live or {}).get("metadata") or {}).get("managedFields") or []
-    return [e for e in entries if isinstance(e, dict) and not e.get("subresource")]
+    entries: list[dict[str, Any]] = ((live or {}).get("metadata") or {}).get("managedFields") or []
+    return [e for e in entries if not e.get("subresource")]
 
 
 def _owns_more_than_annotations(entry: dict[str, Any]) -> bool:
     fields = entry.get("fieldsV1") or {}
-    if not isinstance(fields, dict):
-        return True
     others = {k for k in fields if k not in ("f:metadata", "f:status", ".")}
     metadata = fields.get("f:metadata") or {}
     meta_others = {k for k in metadata if k not in ("f:annotations", ".")}
@@ -80,26 +79,23 @@ def migrated_managed_fields(
     (ours); None when kubectl
     holds nothing. Once the fields are ours, our next apply drops what we do not render,
     the last-applied annotation included, so a stale copy of the old YAML never lingers."""
-    entries = (live.get("metadata") or {}).get("managedFields") or []
+    entries: list[dict[str, Any]] = (live.get("metadata") or {}).get("managedFields") or []
     moving = [
-        e
-        for e in entries
-        if isinstance(e, dict) and not e.get("subresource") and e.get("manager") in KUBECTL_MANAGERS
+        e for e in entries if not e.get("subresource") and e.get("manager") in KUBECTL_MANAGERS
     ]
     if not moving:
         return None
     ours = [
         e
         for e in entries
-        if isinstance(e, dict)
-        and e.get("manager") == field_manager
+        if e.get("manager") == field_manager
         and e.get("operation") == "Apply"
         and not e.get("subresource")
     ]
     fields: dict[str, Any] = {}
     for entry in [*ours, *moving]:
         fields = union_fields(fields, entry.get("fieldsV1") or {})
-    kept = [e for e in entries if isinstance(e, dict) and e not in moving and e not in ours]
+    kept = [e for e in entries if e not in moving and e not in ours]
     merged = {
         "manager": field_manager,
         "operation": "Apply",
@@ -119,8 +115,8 @@ def selector_text(selector: dict[str, str]) -> str:
 
 
 def live_selector(deployment: dict[str, Any] | None) -> dict[str, Any] | None:
-    selector = ((deployment or {}).get("spec") or {}).get("selector")
-    return selector if isinstance(selector, dict) else None
+    selector: dict[str, Any] | None = ((deployment or {}).get("spec") or {}).get("selector")
+    return selector
 
 
 def rendered_selector(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -178,7 +174,7 @@ def keep_node_port(service: dict[str, Any], live: dict[str, Any] | None) -> dict
     allocated = {
         p.get("name"): p.get("nodePort")
         for p in (live.get("spec") or {}).get("ports") or []
-        if isinstance(p, dict) and p.get("nodePort") and _node_port_owned(live, p)
+        if p.get("nodePort") and _node_port_owned(live, p)
     }
     out = copy.deepcopy(service)
     for port in out["spec"].get("ports") or []:
