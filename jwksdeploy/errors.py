@@ -270,13 +270,106 @@ class RolloutFailed(WaitTimeout):
     that runs out of time: the pods did not become ready)."""
 
     def __init__(
-        self, message: str, namespace: str, reason: str, subject: str, events: list[str]
+        self,
+        name: str,
+        namespace: str,
+        reason: str,
+        subject: str,
+        events: list[str],
+        elapsed: float,
     ) -> None:
-        super().__init__(message)
+        self.name = name  # the Deployment
         self.namespace = namespace
-        self.reason = reason
-        self.subject = subject
-        self.events = events
+        self.reason = reason  # the object's own reason (ImagePullBackOff, ...)
+        self.subject = subject  # which object says so (a pod, the Deployment)
+        self.events = events  # the latest warning events
+        self.elapsed = elapsed  # seconds waited
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        tail = f" Latest warnings: {'; '.join(self.events)}." if self.events else ""
+        return (
+            f"the rollout of Deployment {self.name!r} in {self.namespace!r} cannot succeed: "
+            f"{self.subject}: {self.reason} (after {self.elapsed:.0f}s).{tail} Fix the cause "
+            "(image, quota, ConfigMap, ...) and run apply again."
+        )
+
+
+class RolloutTimedOut(WaitTimeout):
+    """The Deployment was not ready when the wait's time ran out."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        timeout: float,
+        progress: str,
+        reasons: list[str],
+        flag: str = "--timeout",
+    ) -> None:
+        self.name = name  # the Deployment
+        self.namespace = namespace
+        self.timeout = timeout
+        self.progress = progress  # how far the rollout got ("1/2 pods available")
+        self.reasons = reasons  # the pods' waiting reasons and warning events
+        self.flag = flag  # the CLI's way to wait longer
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"Deployment {self.name!r} in {self.namespace!r} was not ready after "
+            f"{self.timeout:g}s ({self.progress}): "
+            f"{'; '.join(self.reasons) or 'no pod reported a reason'}. Fix the cause and run "
+            f"apply again, or raise {self.flag}."
+        )
+
+
+class IngressTimedOut(WaitTimeout):
+    """A LoadBalancer Service got no ingress address within the wait's time."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        timeout: float,
+        flag: str = "--timeout",
+        address_flag: str = "--address",
+    ) -> None:
+        self.name = name  # the Service
+        self.namespace = namespace
+        self.timeout = timeout  # the whole command's
+        self.flag = flag  # the CLI's way to wait longer
+        self.address_flag = address_flag  # the CLI's way to give the address
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"the LoadBalancer Service {self.name!r} in {self.namespace!r} got no ingress "
+            f"address within {self.flag} ({self.timeout:g}s). Check the cluster's load "
+            f"balancer controller, raise {self.flag}, or pass {self.address_flag}."
+        )
+
+
+class StillThere(WaitTimeout):
+    """Deleted objects still exist when the wait's time ran out (a finalizer may hold them)."""
+
+    def __init__(
+        self, objects: list[tuple[str, str]], namespace: str | None, timeout: float
+    ) -> None:
+        self.objects = objects  # (kind, name) of each one still there
+        self.namespace = namespace
+        self.timeout = timeout
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        kind, name = self.objects[0]
+        namespace = self.namespace
+        where = f" in {namespace!r}" if namespace else ""
+        return (
+            f"{', '.join(f'{k} {n!r}' for k, n in self.objects)}{where} still exist(s) "
+            f"{self.timeout:g}s after deletion (a finalizer may hold it). Check `kubectl get "
+            f"{kind.lower()} {name}{f' -n {namespace}' if namespace else ''} -o yaml`."
+        )
 
 
 STEP_DUE = 13  # `rotate status` when a rotation step is due now

@@ -16,10 +16,13 @@ from jwksdeploy.errors import (
     Conflict,
     FieldConflict,
     Forbidden,
+    IngressTimedOut,
     NamespaceMissing,
     NotFound,
     RequestTimedOut,
     RolloutFailed,
+    RolloutTimedOut,
+    StillThere,
     WaitTimeout,
     WatchExpired,
     WatchRefused,
@@ -225,10 +228,14 @@ def test_context_is_added_without_rebuilding_the_error() -> None:
     assert same is conflict
     assert (same.managers, same.fields) == (["helm"], [".data.x"])
     assert str(same) == before + " Already applied: configmap/c configured."
-    failed = RolloutFailed("the rollout cannot succeed.", "ns", "ImagePullBackOff", "pod p", [])
+    failed = RolloutFailed("d", "ns", "ImagePullBackOff", "pod p", [], 3.2)
     said = failed.add_context("Already applied: x.")
     assert isinstance(said, WaitTimeout)
-    assert str(said) == "the rollout cannot succeed. Already applied: x."
+    assert str(said) == (
+        "the rollout of Deployment 'd' in 'ns' cannot succeed: pod p: ImagePullBackOff (after "
+        "3s). Fix the cause (image, quota, ConfigMap, ...) and run apply again. Already "
+        "applied: x."
+    )
     assert (failed.namespace, failed.reason) == ("ns", "ImagePullBackOff")
 
 
@@ -249,6 +256,36 @@ def test_flags_named_in_messages_are_data() -> None:
     assert (missing.namespace, missing.exit_code) == ("ns", ClusterRejected.exit_code)
     conflict = FieldConflict("x", [], [], "s", flag="--take-over")
     assert "re-run with --take-over to take them over" in str(conflict)
+
+
+def test_the_waiters_errors_carry_what_they_waited_for() -> None:
+    failed = RolloutFailed("d", "ns", "ErrImageNeverPull", "pod d-1", ["pod d-1: Failed: x"], 12.6)
+    assert str(failed) == (
+        "the rollout of Deployment 'd' in 'ns' cannot succeed: pod d-1: ErrImageNeverPull "
+        "(after 13s). Latest warnings: pod d-1: Failed: x. Fix the cause (image, quota, "
+        "ConfigMap, ...) and run apply again."
+    )
+    timed_out = RolloutTimedOut("d", "ns", 1.0, "0/2 pods available", [])
+    assert str(timed_out) == (
+        "Deployment 'd' in 'ns' was not ready after 1s (0/2 pods available): no pod reported "
+        "a reason. Fix the cause and run apply again, or raise --timeout."
+    )
+    assert "a; b. " in str(RolloutTimedOut("d", "ns", 1.0, "p", ["a", "b"]))
+    ingress = IngressTimedOut("s", "ns", 90)
+    assert str(ingress) == (
+        "the LoadBalancer Service 's' in 'ns' got no ingress address within --timeout (90s). "
+        "Check the cluster's load balancer controller, raise --timeout, or pass --address."
+    )
+    gone = StillThere([("Deployment", "d"), ("Service", "s")], "ns", 5)
+    assert str(gone) == (
+        "Deployment 'd', Service 's' in 'ns' still exist(s) 5s after deletion (a finalizer may "
+        "hold it). Check `kubectl get deployment d -n ns -o yaml`."
+    )
+    assert str(StillThere([("Namespace", "n")], None, 5)).endswith(
+        "`kubectl get namespace n -o yaml`."
+    )
+    for error in (failed, timed_out, ingress, gone):
+        assert error.exit_code == WaitTimeout.exit_code
 
 
 def test_connect_takes_the_timeout_as_given(tmp_path: Path) -> None:

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     ClusterRejected,
     Forbidden,
+    IngressTimedOut,
     Interrupted,
     JwksDeployError,
     RolloutFailed,
-    WaitTimeout,
+    RolloutTimedOut,
+    StillThere,
 )
 from .rollout import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
@@ -247,15 +249,8 @@ def wait_for_rollout(
                 return verdict
             if verdict.failed:
                 notes = warning_events(follower.snapshot(events), verdict.pods)
-                tail = f" Latest warnings: {'; '.join(notes)}." if notes else ""
                 raise RolloutFailed(
-                    f"the rollout of Deployment {name!r} in {namespace!r} cannot succeed: "
-                    f"{verdict.subject}: {verdict.reason} (after {elapsed:.0f}s).{tail} Fix "
-                    "the cause (image, quota, ConfigMap, ...) and run apply again.",
-                    namespace,
-                    verdict.reason,
-                    verdict.subject,
-                    notes,
+                    name, namespace, verdict.reason, verdict.subject, notes, elapsed
                 )
             if elapsed >= timeout:
                 pod_list = follower.snapshot(pods) if pods else []
@@ -263,11 +258,7 @@ def wait_for_rollout(
                     *waiting_reasons(pod_list),
                     *warning_events(follower.snapshot(events), ()),
                 ]
-                raise WaitTimeout(
-                    f"Deployment {name!r} in {namespace!r} was not ready after {timeout:g}s "
-                    f"({verdict.message}): {'; '.join(reasons) or 'no pod reported a reason'}. "
-                    "Fix the cause and run apply again, or raise --timeout."
-                )
+                raise RolloutTimedOut(name, namespace, timeout, verdict.message, reasons)
     finally:
         follower.stop()
 
@@ -286,11 +277,7 @@ def wait_for_ingress(
             if found and ((found[0].get("status") or {}).get("loadBalancer") or {}).get("ingress"):
                 return found[0]
             if time.monotonic() >= follower.deadline:
-                raise WaitTimeout(
-                    f"the LoadBalancer Service {name!r} in {namespace!r} got no ingress address "
-                    f"within --timeout ({total:g}s). Check the cluster's load balancer "
-                    "controller, raise --timeout, or pass --address."
-                )
+                raise IngressTimedOut(name, namespace, total)
     finally:
         follower.stop()
 
@@ -319,12 +306,6 @@ def wait_until_gone(
             if not waiting:
                 return
             if time.monotonic() >= deadline:
-                kind, name = waiting[0]
-                where = f" in {namespace!r}" if namespace else ""
-                raise WaitTimeout(
-                    f"{', '.join(f'{k} {n!r}' for k, n in waiting)}{where} still exist(s) "
-                    f"{timeout:g}s after deletion (a finalizer may hold it). Check `kubectl get "
-                    f"{kind.lower()} {name}{f' -n {namespace}' if namespace else ''} -o yaml`."
-                )
+                raise StillThere(waiting, namespace, timeout)
     finally:
         follower.stop()
