@@ -1,4 +1,5 @@
-"""Taking over objects someone else made, decided as data: no I/O here.
+"""Taking over objects someone else made, decided as data: no I/O here. Live objects come
+checked by kube.views (managedFields entries, ports and selectors have their API types).
 
 Given the live objects (as the API server returned them) and the rendered ones, decide per
 object whether it is ours, absent, or someone else's; which field managers made it; which
@@ -11,54 +12,27 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ClusterRejected
+from .kube.resources import FIELD_MANAGER, FOREIGN, RECREATE_ORDER, ownership
 
-# The default field manager (apply --field-manager); the one in force is passed in, so
-# objects applied under another name are still told apart from another tool's.
-FIELD_MANAGER = "jwksdeploy"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "jwksdeploy"  # render.MANAGED_BY: our label, whatever the field manager
-INSTANCE = "app.kubernetes.io/instance"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # `kubectl apply` (client-side) records its fields as kubectl-client-side-apply (Update);
 # `kubectl apply --server-side` as kubectl (Apply). Both are the user's own hand, so their
 # fields move to us without --force-conflicts. Any other manager is another tool.
 KUBECTL_MANAGERS = frozenset({"kubectl-client-side-apply", "kubectl"})
 
-OURS = "ours"
-ABSENT = "absent"
-FOREIGN = "foreign"
-
-
-def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
-    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    return labels if isinstance(labels, dict) else {}
-
-
-def ownership(live: dict[str, Any] | None, instance: str) -> str:
-    """ours (our managed-by label and instance), absent, or foreign."""
-    if live is None:
-        return ABSENT
-    labels = labels_of(live)
-    if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE) == instance:
-        return OURS
-    return FOREIGN
-
 
 def _entries(live: dict[str, Any] | None) -> list[dict[str, Any]]:
     """managedFields entries of the object itself (status subresource entries left out)."""
-    entries = ((live or {}).get("metadata") or {}).get("managedFields") or []
-    return [e for e in entries if isinstance(e, dict) and not e.get("subresource")]
+    entries: list[dict[str, Any]] = ((live or {}).get("metadata") or {}).get("managedFields") or []
+    return [e for e in entries if not e.get("subresource")]
 
 
 def _owns_more_than_annotations(entry: dict[str, Any]) -> bool:
     fields = entry.get("fieldsV1") or {}
-    if not isinstance(fields, dict):
-        return True
     others = {k for k in fields if k not in ("f:metadata", "f:status", ".")}
     metadata = fields.get("f:metadata") or {}
     meta_others = {k for k in metadata if k not in ("f:annotations", ".")}
@@ -105,26 +79,23 @@ def migrated_managed_fields(
     (ours); None when kubectl
     holds nothing. Once the fields are ours, our next apply drops what we do not render,
     the last-applied annotation included, so a stale copy of the old YAML never lingers."""
-    entries = (live.get("metadata") or {}).get("managedFields") or []
+    entries: list[dict[str, Any]] = (live.get("metadata") or {}).get("managedFields") or []
     moving = [
-        e
-        for e in entries
-        if isinstance(e, dict) and not e.get("subresource") and e.get("manager") in KUBECTL_MANAGERS
+        e for e in entries if not e.get("subresource") and e.get("manager") in KUBECTL_MANAGERS
     ]
     if not moving:
         return None
     ours = [
         e
         for e in entries
-        if isinstance(e, dict)
-        and e.get("manager") == field_manager
+        if e.get("manager") == field_manager
         and e.get("operation") == "Apply"
         and not e.get("subresource")
     ]
     fields: dict[str, Any] = {}
     for entry in [*ours, *moving]:
         fields = union_fields(fields, entry.get("fieldsV1") or {})
-    kept = [e for e in entries if isinstance(e, dict) and e not in moving and e not in ours]
+    kept = [e for e in entries if e not in moving and e not in ours]
     merged = {
         "manager": field_manager,
         "operation": "Apply",
@@ -136,31 +107,6 @@ def migrated_managed_fields(
     return [*kept, merged]
 
 
-def conflicting_managers(status: Any) -> list[str]:
-    """The managers a 409 Status names, from its details.causes (the message as a fallback)."""
-    if not isinstance(status, dict):
-        return []
-    found: set[str] = set()
-    for cause in _causes(status):
-        found.update(re.findall(r'conflict with "([^"]+)"', str(cause.get("message", ""))))
-    if not found:
-        found.update(re.findall(r'conflict with "([^"]+)"', str(status.get("message", ""))))
-    return sorted(found)
-
-
-def conflicting_fields(status: Any) -> list[str]:
-    if not isinstance(status, dict):
-        return []
-    return sorted({str(c["field"]) for c in _causes(status) if c.get("field")})
-
-
-def _causes(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """details.causes of a Status, whatever shape a hostile server gave either."""
-    details = status.get("details")
-    causes = details.get("causes") if isinstance(details, dict) else None
-    return [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
-
-
 # --- selectors ------------------------------------------------------------------------------
 
 
@@ -169,8 +115,8 @@ def selector_text(selector: dict[str, str]) -> str:
 
 
 def live_selector(deployment: dict[str, Any] | None) -> dict[str, Any] | None:
-    selector = ((deployment or {}).get("spec") or {}).get("selector")
-    return selector if isinstance(selector, dict) else None
+    selector: dict[str, Any] | None = ((deployment or {}).get("spec") or {}).get("selector")
+    return selector
 
 
 def rendered_selector(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -228,7 +174,7 @@ def keep_node_port(service: dict[str, Any], live: dict[str, Any] | None) -> dict
     allocated = {
         p.get("name"): p.get("nodePort")
         for p in (live.get("spec") or {}).get("ports") or []
-        if isinstance(p, dict) and p.get("nodePort") and _node_port_owned(live, p)
+        if p.get("nodePort") and _node_port_owned(live, p)
     }
     out = copy.deepcopy(service)
     for port in out["spec"].get("ports") or []:
@@ -341,6 +287,6 @@ def plan_namespace(
         )
     if plan.recreating:
         # The Service follows the new pods: switch it only once the new Deployment exists.
-        order = {"ConfigMap": 0, "Deployment": 1, "Service": 2, "PodDisruptionBudget": 3}
-        plan.objects.sort(key=lambda p: order.get(p.kind, 4))
+        order = {kind: index for index, kind in enumerate(RECREATE_ORDER)}
+        plan.objects.sort(key=lambda p: order.get(p.kind, len(order)))
     return plan

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import JwksDeployError, WaitTimeout
-from .status import Verdict
+from .kube.rollout import Verdict
 
 if TYPE_CHECKING:
     from .adopt import NamespacePlan
-    from .cluster import AppliedObject, Cluster, Endpoint
+    from .cluster import AppliedObject, Endpoint
+    from .kube.client import Cluster
 
 DEFAULT_PARALLEL = 4
 
@@ -140,9 +141,8 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             )
         except JwksDeployError as exc:
             left = undo_namespaces(cluster, [namespace] if created else [])
-            raise type(exc)(
-                f"{exc} Nothing was changed: a dry run found this before any write."
-                + _left_behind(left)
+            raise exc.add_context(
+                "Nothing was changed: a dry run found this before any write." + _left_behind(left)
             ) from None
         if created is not None:
             answers[("Namespace", namespace, None)] = created
@@ -178,7 +178,7 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
                 )
             )
         except KeyboardInterrupt:
-            from .wait import CANCELLED
+            from .kube.wait import CANCELLED
 
             CANCELLED.set()  # the pool's waiters stop within 0.25 s
             pool.shutdown(wait=True, cancel_futures=True)
@@ -279,7 +279,7 @@ def _wait(
     service: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """Wait for the rollout, then (LoadBalancer, no --address) for the ingress address."""
-    from .wait import wait_for_ingress, wait_for_rollout
+    from .kube.wait import wait_for_ingress, wait_for_rollout
 
     began = time.monotonic()
     namespace = result.namespace
@@ -347,7 +347,7 @@ def delete(
         try:
             return list(pool.map(one, namespaces))
         except KeyboardInterrupt:
-            from .wait import CANCELLED
+            from .kube.wait import CANCELLED
 
             CANCELLED.set()
             pool.shutdown(wait=True, cancel_futures=True)

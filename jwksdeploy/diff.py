@@ -20,19 +20,10 @@ from typing import Any
 
 import yaml
 
+from .kube.resources import VOLATILE_METADATA
 from .members import PEM_PRIVATE_MARKER, is_private_name, parse_embedded_json
 from .safeyaml import string_style
 
-VOLATILE_METADATA = (
-    "managedFields",
-    "resourceVersion",
-    "generation",
-    "uid",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "selfLink",
-)
 VOLATILE_ANNOTATIONS = (
     "deployment.kubernetes.io/revision",
     "kubectl.kubernetes.io/last-applied-configuration",

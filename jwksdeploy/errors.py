@@ -20,6 +20,21 @@ class JwksDeployError(Exception):
     exit_code = INTERNAL_ERROR
     title = "internal error"
 
+    context = ""  # what happened around the error (what already changed), said after it
+
+    def format_message(self) -> str:
+        """The paragraph shown to a human; classes that carry data build it from that data."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        text = self.format_message()
+        return f"{text} {self.context}" if self.context else text
+
+    def add_context(self, text: str) -> JwksDeployError:
+        """The same error (class, data and exit code kept), saying `text` after its message."""
+        self.context = f"{self.context} {text}" if self.context else text
+        return self
+
 
 class Differences(JwksDeployError):
     """`diff`: applying would change something; `status`: the live JWKS differs from --jwks or
@@ -101,6 +116,260 @@ class TooEarly(JwksDeployError):
     def __init__(self, message: str, safe_at: float | None = None) -> None:
         super().__init__(message)
         self.safe_at = safe_at
+
+
+# --- answers of the API server, carrying what they are about -------------------------------
+
+
+class NotFound(JwksDeployError):
+    """A 404 for `target` (kind and name, or a path); callers decide whether it is an error."""
+
+    exit_code = ClusterRejected.exit_code
+
+    def __init__(self, target: str, detail: str = "") -> None:
+        self.target = target
+        self.detail = detail  # the Status document's message
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return self.detail or f"{self.target} not found"
+
+
+class WatchRefused(JwksDeployError):
+    """The API server will not watch this resource for us (403, 405...): poll instead."""
+
+    exit_code = Forbidden.exit_code
+
+    def __init__(self, kind: str, status: int) -> None:
+        self.kind = kind
+        self.status = status
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return f"watch of {self.kind} refused ({self.status})"
+
+
+class WatchExpired(JwksDeployError):
+    """410 Gone: the resourceVersion is too old to resume from; list again."""
+
+    exit_code = WaitTimeout.exit_code
+
+    def __init__(self, kind: str = "") -> None:
+        self.kind = kind
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return f"watch of {self.kind} expired" if self.kind else "watch expired"
+
+
+class ApplyConflict(Conflict):
+    """A 409 from server-side apply, with the managers and fields the API server named in
+    its Status details (both empty for an optimistic-concurrency 409)."""
+
+    def __init__(
+        self, message: str, managers: list[str] | None = None, fields: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.managers = managers or []
+        self.fields = fields or []
+
+
+class FieldConflict(ApplyConflict):
+    """The 409 of one apply request, its text built from the Status it answered with."""
+
+    def __init__(
+        self,
+        target: str,
+        managers: list[str],
+        fields: list[str],
+        summary: str,
+        flag: str = "--force-conflicts",
+    ) -> None:
+        self.target = target
+        self.summary = summary  # the first line of the Status message
+        self.flag = flag  # the CLI's way to take the fields over
+        self.managers = managers
+        self.fields = fields
+        Conflict.__init__(self, self.format_message())
+
+    def format_message(self) -> str:
+        owners = ", ".join(self.managers) or "another client"
+        where = f" ({', '.join(self.fields)})" if self.fields else ""
+        return (
+            f"applying {self.target} conflicts with fields managed by {owners}{where} (409): "
+            f"{self.summary} Another tool set these fields; re-run with {self.flag} to take "
+            "them over, or remove them from the other tool."
+        )
+
+
+class AccessDenied(Forbidden):
+    """A 403 for `verb` on `resource`, in `namespace` or at cluster scope."""
+
+    def __init__(self, verb: str, resource: str, namespace: str | None, detail: str) -> None:
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.detail = detail  # the Status document's message
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        where = f" in namespace {self.namespace!r}" if self.namespace else " at cluster scope"
+        return (
+            f"the API server denied {self.verb} on {self.resource}{where} (403 Forbidden): "
+            f"{self.detail} Ask an administrator for RBAC permission to {self.verb} "
+            f"{self.resource}, or use a context that has it."
+        )
+
+
+class RequestTimedOut(WaitTimeout):
+    """The API server accepted a request and did not answer it within `timeout` seconds."""
+
+    def __init__(
+        self, server: str, verb: str, path: str, timeout: float, flag: str = "--request-timeout"
+    ) -> None:
+        self.server = server
+        self.verb = verb  # the HTTP method
+        self.path = path
+        self.timeout = timeout
+        self.flag = flag  # the CLI's way to wait longer
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"the API server at {self.server} did not answer {self.verb} {self.path} within "
+            f"{self.timeout:g}s. Check the cluster's health or raise {self.flag}."
+        )
+
+
+class NamespaceMissing(ClusterRejected):
+    """An object was sent to a namespace that does not exist."""
+
+    def __init__(
+        self, namespace: str | None, detail: str, flag: str = "--create-namespace"
+    ) -> None:
+        self.namespace = namespace
+        self.detail = detail  # the API server's own words (the 404's message)
+        self.flag = flag  # the CLI's way to create it
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"namespace {self.namespace!r} does not exist ({self.detail}). Create it, or pass "
+            f"{self.flag} to let jwksdeploy create it."
+        )
+
+
+class Interrupted(JwksDeployError):
+    """The user interrupted a wait (Ctrl-C)."""
+
+    exit_code = 130
+
+
+class RolloutFailed(WaitTimeout):
+    """The rollout cannot succeed without a change from the user (same exit code as a wait
+    that runs out of time: the pods did not become ready)."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        reason: str,
+        subject: str,
+        events: list[str],
+        elapsed: float,
+    ) -> None:
+        self.name = name  # the Deployment
+        self.namespace = namespace
+        self.reason = reason  # the object's own reason (ImagePullBackOff, ...)
+        self.subject = subject  # which object says so (a pod, the Deployment)
+        self.events = events  # the latest warning events
+        self.elapsed = elapsed  # seconds waited
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        tail = f" Latest warnings: {'; '.join(self.events)}." if self.events else ""
+        return (
+            f"the rollout of Deployment {self.name!r} in {self.namespace!r} cannot succeed: "
+            f"{self.subject}: {self.reason} (after {self.elapsed:.0f}s).{tail} Fix the cause "
+            "(image, quota, ConfigMap, ...) and run apply again."
+        )
+
+
+class RolloutTimedOut(WaitTimeout):
+    """The Deployment was not ready when the wait's time ran out."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        timeout: float,
+        progress: str,
+        reasons: list[str],
+        flag: str = "--timeout",
+    ) -> None:
+        self.name = name  # the Deployment
+        self.namespace = namespace
+        self.timeout = timeout
+        self.progress = progress  # how far the rollout got ("1/2 pods available")
+        self.reasons = reasons  # the pods' waiting reasons and warning events
+        self.flag = flag  # the CLI's way to wait longer
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"Deployment {self.name!r} in {self.namespace!r} was not ready after "
+            f"{self.timeout:g}s ({self.progress}): "
+            f"{'; '.join(self.reasons) or 'no pod reported a reason'}. Fix the cause and run "
+            f"apply again, or raise {self.flag}."
+        )
+
+
+class IngressTimedOut(WaitTimeout):
+    """A LoadBalancer Service got no ingress address within the wait's time."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        timeout: float,
+        flag: str = "--timeout",
+        address_flag: str = "--address",
+    ) -> None:
+        self.name = name  # the Service
+        self.namespace = namespace
+        self.timeout = timeout  # the whole command's
+        self.flag = flag  # the CLI's way to wait longer
+        self.address_flag = address_flag  # the CLI's way to give the address
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"the LoadBalancer Service {self.name!r} in {self.namespace!r} got no ingress "
+            f"address within {self.flag} ({self.timeout:g}s). Check the cluster's load "
+            f"balancer controller, raise {self.flag}, or pass {self.address_flag}."
+        )
+
+
+class StillThere(WaitTimeout):
+    """Deleted objects still exist when the wait's time ran out (a finalizer may hold them)."""
+
+    def __init__(
+        self, objects: list[tuple[str, str]], namespace: str | None, timeout: float
+    ) -> None:
+        self.objects = objects  # (kind, name) of each one still there
+        self.namespace = namespace
+        self.timeout = timeout
+        super().__init__(self.format_message())
+
+    def format_message(self) -> str:
+        kind, name = self.objects[0]
+        namespace = self.namespace
+        where = f" in {namespace!r}" if namespace else ""
+        return (
+            f"{', '.join(f'{k} {n!r}' for k, n in self.objects)}{where} still exist(s) "
+            f"{self.timeout:g}s after deletion (a finalizer may hold it). Check `kubectl get "
+            f"{kind.lower()} {name}{f' -n {namespace}' if namespace else ''} -o yaml`."
+        )
 
 
 STEP_DUE = 13  # `rotate status` when a rotation step is due now

@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .adopt import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, OURS, ownership
-from .render import TEMPLATES
-
-
-def instance_selector(instance: str) -> str:
-    """The label selector of one instance's objects."""
-    return f"{MANAGED_BY}={MANAGED_BY_VALUE},{INSTANCE}={instance}"
+from .kube.resources import DELETE_ORDER, OURS, ownership
 
 
 def prunable_kinds(rendered: list[dict[str, Any]]) -> list[str]:
     """Kinds jwksdeploy can render that this render has none of, in deletion order (the
     names of rendered kinds derive from the instance, so their objects are the ones sent)."""
     present = {o["kind"] for o in rendered}
-    return [kind for kind, _ in reversed(TEMPLATES) if kind not in present]
+    return [kind for kind in DELETE_ORDER if kind not in present]
 
 
 def prune_candidates(

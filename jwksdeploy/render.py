@@ -21,6 +21,7 @@ import yaml
 
 from . import jwks as jwkslib
 from .errors import InputError, JwksDeployError
+from .kube.resources import INSTANCE, KIND_ORDER, MANAGED_BY, MANAGED_BY_VALUE
 from .safeyaml import string_style
 from .settings import Settings
 
@@ -28,15 +29,15 @@ JWKS_KEY = "jwks.json"
 JWKS_PATH = "/app/jwks.json"
 CONTAINER_NAME = "remote-jwks-go"
 APP_NAME = "jwks-server"
-MANAGED_BY = "jwksdeploy"
 CHECKSUM_ANNOTATION = "checksum/jwks"
 MAX_CONFIGMAP_BYTES = 1024 * 1024
-TEMPLATES = (
-    ("ConfigMap", "configmap.yaml.j2"),
-    ("Service", "service.yaml.j2"),
-    ("Deployment", "deployment.yaml.j2"),
-    ("PodDisruptionBudget", "poddisruptionbudget.yaml.j2"),
-)
+TEMPLATE_FILES = {
+    "ConfigMap": "configmap.yaml.j2",
+    "Service": "service.yaml.j2",
+    "Deployment": "deployment.yaml.j2",
+    "PodDisruptionBudget": "poddisruptionbudget.yaml.j2",
+}
+TEMPLATES = tuple((kind, TEMPLATE_FILES[kind]) for kind in KIND_ORDER)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def jwks_checksum(jwks_text: str) -> str:
 
 def recommended_selector(settings: Settings) -> dict[str, str]:
     """The stable pair that selects the pods; it never changes for a given --name."""
-    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": settings.name}
+    return {"app.kubernetes.io/name": APP_NAME, INSTANCE: settings.name}
 
 
 def selector_labels(settings: Settings) -> dict[str, str]:
@@ -192,7 +193,7 @@ def object_labels(settings: Settings) -> dict[str, str]:
     labels["app"] = settings.name  # the source document's label, kept for existing selectors
     labels.update(recommended_selector(settings))
     labels["app.kubernetes.io/component"] = "jwks"
-    labels["app.kubernetes.io/managed-by"] = MANAGED_BY
+    labels[MANAGED_BY] = MANAGED_BY_VALUE
     if settings.version_label:
         labels["app.kubernetes.io/version"] = settings.version_label
     return labels
@@ -313,7 +314,7 @@ def _parse_back(
             problem = "produced the wrong kind, name or namespace"
         elif kind == "ConfigMap" and obj.get("data") != {JWKS_KEY: jwks_text, **server_config}:
             problem = "did not carry the JWKS bytes unchanged"
-        elif meta.get("labels", {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
+        elif meta.get("labels", {}).get(MANAGED_BY) != MANAGED_BY_VALUE:
             problem = "lost the managed-by label"
         else:
             return obj

@@ -1,7 +1,7 @@
 """The cluster side of `jwksdeploy rotate`: read the served set and the recorded state, publish
 a new set through apply's own render + apply path, record the state, keep the issuer's Secret.
 
-Only `cluster.Cluster` methods are used; the `kubernetes` client stays inside cluster.py.
+Only `kube.client.Cluster` methods are used; the `kubernetes` client stays inside it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cluster import APPLY_CONTENT_TYPE, Cluster
 from .errors import ClusterRejected
+from .kube.client import APPLY_CONTENT_TYPE, Cluster
 from .rotation import GATEWAYS_ANNOTATION, STATE_ANNOTATION, GatewayWindow
 
 # The state annotation has its own field manager, so a later `jwksdeploy apply` (manager
@@ -73,7 +73,7 @@ def _apply_annotations(
 ) -> None:
     """Server-side apply of annotations on the instance ConfigMap under their own field
     manager, so a later `apply` (another manager) neither owns nor drops them."""
-    from .cluster import resource_path
+    from .kube.resources import resource_path
 
     body = {
         "apiVersion": "v1",
@@ -158,7 +158,7 @@ def publish(
 def wait_served(cluster: Cluster, namespace: str, name: str, timeout: float) -> None:
     """Every ready pod serves the new set once the Deployment is rolled out (the server reads
     its file once, at start-up): read from the cluster, never guessed."""
-    from .wait import wait_for_rollout
+    from .kube.wait import wait_for_rollout
 
     wait_for_rollout(cluster, namespace, name, timeout, lambda verdict, elapsed: None)
 

@@ -16,6 +16,8 @@ import yaml
 
 from jwksdeploy import adopt
 from jwksdeploy.errors import ClusterRejected
+from jwksdeploy.kube.errors import conflicting_fields, conflicting_managers
+from jwksdeploy.kube.resources import ABSENT, FOREIGN, OURS, ownership
 from jwksdeploy.render import jwks_checksum
 
 from .helpers import EXAMPLES, run
@@ -454,9 +456,10 @@ def test_conflicting_managers_come_from_the_status_causes() -> None:
             ]
         },
     }
-    assert adopt.conflicting_managers(status) == ["helm", "kubectl"]
-    assert adopt.conflicting_fields(status) == [".spec.replicas", ".spec.selector"]
-    assert adopt.conflicting_managers({"message": 'conflict with "x" using v1: .data'}) == ["x"]
+    assert conflicting_managers(status) == ["helm", "kubectl"]
+    assert conflicting_fields(status) == [".spec.replicas", ".spec.selector"]
+    # the message is shown, not parsed: without causes the Status names no manager
+    assert conflicting_managers({"message": 'conflict with "x" using v1: .data'}) == []
 
 
 def _rendered(replicas: int = 2) -> list[dict[str, Any]]:
@@ -530,10 +533,10 @@ def test_a_taken_over_service_keeps_its_node_port() -> None:
     # A nodePort the server allocated is owned by nobody: sending it would take it over.
     allocated = {**live, "metadata": {"managedFields": []}}
     assert "nodePort" not in adopt.keep_node_port(service, allocated)["spec"]["ports"][0]
-    assert adopt.ownership(None, NAME) == adopt.ABSENT
-    assert adopt.ownership({"metadata": {"labels": {"app": NAME}}}, NAME) == adopt.FOREIGN
+    assert ownership(None, NAME) == ABSENT
+    assert ownership({"metadata": {"labels": {"app": NAME}}}, NAME) == FOREIGN
     ours = {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": NAME}
-    assert adopt.ownership({"metadata": {"labels": ours}}, NAME) == adopt.OURS
+    assert ownership({"metadata": {"labels": ours}}, NAME) == OURS
 
 
 def test_recreate_flag_is_documented_in_help() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jwksdeploy.kubeshape import check_list, check_object
+from jwksdeploy.kube.views import check_list, check_object
 
 from .helpers import corrupt, key_pair_files, kubeconfig
 from .kube import Kube
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 # ---------------------------------------------------------------------------------------------
-# API answers of the wrong shape: refused where they arrive (jwksdeploy/kubeshape.py)
+# API answers of the wrong shape: refused where they arrive (jwksdeploy/kube/views.py)
 # ---------------------------------------------------------------------------------------------
 
 

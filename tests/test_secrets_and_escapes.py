@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jwksdeploy import rotation
-from jwksdeploy.kubeshape import check_object
+from jwksdeploy.kube.views import check_object
 
 from .helpers import corrupt, key_pair_files, kubeconfig
 from .kube import Kube

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from jwksdeploy.prune import instance_selector, prunable_kinds, prune_candidates
-from jwksdeploy.status import CURRENT, FAILED, IN_PROGRESS, rollout_verdict, warning_events
+from jwksdeploy.kube.resources import instance_selector
+from jwksdeploy.kube.rollout import CURRENT, FAILED, IN_PROGRESS, rollout_verdict, warning_events
+from jwksdeploy.prune import prunable_kinds, prune_candidates
 
 from .helpers import EXAMPLES
 from .kube import Kube
@@ -332,7 +333,7 @@ def test_an_image_that_cannot_be_pulled_fails_fast_with_its_reason(kube: Kube) -
 
 def test_in_a_terminal_progress_is_one_updating_line(capsys: pytest.CaptureFixture[str]) -> None:
     from jwksdeploy.cli.cluster import ApplyPrinter
-    from jwksdeploy.status import Verdict
+    from jwksdeploy.kube.rollout import Verdict
 
     printer = ApplyPrinter(output="text", dry_run=False, multi=False, tty=True)
     printer.progress("ns", Verdict(IN_PROGRESS, 0, 2, "0/2 pods available"), 1.0)

@@ -1,6 +1,6 @@
 """The commands that talk to a cluster: `apply`, `url`, `status`, `delete`, `diff`, and what
 apply and delete print while they run. The `kubernetes` client is imported only through
-jwksdeploy/cluster.py, when a command connects.
+jwksdeploy/kube/client.py, when a command connects.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .render import load_render_inputs, print_findings, render_options
 
 if TYPE_CHECKING:
     from ..apply import ApplyOptions, ApplyResult, Listener, NamespaceResult
-    from ..status import Verdict
+    from ..kube.rollout import Verdict
 
 FORCE_CONFLICTS = click.option(
     "--force-conflicts", is_flag=True, help="Take over fields another field manager owns."
@@ -454,9 +454,10 @@ def status(
     """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches.
 
     Exit 1 when the live JWKS differs from --jwks or the rollout is incomplete."""
-    from ..cluster import endpoint_for, managed_objects, rollout_state
+    from ..cluster import endpoint_for, managed_objects
     from ..errors import ClusterRejected, Differences
     from ..files import read_input
+    from ..kube.rollout import rollout_state
     from ..render import JWKS_KEY, jwks_checksum
 
     names = _instance_names(name)
@@ -591,7 +592,8 @@ def _diffs(
     apply would prune. Cluster reads and dry runs only: nothing is stored."""
     from ..cluster import plan_apply
     from ..diff import compare
-    from ..prune import instance_selector, prunable_kinds, prune_candidates
+    from ..kube.resources import instance_selector
+    from ..prune import prunable_kinds, prune_candidates
 
     plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=force)
     diffs = []

@@ -253,8 +253,14 @@ def resolve_url(
 def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout: float) -> Any:
     """The cluster of --kubeconfig/--context, for every command that reaches one: says once,
     on stderr, when the kubeconfig turns off TLS verification."""
-    from ..cluster import connect
+    from ..errors import InputError
+    from ..kube.client import connect
 
+    if not request_timeout > 0:  # urllib3 refuses a zero timeout only at the first watch
+        raise InputError(
+            f"--request-timeout {request_timeout:g}s is not more than zero: a request needs "
+            "time to be answered. Pass a duration like 30s."
+        )
     cluster = connect(kubeconfig, context, request_timeout)
     if cluster.insecure:
         echo(

@@ -340,7 +340,7 @@ def gateway_command(
         echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
     if namespace is not None and record and dry_run != "client":
-        from ..cluster import connect
+        from ..kube.client import connect
         from ..settings import Settings
 
         configmap = Settings(namespaces=(namespace,), name=instance).configmap_name

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..durations import exact_seconds, read_seconds
 from ..errors import InputError
+from ..kube.resources import MANAGED_BY, MANAGED_BY_VALUE
 from ..settings import (
     check_dns1123_label,
     check_dns1123_subdomain,
@@ -377,7 +378,7 @@ def object_metadata(options: GatewayOptions) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": options.name}
     if options.namespace:
         metadata["namespace"] = options.namespace
-    metadata["labels"] = {"app.kubernetes.io/managed-by": "jwksdeploy"}
+    metadata["labels"] = {MANAGED_BY: MANAGED_BY_VALUE}
     return metadata
 
 

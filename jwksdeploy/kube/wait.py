@@ -4,7 +4,7 @@ refuses to watch), one deadline, a progress callback, and a verdict from `status
 Waiting for a rollout follows the Deployment, its ReplicaSets, its pods and their events,
 and ends as soon as `status.rollout_verdict` says Current (success) or Failed (the object's
 own reason, at once, not at the timeout). Waiting for deletion is the same machinery waiting
-for each object to be gone. Talks to the cluster only through `cluster.Cluster`.
+for each object to be gone. Talks to the cluster only through `kube.client.Cluster`.
 """
 
 from __future__ import annotations
@@ -16,37 +16,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ClusterRejected, Forbidden, JwksDeployError, WaitTimeout
-from .status import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
+from ..errors import (
+    ClusterRejected,
+    Forbidden,
+    IngressTimedOut,
+    Interrupted,
+    JwksDeployError,
+    RolloutFailed,
+    RolloutTimedOut,
+    StillThere,
+)
+from .rollout import IN_PROGRESS, Verdict, rollout_verdict, waiting_reasons, warning_events
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .client import Cluster
 
 POLL_SECONDS = 0.5  # only when the server refuses to watch
 WATCH_SECONDS = 60.0  # how long one watch request stays open before we resume it
 
 
 CANCELLED = threading.Event()  # set by the main thread on Ctrl-C: every waiter stops
-
-
-class Interrupted(JwksDeployError):
-    """The user interrupted a wait (Ctrl-C)."""
-
-    exit_code = 130
-
-
-class RolloutFailed(WaitTimeout):
-    """The rollout cannot succeed without a change from the user (same exit code as a wait
-    that runs out of time: the pods did not become ready)."""
-
-    def __init__(
-        self, message: str, namespace: str, reason: str, subject: str, events: list[str]
-    ) -> None:
-        super().__init__(message)
-        self.namespace = namespace
-        self.reason = reason
-        self.subject = subject
-        self.events = events
 
 
 @dataclass
@@ -101,7 +90,7 @@ class _Follower:
         self.changes.put(None)
 
     def _run(self, source: _Source) -> None:
-        from .cluster import WatchExpired, WatchRefused
+        from ..errors import WatchExpired, WatchRefused
 
         try:
             version = self._list(source)
@@ -260,15 +249,8 @@ def wait_for_rollout(
                 return verdict
             if verdict.failed:
                 notes = warning_events(follower.snapshot(events), verdict.pods)
-                tail = f" Latest warnings: {'; '.join(notes)}." if notes else ""
                 raise RolloutFailed(
-                    f"the rollout of Deployment {name!r} in {namespace!r} cannot succeed: "
-                    f"{verdict.subject}: {verdict.reason} (after {elapsed:.0f}s).{tail} Fix "
-                    "the cause (image, quota, ConfigMap, ...) and run apply again.",
-                    namespace,
-                    verdict.reason,
-                    verdict.subject,
-                    notes,
+                    name, namespace, verdict.reason, verdict.subject, notes, elapsed
                 )
             if elapsed >= timeout:
                 pod_list = follower.snapshot(pods) if pods else []
@@ -276,11 +258,7 @@ def wait_for_rollout(
                     *waiting_reasons(pod_list),
                     *warning_events(follower.snapshot(events), ()),
                 ]
-                raise WaitTimeout(
-                    f"Deployment {name!r} in {namespace!r} was not ready after {timeout:g}s "
-                    f"({verdict.message}): {'; '.join(reasons) or 'no pod reported a reason'}. "
-                    "Fix the cause and run apply again, or raise --timeout."
-                )
+                raise RolloutTimedOut(name, namespace, timeout, verdict.message, reasons)
     finally:
         follower.stop()
 
@@ -299,11 +277,7 @@ def wait_for_ingress(
             if found and ((found[0].get("status") or {}).get("loadBalancer") or {}).get("ingress"):
                 return found[0]
             if time.monotonic() >= follower.deadline:
-                raise WaitTimeout(
-                    f"the LoadBalancer Service {name!r} in {namespace!r} got no ingress address "
-                    f"within --timeout ({total:g}s). Check the cluster's load balancer "
-                    "controller, raise --timeout, or pass --address."
-                )
+                raise IngressTimedOut(name, namespace, total)
     finally:
         follower.stop()
 
@@ -332,12 +306,6 @@ def wait_until_gone(
             if not waiting:
                 return
             if time.monotonic() >= deadline:
-                kind, name = waiting[0]
-                where = f" in {namespace!r}" if namespace else ""
-                raise WaitTimeout(
-                    f"{', '.join(f'{k} {n!r}' for k, n in waiting)}{where} still exist(s) "
-                    f"{timeout:g}s after deletion (a finalizer may hold it). Check `kubectl get "
-                    f"{kind.lower()} {name}{f' -n {namespace}' if namespace else ''} -o yaml`."
-                )
+                raise StillThere(waiting, namespace, timeout)
     finally:
         follower.stop()

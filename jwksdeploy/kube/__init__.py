@@ -1,0 +1,1 @@
+"""The cluster edge: the one HTTP client and the pure facts about Kubernetes objects."""
