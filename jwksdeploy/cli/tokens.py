@@ -127,9 +127,11 @@ def token_command(
     headers = parse_pairs_json(header, "--header")
     source = f"key file {key_path!r}"
     document = parse_key_file(read_input(key_path, "key file"), source)
-    from .rotate import signing_kid
+    from ..rotate_session import signing_kid
 
-    kid = signing_kid(key_path, document, kid, allow_next)
+    kid, warning = signing_kid(key_path, document, kid, allow_next)
+    if warning:
+        echo(warning, err=True)
     key = pick_signing_key(document, kid, source)
     echo(sign(key, claims, headers))
 
@@ -146,9 +148,9 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     from ..errors import InputError, VerificationFailed
     from ..files import read_input
     from ..jwks import parse_jwks
+    from ..rotate_session import clock
     from ..strictjson import dumps
     from ..tokens import MAX_TOKEN_CHARS, inspect_token
-    from .rotate import clock
 
     if token == "-":
         token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace")
