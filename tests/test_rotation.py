@@ -959,3 +959,30 @@ def test_a_private_set_with_a_public_only_key_is_refused_by_every_step(files: Fi
         assert result.exit_code == 3, (step, result.stderr)
         assert "no private half" in result.stderr and "Traceback" not in result.stderr
     assert files.snapshot() == before
+
+
+def test_run_on_the_cluster_publishes_records_and_reports_through_the_listener(
+    kube: Kube, files: Files
+) -> None:
+    from jwksdeploy.cluster import connect
+    from jwksdeploy.settings import build_settings
+
+    applied = kube.jwksdeploy("apply", "-n", kube.namespace, "--jwks", str(files.public), "--wait")
+    assert applied.exit_code == 0, applied.stderr
+    files.at(0)
+    settings = build_settings({"namespace": kube.namespace}, kube.namespace)
+    options = RotateOptions(
+        str(files.private), str(files.public), settings, lambda: connect(kube.kubeconfig)
+    )
+    heard: list[str] = []
+    listen = rotate_core.Listener(applied=lambda obj: heard.append(f"{obj.kind}/{obj.outcome}"))
+    dry = rotate_core.run(options, rotate_core.StepOptions("start", dry_run="client"), listen)
+    assert dry.step is not None and heard == [] and len(files.kids()) == 1
+    result = rotate_core.run(options, rotate_core.StepOptions("start", timeout=120), listen)
+    assert result.step is not None and result.new_key is not None
+    assert "ConfigMap/configured" in heard and "Deployment/configured" in heard
+    assert [k["kid"] for k in json.loads(served_jwks(kube))["keys"]] == files.kids()
+    assert [k["phase"] for k in recorded(kube)["keys"]] == ["active", "next"]
+    status = rotate_core.status(options)
+    assert not status.local and status.namespace == kube.namespace and not status.pending
+    assert status.next.step == "promote" and status.next.at is not None
