@@ -141,7 +141,9 @@ def _decide(session: Session, step: StepOptions) -> rotation.Step:
     if name == "finish":
         return rotation.finish(session.state, session.private, session.now)
     if name == "revoke":
-        return _revoke(session, str(step.kid))
+        if step.kid is None:
+            raise ValueError("rotate revoke needs StepOptions.kid")
+        return _revoke(session, step.kid)
     raise ValueError(f"unknown rotate step {name!r}")
 
 
