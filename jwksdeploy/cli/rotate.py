@@ -149,6 +149,7 @@ def _step_options(name: str, params: dict[str, Any]) -> StepOptions:
     secret = params.pop("private_secret")
     secret_namespace = params.pop("private_secret_namespace")
     extra = {key: params.pop(key) for key in list(params) if key in _EXTRA[name]}
+    assert not params, f"unbound flags {sorted(params)}"
     spec = None
     if any(extra.get(flag) for flag in ("kty", "size", "crv", "alg")):
         spec = key_spec(extra.get("kty"), extra.get("size"), extra.get("crv"), extra.get("alg"))
@@ -168,6 +169,7 @@ def _step_options(name: str, params: dict[str, Any]) -> StepOptions:
     )
 
 
+_STEP_FLAGS = {"dry_run", "timeout", "private_secret", "private_secret_namespace"}
 _EXTRA: dict[str, set[str]] = {
     "start": {"kty", "size", "crv", "alg", "kid", "kid_from"},
     "promote": set(),
@@ -193,8 +195,9 @@ def _step_command(name: str) -> Callable[..., None]:
         from ..rotate import Listener, run
 
         output = params.pop("output")
-        options = _rotate_options(params)
-        step = _step_options(name, params)
+        own = {key: params.pop(key) for key in list(params) if key in _STEP_FLAGS | _EXTRA[name]}
+        options = _rotate_options(params)  # the rest are render's flags
+        step = _step_options(name, own)
         suffix = " (dry run)" if step.dry_run == "server" else ""
         listen = Listener(
             applied=lambda obj: echo(
