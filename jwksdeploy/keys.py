@@ -1,4 +1,6 @@
-"""Key generation, public projection and rotation: JWK dicts in, JWK dicts out. No file I/O.
+"""Key generation, public projection and the key-pair check: JWK dicts in, JWK dicts out.
+
+No file I/O, but for stat'ing two files to say which changed last when they are out of step.
 
 The cryptography is joserfc's (RFC 7517/7518/7638), imported only when an RSA, EC or OKP key
 is generated, so `render`, `--help` and oct secrets never pay for it.
@@ -201,17 +203,15 @@ def has_private_half(key: dict[str, Any]) -> bool:
     return "k" in key if key.get("kty") == "oct" else "d" in key
 
 
-def rotate(
-    private: dict[str, Any],
-    public: dict[str, Any] | None,
-    new_key: dict[str, Any],
-    keep: int | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Append new_key to both sets and drop the oldest beyond `keep`; return (private, public).
+def refuse_out_of_step(
+    private: dict[str, Any], public: dict[str, Any], private_path: str, public_path: str
+) -> None:
+    """InputError unless every key of the private set can sign and the public set is its
+    projection (the same keys in the same order), naming the newer file and the repair, so
+    a rotation can never publish a key whose private half was lost, or sign with an
+    unpublished one."""
+    from .writes import out_of_step_detail
 
-    The two sets must be in step first (same keys, same order), so a rotation can never
-    publish a key whose private half was lost, or keep signing with an unpublished one.
-    """
     keys = [key for key in private["keys"] if isinstance(key, dict)]
     for index, key in enumerate(keys):
         if not has_private_half(key):
@@ -219,26 +219,16 @@ def rotate(
                 f"the private set's {key_subject(key, index)} has no private half. Pass the "
                 "private key set (the file `jwks generate --private-out` wrote)."
             )
-    if public is not None:
-        expected = [ordered(public_members(key)) for key in keys]
-        actual = [ordered(key) if isinstance(key, dict) else key for key in public["keys"]]
-        if expected != actual:
-            raise InputError(
-                "the public and private key sets are out of step: they must hold the same keys "
-                f"in the same order (public: {_kids(public['keys'])}; private: {_kids(keys)}). "
-                "Regenerate the public set with `jwksdeploy jwks public PRIVATE --out PUBLIC`."
-            )
-    if new_key.get("kid") in {key.get("kid") for key in keys}:
-        raise InputError(
-            f"kid {json.dumps(new_key.get('kid'))} is already in the set. Pick another --kid."
-        )
-    if keep is not None and keep < 1:
-        raise InputError(f"--keep {keep} would drop every key. Use --keep 1 or more.")
-    keys = [*keys, new_key]
-    if keep is not None:
-        keys = keys[-keep:]
-    private_out = {"keys": [ordered(key) for key in keys]}
-    return private_out, public_set(private_out, include_symmetric=True)
+    if [public_members(key) for key in keys] == public["keys"]:
+        return
+    raise InputError(
+        f"the public and private key sets are out of step: they must hold the same keys in the "
+        f"same order (public {public_path}: {_kids(public['keys'])}; private {private_path}: "
+        f"{_kids(keys)}). {out_of_step_detail([private_path, public_path])} If the private set "
+        "is the one you want, regenerate the public set from it with `jwksdeploy jwks public "
+        f"--private {private_path} --jwks {public_path} --force` (add --include-symmetric for "
+        "oct keys); otherwise restore the private set from your backup."
+    )
 
 
 def _kids(keys: list[Any]) -> str:

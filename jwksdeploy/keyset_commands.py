@@ -29,21 +29,20 @@ def write_sets(
     public_path: str,
     force: bool,
     replaces: bool,
-    rotating: bool = False,
     extra: Sequence[OutputFile] = (),
 ) -> str | None:
     """The private set first (the source of truth), then `extra`, then the public set; a
     failure puts back what was written before it. Returns the public set's text when it goes
     to stdout (public_path '-'), for the caller to print.
 
-    `replaces`: the public file is updated in place; `rotating`: so is the private one."""
+    `replaces`: both files are updated in place."""
     from .keys import to_json
     from .writes import OutputFile, write_files
 
     symmetric = any(key.get("kty") == "oct" for key in public["keys"])
     outputs = []
     if private is not None and private_path is not None:
-        outputs.append(OutputFile(private_path, to_json(private), True, replaces or rotating))
+        outputs.append(OutputFile(private_path, to_json(private), True, replaces))
     outputs.extend(extra)
     if public_path != STDOUT:
         outputs.append(OutputFile(public_path, to_json(public), symmetric, replaces))

@@ -2,6 +2,9 @@
 a new set through apply's own render + apply path, record the state, keep the issuer's Secret.
 
 Only `kube.client.Cluster` methods are used; the `kubernetes` client stays inside it.
+Kept apart from rotate.py (which decides and orders the writes): these are the rotation's
+only cluster calls, and `gateway`/`apply --provider` record their cache window through them
+without pulling in the rotation steps.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from .errors import ClusterRejected
 from .kube.client import APPLY_CONTENT_TYPE, Cluster
-from .rotation import GATEWAYS_ANNOTATION, STATE_ANNOTATION, GatewayWindow
+from .rotation import GatewayWindow
+from .rotation_record import GATEWAYS_ANNOTATION, STATE_ANNOTATION
 
 # The state annotation has its own field manager, so a later `jwksdeploy apply` (manager
 # `jwksdeploy`, which never sends it) leaves it alone.
@@ -105,7 +109,7 @@ def record_gateway(
     """Merge one gateway's cache window into the instance ConfigMap's gateway record (an
     annotation on its metadata: the served bytes and the pods stay as they are). False when
     the ConfigMap does not exist (yet), so there is nothing to record on."""
-    from .rotation import gateway_windows_json, parse_gateway_windows
+    from .rotation_record import gateway_windows_json, parse_gateway_windows
 
     obj = cluster.get("ConfigMap", namespace, configmap)
     if obj is None:

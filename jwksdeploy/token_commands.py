@@ -42,15 +42,16 @@ class SignOptions:
 class SignResult:
     token: str
     kid: str | None  # of the key that signed
+    warning: str | None = None  # the rotation state's, e.g. signing with a `next` key
 
 
-# Which kid signs, given the key set and the kid asked for: the rotation state's decision
-# (its active key by default). The rotation code owns it; the CLI passes its function in.
-KidChoice = Callable[[dict[str, Any], "str | None"], "str | None"]
+# Which kid signs, given the key set and the kid asked for, and a warning or None: the
+# rotation state's decision (its active key by default). The rotation code owns it.
+KidChoice = Callable[[dict[str, Any], "str | None"], "tuple[str | None, str | None]"]
 
 
 def run_sign(
-    options: SignOptions, now: int, choose_kid: KidChoice = lambda document, kid: kid
+    options: SignOptions, now: int, choose_kid: KidChoice = lambda document, kid: (kid, None)
 ) -> SignResult:
     """Build the claims and headers, read the key file, pick the key, sign."""
     from .files import read_input
@@ -72,8 +73,9 @@ def run_sign(
     headers = parse_pairs_json(options.headers, "--header")
     source = f"key file {options.key_path!r}"
     document = parse_key_file(read_input(options.key_path, "key file"), source)
-    key = pick_signing_key(document, choose_kid(document, options.kid), source)
-    return SignResult(sign(key, claims, headers), key.get("kid"))
+    kid, warning = choose_kid(document, options.kid)
+    key = pick_signing_key(document, kid, source)
+    return SignResult(sign(key, claims, headers), key.get("kid"), warning)
 
 
 @dataclass(frozen=True)

@@ -152,14 +152,14 @@ def test_sign_makes_a_token_that_verifies_with_the_key_chosen(tmp_path: Path) ->
     keys = write(tmp_path / "p.json", oct_key(kid="old"), oct_key(size=48, kid="new"))
     asked: list[tuple[list[Any], str | None]] = []
 
-    def choose_kid(document: dict[str, Any], kid: str | None) -> str | None:
+    def choose_kid(document: dict[str, Any], kid: str | None) -> tuple[str | None, str | None]:
         asked.append(([k["kid"] for k in document["keys"]], kid))
-        return "old"
+        return "old", "signing with old"
 
     options = SignOptions(keys, kid="new", issuer="me", audiences=("a",), claims=("n=3",))
     result = run_sign(options, NOW, choose_kid)
     assert asked == [(["old", "new"], "new")]
-    assert result.kid == "old"
+    assert result.kid == "old" and result.warning == "signing with old"
     public = json.loads(Path(keys).read_text())
     report = check_token(result.token, public, NOW, "me", ("a",))
     assert report.verified is not None and report.verified.kid == "old"

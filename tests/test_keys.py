@@ -247,19 +247,6 @@ def test_rotation_needs_the_private_set(tmp_path: Path) -> None:
     assert result.exit_code == 3 and "private key set" in result.stderr
 
 
-def test_rotate_pure_function_rules() -> None:
-    first = keys.generate(keys.key_spec(), kid="a")
-    private, public = keys.rotate({"keys": [first]}, None, keys.generate(keys.key_spec(), "b"), 1)
-    assert [k["kid"] for k in private["keys"]] == ["b"]
-    assert "d" not in public["keys"][0]
-    with pytest.raises(InputError, match="already in the set"):
-        keys.rotate({"keys": [first]}, None, dict(first), None)
-    with pytest.raises(InputError, match="--keep 1 or more"):
-        keys.rotate({"keys": [first]}, None, keys.generate(keys.key_spec(), "c"), 0)
-    with pytest.raises(InputError, match="no private half"):
-        keys.rotate({"keys": [keys.public_set({"keys": [first]})["keys"][0]]}, None, first, None)
-
-
 def test_public_strips_private_members_and_refuses_secrets(tmp_path: Path) -> None:
     private, _ = generate(tmp_path, "--alg", "RS256")
     result = run("jwks", "public", str(tmp_path / "private.json"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jwksdeploy import rotation
+from jwksdeploy import rotation, rotation_record
 from jwksdeploy.errors import InputError, TooEarly
 from jwksdeploy.rotation import ACTIVE, NEXT, RETIRED, KeyRecord, State
 
@@ -156,15 +156,15 @@ def test_revoking_an_unknown_kid_is_an_input_error() -> None:
 
 def test_the_recorded_form_round_trips_and_is_checked() -> None:
     state = rotation.mark_published(rotation.start(one_key(), private("a"), key("b"), T0).state, T0)
-    text = rotation.to_json(state)
-    assert rotation.from_json(text, "test") == state
+    text = rotation_record.to_json(state)
+    assert rotation_record.from_json(text, "test") == state
     two_active = text.replace('"phase":"next"', '"phase":"active"')
     with pytest.raises(InputError, match="2 active keys"):
-        rotation.from_json(two_active, "test")
+        rotation_record.from_json(two_active, "test")
     with pytest.raises(InputError, match="phase"):
-        rotation.from_json(text.replace('"phase":"next"', '"phase":"soon"'), "test")
+        rotation_record.from_json(text.replace('"phase":"next"', '"phase":"soon"'), "test")
     with pytest.raises(InputError, match="not a time"):
-        rotation.from_json(text.replace("2027-01-15T08:00:00Z", "yesterday"), "test")
+        rotation_record.from_json(text.replace("2027-01-15T08:00:00Z", "yesterday"), "test")
 
 
 def test_a_recorded_time_in_the_future_is_clock_skew() -> None:
@@ -221,21 +221,21 @@ def test_the_window_is_the_flag_else_the_longest_recorded_else_the_state_s() -> 
 
 def test_the_window_s_origin_is_recorded_and_an_older_record_reads_as_the_default() -> None:
     state = rotation.resolve_cache_window(one_key(), None, {"envoy/a": ENVOY}, "cm")
-    assert rotation.from_json(rotation.to_json(state), "test") == state
-    document = json.loads(rotation.to_json(one_key()))
+    assert rotation_record.from_json(rotation_record.to_json(state), "test") == state
+    document = json.loads(rotation_record.to_json(one_key()))
     del document["cacheWindowFrom"]
-    assert rotation.from_json(json.dumps(document), "test").cache_window_from == "default"
+    assert rotation_record.from_json(json.dumps(document), "test").cache_window_from == "default"
     document["cacheWindowFrom"] = 7
     with pytest.raises(InputError, match="cacheWindowFrom"):
-        rotation.from_json(json.dumps(document), "test")
+        rotation_record.from_json(json.dumps(document), "test")
 
 
 def test_the_gateway_record_round_trips_and_is_checked() -> None:
     windows = {"istio/a": ISTIO, "envoy/a": ENVOY}
-    text = rotation.gateway_windows_json(windows)
+    text = rotation_record.gateway_windows_json(windows)
     assert text.index("envoy/a") < text.index("istio/a"), "sorted: same record, same text"
-    assert rotation.parse_gateway_windows(text, "cm") == windows
-    assert rotation.parse_gateway_windows(None, "cm") == {}
+    assert rotation_record.parse_gateway_windows(text, "cm") == windows
+    assert rotation_record.parse_gateway_windows(None, "cm") == {}
     long_why = json.dumps({"envoy/a": {"seconds": 1, "why": "x" * 201}})
     two_lines = json.dumps({"envoy/a": {"seconds": 1, "why": "a\nb"}})
     for bad in (
@@ -246,8 +246,8 @@ def test_the_gateway_record_round_trips_and_is_checked() -> None:
         long_why,
         two_lines,
     ):
-        with pytest.raises(InputError, match=rotation.GATEWAYS_ANNOTATION):
-            rotation.parse_gateway_windows(bad, "cm")
+        with pytest.raises(InputError, match=rotation_record.GATEWAYS_ANNOTATION):
+            rotation_record.parse_gateway_windows(bad, "cm")
 
 
 # --- the CLI on local files -------------------------------------------------------------------
@@ -473,7 +473,9 @@ def served_jwks(kube: Kube, configmap: str = "jwks-config") -> bytes:
 def recorded(kube: Kube, configmap: str = "jwks-config") -> dict[str, Any]:
     obj = kube.read("ConfigMap", configmap)
     assert obj is not None
-    result: dict[str, Any] = json.loads(obj["metadata"]["annotations"][rotation.STATE_ANNOTATION])
+    result: dict[str, Any] = json.loads(
+        obj["metadata"]["annotations"][rotation_record.STATE_ANNOTATION]
+    )
     return result
 
 
@@ -717,7 +719,7 @@ def test_a_rollout_not_seen_complete_blocks_promote_until_start_sees_it(
 def gateway_record(kube: Kube, configmap: str = "jwks-config") -> dict[str, Any] | None:
     obj = kube.read("ConfigMap", configmap)
     assert obj is not None
-    text = (obj["metadata"].get("annotations") or {}).get(rotation.GATEWAYS_ANNOTATION)
+    text = (obj["metadata"].get("annotations") or {}).get(rotation_record.GATEWAYS_ANNOTATION)
     return None if text is None else dict(json.loads(text))
 
 
@@ -911,3 +913,174 @@ def test_rotation_annotation_with_an_overflowing_window(kube: Kube, tmp_path: Pa
     )
     for step in ("status", "promote", "run"):
         assert_refused(invoke("rotate", step, *ns), 3, mentions=["cacheWindowSeconds"])
+
+
+# --- one rotation model: rotate.run(), and `jwks rotate`/`generate --add-to` as its spellings ---
+
+from jwksdeploy import keys  # noqa: E402
+from jwksdeploy import rotate as rotate_core  # noqa: E402
+from jwksdeploy.rotate_session import RotateOptions  # noqa: E402
+
+
+def test_keep_newest_drops_only_retired_keys_whose_tokens_expired() -> None:
+    started = rotation.start(one_key(), private("a"), key("b"), T0)
+    with pytest.raises(InputError, match="the active key"):
+        rotation.keep_newest(started, 1, T0)
+    with pytest.raises(InputError, match="--keep 1 or more"):
+        rotation.keep_newest(started, 0, T0)
+    assert rotation.keep_newest(started, 2, T0) == started, "nothing beyond --keep"
+    promoted = rotation.promote(
+        rotation.mark_published(started.state, T0), started.private, T0 + WINDOW
+    )
+    again = rotation.start(promoted.state, promoted.private, key("c"), T0 + WINDOW)
+    safe = T0 + WINDOW + TTL + WINDOW
+    with pytest.raises(TooEarly) as early:
+        rotation.keep_newest(again, 2, safe - 1)
+    assert early.value.safe_at == safe and rotation.when(safe) in str(early.value)
+    kept = rotation.keep_newest(again, 2, safe)
+    assert [k.kid for k in kept.state.keys] == ["b", "c"] and kept.dropped == ["a"]
+    assert [k["kid"] for k in kept.private["keys"]] == ["b", "c"]
+
+
+def test_the_key_pair_check_needs_every_private_half_and_the_same_keys() -> None:
+    first = keys.generate(keys.key_spec(), kid="a")
+    public = keys.public_set({"keys": [first]})
+    keys.refuse_out_of_step({"keys": [first]}, public, "p.json", "j.json")
+    with pytest.raises(InputError, match="no private half"):
+        keys.refuse_out_of_step(public, public, "p.json", "j.json")
+    other = keys.public_set({"keys": [keys.generate(keys.key_spec(), kid="b")]})
+    with pytest.raises(InputError, match="out of step") as refused:
+        keys.refuse_out_of_step({"keys": [first]}, other, "p.json", "j.json")
+    assert "jwksdeploy jwks public --private p.json --jwks j.json --force" in str(refused.value)
+
+
+def test_run_takes_a_step_on_local_files_and_says_what_comes_next(files: Files) -> None:
+    files.at(0)
+    options = RotateOptions(str(files.private), str(files.public))
+    nothing = rotate_core.run(options, rotate_core.StepOptions("run"))
+    assert nothing.step is None and nothing.next.step is None
+    result = rotate_core.run(options, rotate_core.StepOptions("start", kid="second"))
+    assert result.step is not None and result.step.name == "start"
+    assert result.new_key is not None and result.new_key["kid"] == "second"
+    assert "d" in result.new_key and result.public_text is None
+    assert files.kids() == [files.first, "second"]
+    assert [k["kid"] for k in json.loads(files.public.read_text())["keys"]] == files.kids()
+    assert result.next.step == "promote" and result.next.at == files.base + 1200
+    status = rotate_core.status(options)
+    assert status.local and not status.pending and not status.due_now
+    assert [(k.kid, k.phase) for k in status.state.keys] == [
+        (files.first, ACTIVE),
+        ("second", NEXT),
+    ]
+    files.at(1200)
+    assert rotate_core.status(options).due_now
+    promoted = rotate_core.run(options, rotate_core.StepOptions("run"))
+    assert promoted.step is not None and promoted.step.name == "promote"
+    assert promoted.step.state.active.kid == "second"
+
+
+def test_jwks_rotate_and_rotate_start_local_write_the_same_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWKSDEPLOY_NOW", "1800000000")
+    for spelling in ("jwks-rotate", "add-to", "rotate-start"):
+        folder = tmp_path / spelling
+        folder.mkdir()
+        private, public = folder / "jwks.private.json", folder / "jwks.json"
+        made = run(
+            "jwks", "generate", "--kid", "first", "--private", str(private), "--jwks", str(public)
+        )
+        assert made.exit_code == 0, made.stderr
+        command = {
+            "jwks-rotate": ["jwks", "rotate", "--jwks", str(public), "--private", str(private)],
+            "add-to": ["jwks", "generate", "--add-to", str(public), "--private", str(private)],
+            "rotate-start": [
+                "rotate",
+                "start",
+                "--local",
+                "--jwks",
+                str(public),
+                "--private",
+                str(private),
+            ],
+        }[spelling]
+        result = run(*command, "--kid", "second")
+        assert result.exit_code == 0, (spelling, result.stderr)
+        record = json.loads((folder / "jwks.private.rotation.json").read_text())
+        assert record == {
+            "pendingFrom": None,
+            "state": {
+                "cacheWindowFrom": "default",
+                "cacheWindowSeconds": 1200.0,
+                "keys": [
+                    {"kid": "first", "phase": "active"},
+                    {"kid": "second", "phase": "next", "published": "2027-01-15T08:00:00Z"},
+                ],
+                "maxTokenTtlSeconds": 3600.0,
+            },
+        }, spelling
+        assert [k["kid"] for k in json.loads(public.read_text())["keys"]] == ["first", "second"]
+        promote = run(
+            "rotate", "promote", "--local", "--jwks", str(public), "--private", str(private)
+        )
+        assert promote.exit_code == 12 and "too early to promote" in promote.stderr
+
+
+def test_add_to_with_out_dash_prints_the_public_set_and_keeps_the_file(tmp_path: Path) -> None:
+    private, public = tmp_path / "jwks.private.json", tmp_path / "jwks.json"
+    assert run("jwks", "generate", "--private", str(private), "--jwks", str(public)).exit_code == 0
+    before = public.read_bytes()
+    result = run(
+        "jwks", "generate", "--add-to", str(public), "--private", str(private), "--out", "-"
+    )
+    assert result.exit_code == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert [k["kid"] for k in printed["keys"]] == [
+        k["kid"] for k in json.loads(private.read_text())["keys"]
+    ]
+    assert len(printed["keys"]) == 2 and all("d" not in k for k in printed["keys"])
+    assert public.read_bytes() == before
+    assert "updated" in result.stderr and "stdout" not in result.stderr
+
+
+def test_a_private_set_with_a_public_only_key_is_refused_by_every_step(files: Files) -> None:
+    """Fixed: the key-pair check returned early when a key of the private set had no private
+    half, so `rotate start` went on with sets out of step and overwrote the public set."""
+    files.at(0)
+    stripped = keys.public_set(json.loads(files.private.read_text()))
+    files.private.write_text(json.dumps(stripped))
+    other = keys.public_set({"keys": [keys.generate(keys.key_spec(), kid="elsewhere")]})
+    files.public.write_text(json.dumps(other))
+    before = files.snapshot()
+    for step in ("start", "status"):
+        result = files.rotate(step)
+        assert result.exit_code == 3, (step, result.stderr)
+        assert "no private half" in result.stderr and "Traceback" not in result.stderr
+    assert files.snapshot() == before
+
+
+def test_run_on_the_cluster_publishes_records_and_reports_through_the_listener(
+    kube: Kube, files: Files
+) -> None:
+    from jwksdeploy.kube.client import connect
+    from jwksdeploy.settings import build_settings
+
+    applied = kube.jwksdeploy("apply", "-n", kube.namespace, "--jwks", str(files.public), "--wait")
+    assert applied.exit_code == 0, applied.stderr
+    files.at(0)
+    settings = build_settings({"namespace": kube.namespace}, kube.namespace)
+    options = RotateOptions(
+        str(files.private), str(files.public), settings, lambda: connect(kube.kubeconfig)
+    )
+    heard: list[str] = []
+    listen = rotate_core.Listener(applied=lambda obj: heard.append(f"{obj.kind}/{obj.outcome}"))
+    dry = rotate_core.run(options, rotate_core.StepOptions("start", dry_run="client"), listen)
+    assert dry.step is not None and heard == [] and len(files.kids()) == 1
+    result = rotate_core.run(options, rotate_core.StepOptions("start", timeout=120), listen)
+    assert result.step is not None and result.new_key is not None
+    assert "ConfigMap/configured" in heard and "Deployment/configured" in heard
+    assert [k["kid"] for k in json.loads(served_jwks(kube))["keys"]] == files.kids()
+    assert [k["phase"] for k in recorded(kube)["keys"]] == ["active", "next"]
+    status = rotate_core.status(options)
+    assert not status.local and status.namespace == kube.namespace and not status.pending
+    assert status.next.step == "promote" and status.next.at is not None

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jwksdeploy import rotation
+from jwksdeploy import rotation, rotation_record
 from jwksdeploy.kube.views import check_object
 
 from .helpers import corrupt, key_pair_files, kubeconfig
@@ -128,7 +128,7 @@ def test_times_outside_the_calendar() -> None:
     from jwksdeploy.errors import InputError
 
     with pytest.raises(InputError, match="1970-9999"):
-        rotation.record_when(rotation.END_OF_CALENDAR + 5, "published")
+        rotation_record.record_when(rotation.END_OF_CALENDAR + 5, "published")
     assert json.loads(json.dumps(rotation.when(0))) == "1970-01-01T00:00:00Z"
 
 
@@ -385,7 +385,7 @@ def test_cluster_text_is_escaped(
 
     def annotate(obj: dict[str, Any]) -> None:
         annotations = obj["metadata"].setdefault("annotations", {})
-        annotations[rotation.STATE_ANNOTATION] = json.dumps(state)
+        annotations[rotation_record.STATE_ANNOTATION] = json.dumps(state)
 
     corrupt(kube, "nodes", "node-1", edit)
     corrupt(kube, "configmaps", "jwks-config", annotate)

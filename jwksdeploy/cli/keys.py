@@ -7,7 +7,6 @@ to the one handler in `cli._Cli`. The core modules are imported inside the comma
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -141,7 +140,7 @@ def generate(
     if keep is not None:
         raise InputError("--keep only applies with --add-to (or `jwksdeploy jwks rotate`).")
     from ..keyset_commands import GenerateOptions, run_generate
-    from .rotate import fresh_rotation_record
+    from ..rotate import fresh_rotation_record
 
     options = GenerateOptions(
         spec=spec,
@@ -173,50 +172,25 @@ def _rotate(
     keep: int | None,
     force: bool,
 ) -> None:
-    from ..errors import InputError
-    from ..files import read_input
-    from ..keys import generate as generate_key
-    from ..keys import parse_key_file, rotate
-    from ..keyset_commands import write_sets
-    from ..writes import key_files_locked
+    """`jwks rotate` and `generate --add-to`: `rotate start --local`, with --keep and --out."""
+    from ..rotate import StepOptions, run
+    from ..rotate_session import RotateOptions
 
     target = out or public_path
-    # Read, decide and write under one lock.
-    with key_files_locked([private_path, public_path, target]):
-        public_in = parse_key_file(
-            read_input(public_path, "JWKS file"), f"JWKS file {public_path!r}"
+    step = StepOptions("start", key_spec=spec, kid=kid, keep=keep, public_out=out, force=force)
+    result = run(RotateOptions(private_path, public_path), step)
+    if result.public_text is not None:
+        echo(result.public_text, nl=False, data="json")
+    assert result.step is not None and result.new_key is not None
+    key = result.new_key
+    echo(
+        f"added {_describe(key)}; the set now has {len(result.step.private['keys'])} key(s)",
+        err=True,
+    )
+    if result.step.dropped:
+        echo(
+            f"dropped the oldest: {', '.join(json.dumps(d) for d in result.step.dropped)}", err=True
         )
-        if not os.path.lexists(private_path):
-            raise InputError(
-                f"the private key set {private_path!r} is missing. Rotation keeps the public "
-                "and private sets in step, so it needs both: pass --private with the file "
-                "`jwks generate` wrote."
-            )
-        private_bytes = read_input(private_path, "private key set")
-        private_in = parse_key_file(private_bytes, f"private key set {private_path!r}")
-        _refuse_out_of_step(private_in, public_in, private_path, public_path)
-        key = generate_key(spec, kid)
-        private, public = rotate(private_in, public_in, key, keep)
-        from .rotate import legacy_rotation_record
-
-        record = legacy_rotation_record(private_path, private_in, private, key)
-        printed = write_sets(
-            private,
-            private_path,
-            public,
-            target,
-            force,
-            target == public_path,
-            rotating=True,
-            extra=[record],
-        )
-    if printed is not None:
-        echo(printed, nl=False, data="json")
-    kept = {k.get("kid") for k in private["keys"]}
-    dropped = [k.get("kid") for k in private_in["keys"] if k.get("kid") not in kept]
-    echo(f"added {_describe(key)}; the set now has {len(private['keys'])} key(s)", err=True)
-    if dropped:
-        echo(f"dropped the oldest: {', '.join(json.dumps(d) for d in dropped)}", err=True)
     echo(
         f"updated {private_path} and {target}; the new key is `next`: `token` keeps signing with "
         f"the active key. Deploy the public set now (`jwksdeploy apply`), then `jwksdeploy rotate "
@@ -226,35 +200,6 @@ def _rotate(
     )
     if key["kty"] == "oct":
         _oct_notice(target)
-
-
-def _refuse_out_of_step(
-    private_in: dict[str, Any], public_in: dict[str, Any], private_path: str, public_path: str
-) -> None:
-    """InputError when the sets differ, saying which file changed last (rotate() would refuse
-    too, but cannot see the files)."""
-    from ..errors import InputError
-    from ..jwks import key_subject, public_members
-    from ..keys import has_private_half
-    from ..writes import out_of_step_detail
-
-    keys = [key for key in private_in["keys"] if isinstance(key, dict)]
-    if not all(has_private_half(key) for key in keys):
-        return  # rotate() names the key that cannot sign
-    if [public_members(key) for key in keys] == public_in["keys"]:
-        return
-
-    def kids(found: list[Any]) -> str:
-        return ", ".join(key_subject(key, index) for index, key in enumerate(found)) or "none"
-
-    raise InputError(
-        f"the public and private key sets are out of step: they must hold the same keys in the "
-        f"same order (public {public_path}: {kids(public_in['keys'])}; private {private_path}: "
-        f"{kids(keys)}). {out_of_step_detail([private_path, public_path])} If the private set "
-        "is the one you want, regenerate the public set from it with `jwksdeploy jwks public "
-        f"--private {private_path} --jwks {public_path} --force` (add --include-symmetric for "
-        "oct keys); otherwise restore the private set from your backup."
-    )
 
 
 @jwks_group.command("rotate", hidden=True)
@@ -294,18 +239,13 @@ def rotate_command(
     private_path: str,
     keep: int,
 ) -> None:
-    """Add a new key to both sets (same kind as the newest unless told) and drop old ones.
+    """Add a new key to both sets (same kind as the active one unless told) and drop old ones.
 
     Short for `jwks generate --add-to JWKS --private PRIVATE --keep N`.
     """
-    from ..files import read_input
-    from ..keys import key_spec, parse_key_file, spec_like
+    from ..keys import key_spec
 
-    if kty or size or crv or alg:
-        spec = key_spec(kty, size, crv, alg)
-    else:
-        current = parse_key_file(read_input(public_path, "JWKS file"), f"JWKS {public_path!r}")
-        spec = spec_like(current["keys"][-1])
+    spec = key_spec(kty, size, crv, alg) if kty or size or crv or alg else None
     _rotate(public_path, private_path, None, spec, kid, keep, force=False)
 
 

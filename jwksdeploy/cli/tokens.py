@@ -115,8 +115,8 @@ def token_command(
         return
 
     from ..durations import parse_duration
+    from ..rotate_session import signing_kid
     from ..token_commands import SignOptions, run_sign
-    from .rotate import signing_kid
 
     options = SignOptions(
         key_path=key_path,
@@ -134,6 +134,8 @@ def token_command(
         int(time.time()),
         lambda document, asked: signing_kid(key_path, document, asked, allow_next),
     )
+    if result.warning:
+        echo(result.warning, err=True)
     echo(result.token)
 
 
@@ -146,9 +148,9 @@ def token_command(
 def token_inspect(token: str, local_path: str | None, output: str) -> None:
     """Print a token's header and claims, UNVERIFIED, with times in UTC and relative to now.
     The signature is never printed; `jwksdeploy verify --jwks FILE --token TOKEN` checks it."""
+    from ..rotate_session import clock
     from ..strictjson import dumps
     from ..token_commands import InspectOptions, read_token_line, run_inspect
-    from .rotate import clock
 
     if token == "-":
         token = read_token_line(sys.stdin.buffer)
