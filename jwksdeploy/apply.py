@@ -15,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JwksDeployError, WaitTimeout
+from .errors import JwksDeployError, NamespacesFailed, WaitTimeout
 from .status import Verdict
 
 if TYPE_CHECKING:
     from .adopt import NamespacePlan
-    from .cluster import AppliedObject, Cluster, Endpoint
+    from .apply_plan import AppliedObject
+    from .cluster import Cluster
+    from .inspect import Endpoint
 
 DEFAULT_PARALLEL = 4
 
@@ -82,24 +84,10 @@ class ApplyResult:
         failed = self.failed
         if not failed:
             return None
-        first = failed[0].error
-        assert first is not None
+        errors = [(r.namespace, r.error) for r in failed if r.error is not None]
         if len(self.results) == 1:
-            return first
-        names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
-        return NamespacesFailed(
-            f"{len(failed)} of {len(self.results)} namespaces failed "
-            f"({', '.join(r.namespace for r in failed)}); the others succeeded. {names}",
-            first.exit_code,
-        )
-
-
-class NamespacesFailed(JwksDeployError):
-    """Some namespaces of a multi-namespace run failed; exits with the first one's code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+            return errors[0][1]
+        return NamespacesFailed(errors, len(self.results), "the others succeeded")
 
 
 def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
@@ -108,7 +96,7 @@ def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
 
 def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None) -> ApplyResult:
     """Apply options.objects; raise only when the pre-flight refuses (nothing changed)."""
-    from .cluster import plan_apply, preflight
+    from .apply_plan import plan_apply, preflight
 
     listen = listen or Listener()
     by_namespace: dict[str, list[dict[str, Any]]] = {}
@@ -140,10 +128,7 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             )
         except JwksDeployError as exc:
             left = undo_namespaces(cluster, [namespace] if created else [])
-            raise type(exc)(
-                f"{exc} Nothing was changed: a dry run found this before any write."
-                + _left_behind(left)
-            ) from None
+            raise exc.refused_before_writes(tuple(left)) from None
         if created is not None:
             answers[("Namespace", namespace, None)] = created
         return plans[0], answers
@@ -208,16 +193,6 @@ def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
     return left
 
 
-def _left_behind(namespaces: list[str]) -> str:
-    if not namespaces:
-        return ""
-    names = ", ".join(repr(n) for n in namespaces)
-    return (
-        f" Except: namespace {names}, created for the dry run, could not be deleted again; "
-        "delete it yourself (kubectl delete namespace NAME)."
-    )
-
-
 def _one_namespace(
     cluster: Cluster,
     options: ApplyOptions,
@@ -225,7 +200,8 @@ def _one_namespace(
     plan: NamespacePlan,
     answers: dict[tuple[str, str, str | None], dict[str, Any]],
 ) -> NamespaceResult:
-    from .cluster import apply_plan, endpoint_for, partial_failure, prune
+    from .apply_plan import apply_plan, partial_failure, prune
+    from .inspect import endpoint_for
 
     namespace = plan.namespace
     result = NamespaceResult(namespace, dry_run=options.dry_run)
@@ -310,62 +286,3 @@ def _wait(
             cluster, namespace, service["metadata"]["name"], remaining, options.timeout
         )
     return service
-
-
-@dataclass
-class DeleteResult:
-    namespace: str
-    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # kind, name, outcome
-    error: JwksDeployError | None = None
-
-
-def delete(
-    cluster: Cluster,
-    namespaces: list[str],
-    names: dict[str, str],
-    *,
-    wait: bool,
-    timeout: float,
-    parallel: int = DEFAULT_PARALLEL,
-    dry_run: bool = False,
-) -> list[DeleteResult]:
-    """Delete one instance's objects in each namespace (a bounded pool); a namespace that
-    fails does not stop the others."""
-    from .cluster import delete_objects
-
-    def one(namespace: str) -> DeleteResult:
-        result = DeleteResult(namespace)
-        try:
-            result.outcomes = delete_objects(
-                cluster, namespace, names, wait and not dry_run, timeout, dry_run=dry_run
-            )
-        except JwksDeployError as exc:
-            result.error = exc
-        return result
-
-    with _pool(parallel, len(namespaces)) as pool:
-        try:
-            return list(pool.map(one, namespaces))
-        except KeyboardInterrupt:
-            from .wait import CANCELLED
-
-            CANCELLED.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def delete_error(results: list[DeleteResult]) -> JwksDeployError | None:
-    """The error to exit with after a delete (see ApplyResult.error)."""
-    failed = [r for r in results if r.error is not None]
-    if not failed:
-        return None
-    first = failed[0].error
-    assert first is not None
-    if len(results) == 1:
-        return first
-    names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
-    return NamespacesFailed(
-        f"{len(failed)} of {len(results)} namespaces failed "
-        f"({', '.join(r.namespace for r in failed)}); the others were deleted. {names}",
-        first.exit_code,
-    )

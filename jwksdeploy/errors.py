@@ -15,10 +15,86 @@ INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: 1 is kubectl diff's "something dif
 
 
 class JwksDeployError(Exception):
-    """Base of every error we expect; its message is one paragraph for a human."""
+    """Base of every error we expect; its message is one paragraph for a human.
+
+    What a command had done when the error came is data on the error (set by the command,
+    never by rewriting its text), and `format_message()` turns it into the sentences the CLI
+    prints after the message."""
 
     exit_code = INTERNAL_ERROR
     title = "internal error"
+    # A pre-flight refusal: no write happened (`left_behind`: namespaces created for the dry
+    # run that could not be deleted again).
+    changed_nothing = False
+    left_behind: tuple[str, ...] = ()
+    # What had landed when it failed: (kind, name, outcome) in the order applied.
+    landed: tuple[tuple[str, str, str], ...] = ()
+
+    def refused_before_writes(self, left_behind: tuple[str, ...] = ()) -> JwksDeployError:
+        """Mark this error as found by a dry run before any write; returns self."""
+        self.changed_nothing = True
+        self.left_behind = left_behind
+        return self
+
+    def after_writes(self, landed: tuple[tuple[str, str, str], ...]) -> JwksDeployError:
+        """Record what had already changed when this error came; returns self."""
+        self.landed = landed
+        return self
+
+    def format_message(self) -> str:
+        """The message with what was (not) changed and whether running again converges."""
+        text = str(self)
+        if self.changed_nothing:
+            text += " Nothing was changed: a dry run found this before any write."
+            if self.left_behind:
+                names = ", ".join(repr(n) for n in self.left_behind)
+                text += (
+                    f" Except: namespace {names}, created for the dry run, could not be deleted "
+                    "again; delete it yourself (kubectl delete namespace NAME)."
+                )
+        if self.landed:
+            done = ", ".join(
+                f"{kind.lower()}/{name} {outcome}" for kind, name, outcome in self.landed
+            )
+            text += f" Already applied: {done}. {self._converges()}"
+        return text
+
+    def _converges(self) -> str:
+        recreated = {(kind, name) for kind, name, outcome in self.landed if outcome != "deleted"}
+        gone = [
+            (kind, name)
+            for kind, name, outcome in self.landed
+            if outcome == "deleted" and (kind, name) not in recreated
+        ]
+        if gone:
+            return (
+                f"The endpoint is down: {gone[0][0].lower()}/{gone[0][1]} was deleted and not "
+                "created again; run the command again (without --recreate) to create it."
+            )
+        if isinstance(self, (ClusterUnreachable, WaitTimeout)):
+            return "Running the command again converges once the API server answers."
+        if isinstance(self, Forbidden):
+            return "Running the command again converges once that permission is granted."
+        return (
+            "Fix the cause above, then run the command again; the objects already applied "
+            "keep serving as before."
+        )
+
+
+class NamespacesFailed(JwksDeployError):
+    """Some namespaces of a multi-namespace run failed; exits with the first one's code."""
+
+    def __init__(
+        self, failures: list[tuple[str, JwksDeployError]], total: int, others: str
+    ) -> None:
+        names = ", ".join(namespace for namespace, _ in failures)
+        super().__init__(f"{len(failures)} of {total} namespaces failed ({names}); {others}.")
+        self.failures = tuple(failures)
+        self.exit_code = failures[0][1].exit_code
+
+    def format_message(self) -> str:
+        each = " ".join(f"[{ns}] {error.format_message()}" for ns, error in self.failures)
+        return f"{self} {each}"
 
 
 class Differences(JwksDeployError):

@@ -116,7 +116,8 @@ def _message(exc: BaseException) -> str:
     (ours or a library's) carried them."""
     from ..kubeconfig import scrub
 
-    return printable(scrub(str(exc)))
+    text = exc.format_message() if isinstance(exc, JwksDeployError) else str(exc)
+    return printable(scrub(text))
 
 
 @click.group(

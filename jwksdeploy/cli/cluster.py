@@ -351,18 +351,6 @@ def _print_endpoint(endpoint: Any, namespace: str, dry_run: bool) -> None:
         echo(endpoint.url)
 
 
-def _instance_names(name: str) -> dict[str, str]:
-    from ..settings import DEFAULT_NAME, Settings, check_object_name
-
-    settings = Settings(namespaces=("unused",), name=check_object_name(name or DEFAULT_NAME))
-    return {
-        "ConfigMap": settings.configmap_name,
-        "Service": settings.name,
-        "Deployment": settings.name,
-        "PodDisruptionBudget": settings.name,
-    }
-
-
 def _namespaces(
     namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
 ) -> list[str]:
@@ -410,18 +398,18 @@ def url(
     request_timeout: str,
 ) -> None:
     """Print the JWKS URL of what apply deployed."""
-    from ..cluster import deployed_endpoint
+    from ..inspect import UrlOptions, instance_names, run_url
 
-    names = _instance_names(name)
+    instance_names(name)  # a bad --name is refused before the kubeconfig is read
     namespaces = _namespaces(namespace, kubeconfig, context)
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
+    result = run_url(cluster, UrlOptions(tuple(namespaces), name, address))
     results = []
-    for ns in namespaces:
-        endpoint = deployed_endpoint(cluster, ns, names["Service"], address)
+    for ns, endpoint in result.endpoints:
         if output == "text":
             _print_endpoint(endpoint, ns, False)
         elif output == "name":
-            echo(f"service/{names['Service']}")
+            echo(f"service/{result.service}")
         results.append(
             {
                 "namespace": ns,
@@ -432,6 +420,8 @@ def url(
                 "addressSource": endpoint.source,
             }
         )
+    if result.error is not None:
+        raise result.error
     if output in ("json", "yaml"):
         print_data(results if len(results) > 1 else results[0], output)
 
@@ -453,67 +443,32 @@ def status(
     """Show the deployed objects, ready replicas, the URL and whether the live JWKS matches.
 
     Exit 1 when the live JWKS differs from --jwks or the rollout is incomplete."""
-    from ..cluster import endpoint_for, managed_objects, rollout_state
-    from ..errors import ClusterRejected, Differences
     from ..files import read_input
-    from ..render import JWKS_KEY, jwks_checksum
+    from ..inspect import StatusOptions, instance_names, run_status
 
-    names = _instance_names(name)
+    instance_names(name)
     local = read_input(jwks, "JWKS file").decode("utf-8", "replace") if jwks else None
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
-    results: list[dict[str, Any]] = []
-    for ns in _namespaces(namespace, kubeconfig, context):
-        live = managed_objects(cluster, ns, names)
-        if not live:
-            raise ClusterRejected(
-                f"nothing managed by jwksdeploy named {name!r} in namespace {ns!r}. Deploy it "
-                f"with `jwksdeploy apply --namespace {ns}`, or pass the --name you used."
-            )
-        state = rollout_state(live["Deployment"]) if "Deployment" in live else None
-        endpoint = endpoint_for(cluster, live["Service"]) if "Service" in live else None
-        live_text = (live.get("ConfigMap", {}).get("data") or {}).get(JWKS_KEY)
-        result: dict[str, Any] = {
-            "namespace": ns,
-            "objects": sorted(
-                f"{kind.lower()}/{obj['metadata']['name']}" for kind, obj in live.items()
-            ),
-            "ready": f"{state.ready}/{state.desired}" if state else None,
-            "rolledOut": state.done if state else False,
-            "url": endpoint.url if endpoint else None,
-            "jwksChecksum": jwks_checksum(live_text) if live_text is not None else None,
-            "matchesLocalJwks": (
-                None
-                if local is None or live_text is None
-                else jwks_checksum(local) == jwks_checksum(live_text)
-            ),
-        }
-        results.append(result)
+    namespaces = tuple(_namespaces(namespace, kubeconfig, context))
+    result = run_status(cluster, StatusOptions(namespaces, name, local, jwks))
     if output in ("json", "yaml"):
-        print_data(results if len(results) > 1 else results[0], output)
+        found = [r.as_dict() for r in result.namespaces]
+        print_data(found if len(found) > 1 else found[0], output)
     elif output == "name":
-        for result in results:
-            for obj in result["objects"]:
+        for item in result.namespaces:
+            for obj in item.objects:
                 echo(obj)
-    for result in results if output == "text" else []:
-        echo(f"namespace: {result['namespace']}")
-        echo(f"  objects: {', '.join(result['objects'])}")
-        echo(f"  ready:   {result['ready']} ({'rolled out' if result['rolledOut'] else 'rolling'})")
-        echo(f"  url:     {result['url']}")
-        if result["matchesLocalJwks"] is not None:
-            verdict = "matches" if result["matchesLocalJwks"] else "DIFFERS from"
+    for item in result.namespaces if output == "text" else []:
+        echo(f"namespace: {item.namespace}")
+        echo(f"  objects: {', '.join(item.objects)}")
+        echo(f"  ready:   {item.ready} ({'rolled out' if item.rolled_out else 'rolling'})")
+        echo(f"  url:     {item.url}")
+        if item.matches_local_jwks is not None:
+            verdict = "matches" if item.matches_local_jwks else "DIFFERS from"
             echo(f"  jwks:    live ConfigMap {verdict} {jwks}")
-    behind = [r["namespace"] for r in results if not r["rolledOut"]]
-    differs = [r["namespace"] for r in results if r["matchesLocalJwks"] is False]
-    if behind or differs:
-        reasons = []
-        if differs:
-            reasons.append(f"the live JWKS differs from {jwks} in {', '.join(differs)}")
-        if behind:
-            reasons.append(f"the rollout is incomplete in {', '.join(behind)}")
-        raise Differences(
-            f"{'; '.join(reasons)}. `jwksdeploy apply` deploys the local set; `jwksdeploy "
-            "apply --wait` waits for the rollout."
-        )
+    differences = result.differences()
+    if differences is not None:
+        raise differences
 
 
 @click.command("delete")
@@ -540,47 +495,32 @@ def delete(
     request_timeout: str,
 ) -> None:
     """Delete the objects jwksdeploy manages (matched by name and managed-by label)."""
-    from ..apply import delete as delete_instances
-    from ..apply import delete_error
-    from ..cluster import managed_objects
+    from ..delete import DeleteOptions, run
+    from ..inspect import instance_names
     from ..settings import parse_duration
 
     seconds = parse_duration(timeout, "--timeout")
-    names = _instance_names(name)
+    instance_names(name)
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
+    chosen = tuple(_namespaces(namespace, kubeconfig, context))
+    options = DeleteOptions(chosen, name, dry_run, wait and dry_run == "none", seconds, parallel)
+    result = run(cluster, options)
     results: list[dict[str, Any]] = []
-    chosen = _namespaces(namespace, kubeconfig, context)
-    deleted = (
-        delete_instances(cluster, chosen, names, wait=wait, timeout=seconds, parallel=parallel)
-        if dry_run == "none"
-        else []
-    )
-    for index, ns in enumerate(chosen):
-        if dry_run == "none":
-            outcomes = deleted[index].outcomes
-            if deleted[index].error is not None:
-                results.append({"namespace": ns, "error": str(deleted[index].error)})
-        else:
-            outcomes = []
-            live = managed_objects(cluster, ns, names)
-            for kind, obj_name in ((k, names[k]) for k in reversed(list(names))):
-                found = kind in live and (
-                    dry_run == "client" or cluster.delete(kind, ns, obj_name, dry_run=True)
-                )
-                outcomes.append(
-                    (kind, obj_name, f"deleted ({dry_run} dry run)" if found else "not found")
-                )
-        for kind, object_name, outcome in outcomes:
-            results.append({"namespace": ns, "kind": kind, "name": object_name, "outcome": outcome})
+    for item in result.namespaces:
+        if item.error is not None:
+            results.append({"namespace": item.namespace, "error": item.error.format_message()})
+        for kind, object_name, outcome in item.outcomes:
+            results.append(
+                {"namespace": item.namespace, "kind": kind, "name": object_name, "outcome": outcome}
+            )
             if output == "text":
-                echo(f"{ns}: {kind.lower()}/{object_name} {outcome}")
+                echo(f"{item.namespace}: {kind.lower()}/{object_name} {outcome}")
             elif output == "name" and outcome != "not found":
                 echo(f"{kind.lower()}/{object_name}")
-    if output in ("json", "yaml"):
+    if output in ("json", "yaml") and (dry_run == "none" or result.error is None):
         print_data(results, output)
-    failure = delete_error(deleted)
-    if failure is not None:
-        raise failure
+    if result.error is not None:
+        raise result.error
 
 
 def _diffs(
@@ -588,7 +528,7 @@ def _diffs(
 ) -> list[Any]:
     """Plan as apply does, dry-run each namespace, and compare with what is live; then what
     apply would prune. Cluster reads and dry runs only: nothing is stored."""
-    from ..cluster import plan_apply
+    from ..apply_plan import plan_apply
     from ..diff import compare
     from ..prune import instance_selector, prunable_kinds, prune_candidates
 
@@ -625,7 +565,7 @@ def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, A
     """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
     error (everything in it is a create); the Namespace is read only when the dry run says so,
     so a user whose RBAC stops at the namespace can still diff."""
-    from ..cluster import preflight
+    from ..apply_plan import preflight
     from ..errors import ClusterRejected
 
     try:
@@ -816,7 +756,7 @@ def result_fields(item: NamespaceResult) -> dict[str, Any]:
     return {
         "ok": item.ok,
         "exitCode": item.error.exit_code if item.error is not None else 0,
-        "error": str(item.error) if item.error is not None else None,
+        "error": item.error.format_message() if item.error is not None else None,
         "rollout": None
         if verdict is None
         else {

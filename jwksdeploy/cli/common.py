@@ -241,7 +241,7 @@ def resolve_url(
         )
     if url is not None:
         return url
-    from ..cluster import deployed_url
+    from ..inspect import deployed_url
     from ..settings import check_dns1123_label, check_object_name
 
     check_dns1123_label("--namespace", str(namespace))
