@@ -22,9 +22,22 @@ if TYPE_CHECKING:
     from .adopt import NamespacePlan
     from .apply_plan import AppliedObject
     from .cluster import Cluster
+    from .gateway_record import CacheWindowRecord
     from .inspect import Endpoint
 
 DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class GatewayRequest:
+    """apply --provider: each namespace's gateway configuration for its URL, once known, and
+    (record) its cache window on the instance's ConfigMap for `rotate`."""
+
+    provider: str
+    name: str  # provider/name is the record's key; "-<namespace>" is added with several
+    build: Callable[[str, str], Any]  # (name, url) -> GatewayConfig, from the gateway flags
+    configmap: str
+    record: bool = True
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class ApplyOptions:
     timeout: float = 120.0
     parallel: int = DEFAULT_PARALLEL
     address: str | None = None
+    field_manager: str | None = None  # None: the cluster's (jwksdeploy)
+    gateway: GatewayRequest | None = None
 
 
 @dataclass
@@ -64,6 +79,9 @@ class NamespaceResult:
     down_for: float | None = None  # --recreate: seconds the endpoint was down (with wait)
     down_since: float | None = None
     dry_run: bool = False
+    gateway: Any = None  # the GatewayConfig (with --provider, once the URL is known)
+    gateway_missing: bool = False  # --provider, but the URL is not known
+    cache_window: CacheWindowRecord | None = None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +91,7 @@ class NamespaceResult:
 @dataclass
 class ApplyResult:
     results: list[NamespaceResult]
+    api_warnings: list[str] = field(default_factory=list)  # the API server's Warning headers
 
     @property
     def failed(self) -> list[NamespaceResult]:
@@ -99,6 +118,8 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
     from .apply_plan import plan_apply, preflight
 
     listen = listen or Listener()
+    if options.field_manager is not None:
+        cluster.field_manager = options.field_manager
     by_namespace: dict[str, list[dict[str, Any]]] = {}
     for obj in options.objects:
         by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj)
@@ -168,7 +189,39 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             CANCELLED.set()  # the pool's waiters stop within 0.25 s
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return ApplyResult(results)
+    if options.gateway is not None:
+        _gateways(cluster, options, options.gateway, results)
+    return ApplyResult(results, list(cluster.warnings))
+
+
+def _gateways(
+    cluster: Cluster, options: ApplyOptions, gateway: GatewayRequest, results: list[NamespaceResult]
+) -> None:
+    """Each namespace's gateway configuration for its URL, then the records of their cache
+    windows where the namespace succeeded."""
+    from .gateway_record import record_cache_window
+
+    def suffix(result: NamespaceResult) -> str:
+        return f"-{result.namespace}" if len(results) > 1 else ""
+
+    for result in results:
+        url = result.endpoint.url if result.endpoint is not None else None
+        if url is None:
+            result.gateway_missing = True
+        else:
+            result.gateway = gateway.build(f"{gateway.name}{suffix(result)}", url)
+    if not gateway.record:
+        return
+    for result in results:
+        if result.gateway is not None and result.error is None:
+            result.cache_window = record_cache_window(
+                cluster,
+                result.namespace,
+                gateway.configmap,
+                f"{gateway.provider}/{gateway.name}{suffix(result)}",
+                result.gateway,
+                options.dry_run,
+            )
 
 
 def create_missing_namespace(

@@ -113,10 +113,10 @@ def apply(**flags: Any) -> None:
 
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
-    from ..apply import ApplyOptions
+    from ..apply import ApplyOptions, GatewayRequest
     from ..render import render_objects
     from ..settings import check_address, parse_duration
-    from .gateway import POLICY_PARAMS
+    from .gateway import POLICY_PARAMS, build_gateway
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
     kubeconfig: str | None = flags.pop("kubeconfig")
@@ -137,87 +137,104 @@ def apply(**flags: Any) -> None:
     policy = {key: flags.pop(key) for key in POLICY_PARAMS}
     record: bool = flags.pop("record")
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
+    gateway_name = provider_name or settings.name
     if provider is not None:
         name_flag = "--provider-name" if provider_name else "--name"
-        _check_gateway(
-            provider, provider_name or settings.name, settings.namespaces, policy, name_flag
-        )
+        _check_gateway(provider, gateway_name, settings.namespaces, policy, name_flag)
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     if mode == "client":
-        from .gateway import client_dry_run_gateways, print_client_dry_run_gateways
-
-        planned = (
-            client_dry_run_gateways(
-                rendered.objects, provider, provider_name or settings.name, policy, address
-            )
-            if provider is not None
-            else []
-        )
-        extra = [obj for _, _, c in planned for obj in c.objects] if output == "json" else []
-        _print_client_dry_run(rendered.objects + extra, output)
-        print_client_dry_run_gateways(planned, str(provider), output)
+        _client_dry_run(rendered.objects, provider, gateway_name, policy, address, output)
         return
     dry_run = mode == "server"
+    gateway = None
+    if provider is not None:
+        chosen = provider
+
+        def build(name: str, url: str) -> Any:
+            return build_gateway(chosen, name, url, policy)
+
+        gateway = GatewayRequest(provider, gateway_name, build, settings.configmap_name, record)
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
-    cluster.field_manager = field_manager
-    outcome = run_apply(
-        cluster,
-        ApplyOptions(
-            objects=rendered.objects,
-            instance=settings.name,
-            create_namespace=create_namespace,
-            dry_run=dry_run,
-            force=force_conflicts,
-            recreate=recreate,
-            wait=wait,
-            timeout=wait_seconds,
-            parallel=parallel,
-            address=address,
-        ),
-        output,
+    options = ApplyOptions(
+        objects=rendered.objects,
+        instance=settings.name,
+        create_namespace=create_namespace,
+        dry_run=dry_run,
+        force=force_conflicts,
+        recreate=recreate,
+        wait=wait,
+        timeout=wait_seconds,
+        parallel=parallel,
+        address=address,
+        field_manager=field_manager,
+        gateway=gateway,
     )
+    outcome = run_apply(cluster, options, output)
+    _print_apply(outcome, output, str(provider))
+    failure = outcome.error()
+    if failure is not None:
+        raise failure
+
+
+def _client_dry_run(
+    objects: list[dict[str, Any]],
+    provider: str | None,
+    name: str,
+    policy: dict[str, Any],
+    address: str | None,
+    output: str,
+) -> None:
+    from .gateway import client_dry_run_gateways, print_client_dry_run_gateways
+
+    planned = (
+        client_dry_run_gateways(objects, provider, name, policy, address)
+        if provider is not None
+        else []
+    )
+    extra = [obj for _, _, c in planned for obj in c.objects] if output == "json" else []
+    _print_client_dry_run(objects + extra, output)
+    print_client_dry_run_gateways(planned, str(provider), output)
+
+
+def _print_apply(outcome: ApplyResult, output: str, provider: str) -> None:
+    """What apply says once it is done: the API server's warnings, then per namespace the URL
+    (or the gateway's configuration) or, for scripts, one object; then what was recorded."""
+    from .gateway import print_record
+
     reports = outcome.results
-    for warning in cluster.warnings:
+    for warning in outcome.api_warnings:
         echo(f"warning: the API server says: {warning}", err=True)
-    gateways = _gateways_for(reports, provider, provider_name or settings.name, policy)
+    for report in reports:
+        if report.gateway_missing:
+            echo(
+                f"warning: {report.namespace}: no gateway configuration: the JWKS URL is not "
+                "known yet (see above); run `jwksdeploy gateway -n NS` once it is.",
+                err=True,
+            )
     if output in ("json", "yaml"):
         results = [{**_report_json(r), **result_fields(r)} for r in reports]
-        for result, config in zip(results, gateways, strict=True):
-            result["gateway"] = config.objects if config is not None else None
+        for result, report in zip(results, reports, strict=True):
+            result["gateway"] = report.gateway.objects if report.gateway is not None else None
         print_data(results if len(results) > 1 else results[0], output)
     elif output == "name":
         for report in reports:
             for obj in report.objects:
                 echo(f"{obj.kind.lower()}/{obj.name}")
     else:
-        for report, config in zip(reports, gateways, strict=True):
+        for report in reports:
             if report.error is not None:
                 continue
-            if config is None:
-                _print_endpoint(report.endpoint, report.namespace, dry_run)
+            if report.gateway is None:
+                _print_endpoint(report.endpoint, report.namespace, report.dry_run)
                 continue
-            echo(f"{report.namespace}: JWKS URL {config.url}", err=True)
-            for warning in config.warnings:
+            echo(f"{report.namespace}: JWKS URL {report.gateway.url}", err=True)
+            for warning in report.gateway.warnings:
                 echo(f"warning: {warning}", err=True)
-            print_gateway(config, str(provider), "yaml", None)
-    if provider is not None and record:
-        from .gateway import record_cache_window
-
-        for report, config in zip(reports, gateways, strict=True):
-            if config is not None and report.error is None:
-                suffix = f"-{report.namespace}" if len(reports) > 1 else ""
-                record_cache_window(
-                    cluster,
-                    report.namespace,
-                    settings.configmap_name,
-                    f"{provider}/{provider_name or settings.name}{suffix}",
-                    config,
-                    dry_run,
-                )
-    failure = outcome.error()
-    if failure is not None:
-        raise failure
+            print_gateway(report.gateway, provider, "yaml", None)
+    for report in reports:
+        if report.cache_window is not None:
+            print_record(report.cache_window)
 
 
 def print_data(data: Any, output: str) -> None:
@@ -298,30 +315,6 @@ def _check_gateway(
     for namespace in namespaces:
         suffix = f"-{namespace}" if len(namespaces) > 1 else ""
         build_gateway(provider, f"{name}{suffix}", PLACEHOLDER_URL, policy, name_flag)
-
-
-def _gateways_for(
-    reports: list[Any], gateway: str | None, name: str, policy: dict[str, Any]
-) -> list[Any]:
-    """One gateway configuration per applied namespace (None where the URL is not known)."""
-    from .gateway import build_gateway
-
-    configs: list[Any] = []
-    for report in reports:
-        url = report.endpoint.url if report.endpoint is not None else None
-        if gateway is None:
-            configs.append(None)
-        elif url is None:
-            echo(
-                f"warning: {report.namespace}: no gateway configuration: the JWKS URL is not "
-                "known yet (see above); run `jwksdeploy gateway -n NS` once it is.",
-                err=True,
-            )
-            configs.append(None)
-        else:
-            suffix = f"-{report.namespace}" if len(reports) > 1 else ""
-            configs.append(build_gateway(gateway, f"{name}{suffix}", url, policy))
-    return configs
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -523,59 +516,6 @@ def delete(
         raise result.error
 
 
-def _diffs(
-    cluster: Any, objects: list[dict[str, Any]], instance: str, recreate: bool, force: bool
-) -> list[Any]:
-    """Plan as apply does, dry-run each namespace, and compare with what is live; then what
-    apply would prune. Cluster reads and dry runs only: nothing is stored."""
-    from ..apply_plan import plan_apply
-    from ..diff import compare
-    from ..prune import instance_selector, prunable_kinds, prune_candidates
-
-    plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=force)
-    diffs = []
-    for plan in plans:
-        answers = _dry_run_plan(cluster, plan, force)
-        namespace_key = ("Namespace", plan.namespace, None)
-        if namespace_key in answers:
-            diffs.append(compare("Namespace", plan.namespace, None, None, answers[namespace_key]))
-        for item in plan.objects:
-            planned = answers.get((item.kind, item.name, item.namespace), item.obj)
-            diffs.append(
-                compare(
-                    item.kind, item.name, item.namespace, item.live, planned, recreate=item.recreate
-                )
-            )
-        if namespace_key in answers:
-            continue  # nothing lives in a namespace that does not exist yet
-        group = [o for o in objects if o["metadata"]["namespace"] == plan.namespace]
-        for kind in prunable_kinds(group):
-            live = {
-                str(o.get("metadata", {}).get("name")): o
-                for o in cluster.list(kind, plan.namespace, instance_selector(instance))
-            }
-            for name in prune_candidates(list(live.values()), group, instance):
-                diffs.append(
-                    compare(kind, name, plan.namespace, {"kind": kind, **live[name]}, None)
-                )
-    return diffs
-
-
-def _dry_run_plan(cluster: Any, plan: Any, force: bool) -> dict[Any, dict[str, Any]]:
-    """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
-    error (everything in it is a create); the Namespace is read only when the dry run says so,
-    so a user whose RBAC stops at the namespace can still diff."""
-    from ..apply_plan import preflight
-    from ..errors import ClusterRejected
-
-    try:
-        return preflight(cluster, [plan], create_namespace=False, force=force)
-    except ClusterRejected:
-        if cluster.get("Namespace", None, plan.namespace) is not None:
-            raise
-        return preflight(cluster, [plan], create_namespace=True, force=force)
-
-
 @click.command("diff")
 @render_options
 @cluster_options
@@ -594,7 +534,7 @@ def diff_command(**flags: Any) -> None:
 
     Exit 0 when nothing would change, 1 when something would, above 1 on errors (kubectl
     diff's convention). Objects apply would create or prune are listed as such."""
-    from ..diff import summary
+    from ..diff import DiffOptions, run
     from ..errors import Differences
     from ..render import render_objects
 
@@ -610,21 +550,21 @@ def diff_command(**flags: Any) -> None:
     rendered = render_objects(settings, jwks_bytes, f"JWKS file {jwks_path!r}")
     print_findings(rendered.warnings)
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
-    cluster.field_manager = field_manager
-    diffs = _diffs(cluster, rendered.objects, settings.name, recreate, force)
-    for warning in cluster.warnings:
+    options = DiffOptions(rendered.objects, settings.name, recreate, force, field_manager)
+    result = run(cluster, options)
+    for warning in result.api_warnings:
         echo(f"warning: the API server says: {warning}", err=True)
     if output == "json":
         import json
 
-        echo(json.dumps([d.as_dict() for d in diffs], indent=2), data="json")
+        echo(json.dumps([d.as_dict() for d in result.diffs], indent=2), data="json")
     else:
-        for verdict in diffs:
+        for verdict in result.diffs:
             if verdict.changes:
                 echo(verdict.diff, nl=False)
-    if any(d.changes for d in diffs):
-        raise Differences(summary(diffs))
-    echo(summary(diffs), err=True)
+    if result.changed:
+        raise Differences(result.summary())
+    echo(result.summary(), err=True)
 
 
 # What apply and delete print while they run: objects as they land, rollout progress (one
