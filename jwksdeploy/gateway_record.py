@@ -7,10 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .cluster import APPLY_CONTENT_TYPE, resource_path
 from .errors import JwksDeployError
+from .rotation import GATEWAYS_ANNOTATION, GatewayWindow
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+
+# The gateway record's own field manager: neither a plain `apply` (which never sends it) nor
+# GitOps applying `render`'s output removes it or reports it as drift.
+GATEWAY_MANAGER = "jwksdeploy-gateway"
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,6 @@ class CacheWindowRecord:
 def record_cache_window(
     cluster: Cluster, namespace: str, configmap: str, key: str, config: Any, dry_run: bool
 ) -> CacheWindowRecord:
-    from .rotate_cluster import record_gateway
-    from .rotation import GatewayWindow
-
     window = GatewayWindow(config.cache_window, config.cache_window_why)
 
     def outcome(recorded: bool, error: JwksDeployError | None = None) -> CacheWindowRecord:
@@ -49,3 +52,65 @@ def record_cache_window(
         return outcome(record_gateway(cluster, namespace, configmap, key, window, dry_run))
     except JwksDeployError as exc:
         return outcome(False, exc)
+
+
+def record_gateway(
+    cluster: Cluster,
+    namespace: str,
+    configmap: str,
+    key: str,
+    window: GatewayWindow,
+    dry_run: bool,
+) -> bool:
+    """Merge one gateway's cache window into the instance ConfigMap's gateway record (an
+    annotation on its metadata: the served bytes and the pods stay as they are). False when
+    the ConfigMap does not exist (yet), so there is nothing to record on."""
+    from .rotation import gateway_windows_json, parse_gateway_windows
+
+    obj = cluster.get("ConfigMap", namespace, configmap)
+    if obj is None:
+        return False
+    metadata = obj.get("metadata") or {}
+    where = f"ConfigMap {configmap!r} in {namespace!r}"
+    windows = parse_gateway_windows(
+        (metadata.get("annotations") or {}).get(GATEWAYS_ANNOTATION), where
+    )
+    if windows.get(key) == window:
+        return True  # already recorded: no write, no new resourceVersion
+    windows[key] = window
+    fields: dict[str, Any] = {"name": configmap, "namespace": namespace}
+    if isinstance(metadata.get("resourceVersion"), str):
+        # Makes the apply conditional: a record merged by someone else since the read is a
+        # 409, never silently overwritten.
+        fields["resourceVersion"] = metadata["resourceVersion"]
+    annotations = {GATEWAYS_ANNOTATION: gateway_windows_json(windows)}
+    apply_annotations(cluster, fields, annotations, GATEWAY_MANAGER, dry_run)
+    return True
+
+
+def apply_annotations(
+    cluster: Cluster,
+    metadata: dict[str, Any],
+    annotations: dict[str, str],
+    manager: str,
+    dry_run: bool,
+) -> None:
+    """Server-side apply of annotations on the instance ConfigMap under their own field
+    manager, so a later `apply` (another manager) neither owns nor drops them."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {**metadata, "annotations": annotations},
+    }
+    query = {"fieldManager": manager, "fieldValidation": "Strict", "force": "true"}
+    if dry_run:
+        query["dryRun"] = "All"
+    namespace, name = metadata["namespace"], metadata["name"]
+    cluster.request(
+        "PATCH",
+        resource_path("ConfigMap", namespace, name),
+        query=query,
+        body=body,
+        content_type=APPLY_CONTENT_TYPE,
+        what=f"ConfigMap {name!r} in {namespace!r}",
+    )

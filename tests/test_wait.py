@@ -331,7 +331,7 @@ def test_an_image_that_cannot_be_pulled_fails_fast_with_its_reason(kube: Kube) -
 
 
 def test_in_a_terminal_progress_is_one_updating_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from jwksdeploy.cli.cluster import ApplyPrinter
+    from jwksdeploy.cli.cluster_output import ApplyPrinter
     from jwksdeploy.status import Verdict
 
     printer = ApplyPrinter(output="text", dry_run=False, multi=False, tty=True)
