@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .adopt import OURS, ownership
+from .checks import check_address, is_host
 from .cluster import resource_path
 from .errors import ClusterRejected, Differences, Forbidden, JwksDeployError
-from .settings import check_address, is_host
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -139,7 +139,8 @@ MANAGED_KINDS = ("PodDisruptionBudget", "Deployment", "Service", "ConfigMap")
 
 def instance_names(name: str) -> dict[str, str]:
     """The object names of the instance `name` (the --name apply used), by kind."""
-    from .settings import DEFAULT_NAME, Settings, check_object_name
+    from .checks import check_object_name
+    from .settings import DEFAULT_NAME, Settings
 
     settings = Settings(namespaces=("unused",), name=check_object_name(name or DEFAULT_NAME))
     return {

@@ -514,7 +514,7 @@ def test_serve_listen_address_no_socket_takes(address: str, tmp_path: Path) -> N
     ],
 )
 def test_is_host(host: str, ok: bool) -> None:
-    from jwksdeploy.settings import is_host
+    from jwksdeploy.checks import is_host
 
     assert is_host(host) is ok
 

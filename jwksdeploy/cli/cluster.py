@@ -112,8 +112,9 @@ def apply(**flags: Any) -> None:
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
     from ..apply import ApplyOptions, GatewayRequest
+    from ..checks import check_address
     from ..render import render_objects
-    from ..settings import check_address, parse_duration
+    from ..settings import parse_duration
     from .gateway import POLICY_PARAMS, build_gateway
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
@@ -211,8 +212,8 @@ def _check_gateway(
 def _namespaces(
     namespace: tuple[str, ...], kubeconfig: str | None, context: str | None
 ) -> list[str]:
+    from ..checks import check_dns1123_label
     from ..kubeconfig import default_namespace
-    from ..settings import check_dns1123_label
 
     chosen = list(namespace) or [default_namespace(kubeconfig, context)]
     return [check_dns1123_label("--namespace", ns) for ns in chosen]

@@ -241,8 +241,8 @@ def resolve_url(
         )
     if url is not None:
         return url
+    from ..checks import check_dns1123_label, check_object_name
     from ..inspect import deployed_url
-    from ..settings import check_dns1123_label, check_object_name
 
     check_dns1123_label("--namespace", str(namespace))
     check_object_name(instance)

@@ -381,8 +381,8 @@ def url_from_flags(
     node_port: int | None,
 ) -> str:
     """The JWKS URL `render`'s objects will have, from flags alone (no cluster read)."""
+    from ..checks import check_dns1123_label, check_object_name
     from ..errors import InputError
-    from ..settings import check_dns1123_label, check_object_name
 
     if url is not None:
         raise InputError("--url-from builds the URL, so --url cannot be given with it. Drop one.")
@@ -405,7 +405,7 @@ def url_from_flags(
         )
     if not 1 <= node_port <= 65535:
         raise InputError(f"--node-port {node_port} is not a port (1-65535).")
-    from ..settings import check_address
+    from ..checks import check_address
 
     check_address(address)  # "x/y" would make http://x/y:PORT/jwks, another URL
     host = f"[{address}]" if ":" in address else address

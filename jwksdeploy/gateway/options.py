@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..durations import exact_seconds, read_seconds
-from ..errors import InputError
-from ..settings import (
+from ..checks import (
     check_dns1123_label,
     check_dns1123_subdomain,
     check_http_url,
@@ -25,6 +23,8 @@ from ..settings import (
     check_text,
     is_dns1035_label,
 )
+from ..durations import exact_seconds, read_seconds
+from ..errors import InputError
 
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {
