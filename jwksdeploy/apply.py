@@ -87,6 +87,37 @@ class NamespaceResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The namespace for `-o json`: its URL, objects, whether it failed and why, the
+        rollout, what was pruned and (--provider) the gateway's objects."""
+        from .inspect import Endpoint
+
+        endpoint = self.endpoint or Endpoint(None, None, None, None, "")
+        verdict = self.verdict
+        return {
+            **endpoint.as_dict(self.namespace),
+            "addressSource": endpoint.source if self.endpoint else None,
+            "dryRun": self.dry_run,
+            "objects": [
+                {"kind": o.kind, "name": o.name, "namespace": o.namespace, "outcome": o.outcome}
+                for o in self.objects
+            ],
+            "ok": self.ok,
+            "exitCode": self.error.exit_code if self.error is not None else 0,
+            "error": self.error.format_message() if self.error is not None else None,
+            "rollout": None
+            if verdict is None
+            else {
+                "status": verdict.status,
+                "ready": verdict.ready,
+                "desired": verdict.desired,
+                "reason": verdict.reason or None,
+                "object": verdict.subject or None,
+            },
+            "pruned": [f"{o.kind.lower()}/{o.name}" for o in self.objects if o.outcome == "pruned"],
+            "gateway": self.gateway.objects if self.gateway is not None else None,
+        }
+
 
 @dataclass
 class ApplyResult:

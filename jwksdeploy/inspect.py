@@ -27,6 +27,17 @@ class Endpoint:
     port: int | None
     source: str  # one human sentence: which node / which address kind / why unknown
 
+    def as_dict(self, namespace: str) -> dict[str, Any]:
+        """For `-o json`, keys in the order url and apply print them."""
+        return {
+            "namespace": namespace,
+            "url": self.url,
+            "address": self.address,
+            "nodePort": self.node_port,
+            "port": self.port,
+            "addressSource": self.source,
+        }
+
 
 def node_address(nodes: list[dict[str, Any]]) -> tuple[str, str, str] | None:
     """(address, kind, node name): a Ready node's ExternalIP, else its InternalIP; nodes in

@@ -268,16 +268,7 @@ def url(
             print_endpoint(endpoint, ns, False)
         elif output == "name":
             echo(f"service/{result.service}")
-        results.append(
-            {
-                "namespace": ns,
-                "url": endpoint.url,
-                "address": endpoint.address,
-                "nodePort": endpoint.node_port,
-                "port": endpoint.port,
-                "addressSource": endpoint.source,
-            }
-        )
+        results.append(endpoint.as_dict(ns))
     if result.error is not None:
         raise result.error
     if output in ("json", "yaml"):

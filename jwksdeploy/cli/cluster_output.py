@@ -14,7 +14,7 @@ from ..errors import printable
 from .common import echo, echo_status
 
 if TYPE_CHECKING:
-    from ..apply import ApplyOptions, ApplyResult, Listener, NamespaceResult
+    from ..apply import ApplyOptions, ApplyResult, Listener
     from ..status import Verdict
 
 
@@ -34,9 +34,7 @@ def print_apply(outcome: ApplyResult, output: str, provider: str) -> None:
                 err=True,
             )
     if output in ("json", "yaml"):
-        results = [{**_report_json(r), **result_fields(r)} for r in reports]
-        for result, report in zip(results, reports, strict=True):
-            result["gateway"] = report.gateway.objects if report.gateway is not None else None
+        results = [r.as_dict() for r in reports]
         print_data(results if len(results) > 1 else results[0], output)
     elif output == "name":
         for report in reports:
@@ -123,23 +121,6 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
             "and readiness probe, usually 5-30s; --wait reports the real time).",
             err=True,
         )
-
-
-def _report_json(report: Any) -> dict[str, Any]:
-    endpoint = report.endpoint
-    return {
-        "namespace": report.namespace,
-        "url": endpoint.url if endpoint else None,
-        "address": endpoint.address if endpoint else None,
-        "nodePort": endpoint.node_port if endpoint else None,
-        "port": endpoint.port if endpoint else None,
-        "addressSource": endpoint.source if endpoint else None,
-        "dryRun": report.dry_run,
-        "objects": [
-            {"kind": o.kind, "name": o.name, "namespace": o.namespace, "outcome": o.outcome}
-            for o in report.objects
-        ],
-    }
 
 
 def print_endpoint(endpoint: Any, namespace: str, dry_run: bool) -> None:
@@ -268,23 +249,3 @@ def run_apply(cluster: Any, options: ApplyOptions, output: str) -> ApplyResult:
                 err=True,
             )
     return result
-
-
-def result_fields(item: NamespaceResult) -> dict[str, Any]:
-    """What `-o json` adds per namespace: whether it failed, why, and the rollout."""
-    verdict = item.verdict
-    return {
-        "ok": item.ok,
-        "exitCode": item.error.exit_code if item.error is not None else 0,
-        "error": item.error.format_message() if item.error is not None else None,
-        "rollout": None
-        if verdict is None
-        else {
-            "status": verdict.status,
-            "ready": verdict.ready,
-            "desired": verdict.desired,
-            "reason": verdict.reason or None,
-            "object": verdict.subject or None,
-        },
-        "pruned": [f"{o.kind.lower()}/{o.name}" for o in item.objects if o.outcome == "pruned"],
-    }
