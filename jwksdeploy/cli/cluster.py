@@ -1,6 +1,6 @@
-"""The commands that talk to a cluster: `apply`, `url`, `status`, `delete`, `diff`, and what
-apply and delete print while they run. The `kubernetes` client is imported only through
-jwksdeploy/cluster.py, when a command connects.
+"""The commands that reach a cluster: `apply`, `url`, `status`, `delete`, `diff`. Each binds
+its flags to the Options of `apply.run`, `inspect.run_url`/`run_status`, `delete.run` or
+`diff.run`, calls it, and prints the Result (cluster_output.py holds the printers).
 """
 
 from __future__ import annotations
