@@ -4,9 +4,12 @@ that carry what a command had done instead of having their text rebuilt."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jwksdeploy import apply, delete, diff, inspect
 from jwksdeploy.apply_plan import AppliedObject, partial_failure
@@ -194,3 +197,36 @@ def _with(options: apply.ApplyOptions, **changes: Any) -> apply.ApplyOptions:
     import dataclasses
 
     return dataclasses.replace(options, **changes)
+
+
+_OUTCOMES = st.sampled_from(["created", "configured", "unchanged", "deleted", "pruned"])
+_LANDED = st.lists(
+    st.tuples(st.sampled_from(["ConfigMap", "Service", "Deployment"]), st.just("x"), _OUTCOMES),
+    max_size=5,
+)
+_ERRORS = st.sampled_from(
+    [
+        lambda: Forbidden("no."),
+        lambda: ApplyConflict("taken.", managers=["helm"], fields=[".spec"]),
+        lambda: RolloutFailed("stuck.", "ns", "CrashLoopBackOff", "pod/p", []),
+        lambda: JwksDeployError("odd."),
+    ]
+)
+
+
+@given(make=_ERRORS, landed=_LANDED)
+def test_what_landed_is_data_and_the_text_only_grows_at_the_edge(
+    make: Callable[[], JwksDeployError], landed: list[tuple[str, str, str]]
+) -> None:
+    error = make()
+    text, code, kind = str(error), error.exit_code, type(error)
+    objects = [AppliedObject(k, n, "ns", o) for k, n, o in landed]
+    carried = partial_failure(error, objects)
+    assert carried is error and type(carried) is kind and carried.exit_code == code
+    assert str(carried) == text
+    assert carried.landed == tuple(landed)
+    message = carried.format_message()
+    assert message.startswith(text)
+    assert ("Already applied: " in message) == bool(landed)
+    for kind_name, name, outcome in landed:
+        assert f"{kind_name.lower()}/{name} {outcome}" in message
