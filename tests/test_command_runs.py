@@ -230,3 +230,26 @@ def test_what_landed_is_data_and_the_text_only_grows_at_the_edge(
     assert ("Already applied: " in message) == bool(landed)
     for kind_name, name, outcome in landed:
         assert f"{kind_name.lower()}/{name} {outcome}" in message
+
+
+APPLY = ["apply", "-n", "a", "--jwks", str(EXAMPLES / "jwks.json")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([*APPLY, "--timeout", "5x"], "error: --timeout '5x' is not a duration."),
+        ([*APPLY, "--set", "timeout=5x"], "error: --timeout '5x' is not a duration."),
+        (["delete", "-n", "a", "--timeout", "5x"], "error: --timeout '5x' is not a duration."),
+        ([*APPLY, "--address", "a/b"], "error: --address 'a/b' is not an IP address"),
+        ([*APPLY, "--set", "address=a/b"], "error: --address 'a/b' is not an IP address"),
+    ],
+)
+def test_duration_and_host_flags_are_refused_as_input_errors(args: list[str], message: str) -> None:
+    """The flag types refuse a bad value before any cluster is reached: exit 3 with the
+    duration/host check's own sentence, not click's usage error (exit 2)."""
+    from .helpers import run
+
+    result = run(*args)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(message) and result.stdout == ""

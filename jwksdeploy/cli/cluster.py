@@ -18,7 +18,9 @@ from .cluster_output import (
     run_apply,
 )
 from .common import (
+    Duration,
     F,
+    Host,
     apply_set_values,
     check_field_manager,
     cluster_options,
@@ -78,6 +80,7 @@ RECREATE = click.option(
 @RECREATE
 @vocab_option(
     "address",
+    type=Host(),
     metavar="HOST",
     help="Address for the URL (e.g. the gateway's); else a node's ExternalIP, else its InternalIP.",
 )
@@ -90,7 +93,12 @@ RECREATE = click.option(
 )
 @PARALLEL
 @vocab_option(
-    "timeout", default="2m", show_default=True, metavar="DURATION", help="How long --wait waits."
+    "timeout",
+    type=Duration(),
+    default="2m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long --wait waits.",
 )
 @kubectl_output(
     "text: the URL on stdout, details on stderr; json/yaml: one object for scripts; "
@@ -112,9 +120,7 @@ def apply(**flags: Any) -> None:
     Objects of the same names made by hand (e.g. the source document's YAML with `kubectl
     apply`) are taken over without an outage: the live Deployment's selector is kept."""
     from ..apply import ApplyOptions, GatewayRequest
-    from ..checks import check_address
     from ..render import render_objects
-    from ..settings import parse_duration
     from .gateway import POLICY_PARAMS, build_gateway
 
     apply_set_values(click.get_current_context(), flags, flags.pop("set", ()))
@@ -124,7 +130,7 @@ def apply(**flags: Any) -> None:
     mode: str = flags.pop("dry_run")
     field_manager = check_field_manager(flags.pop("field_manager"))
     output: str = flags.pop("output")
-    address = check_address(flags.pop("address"))  # before anything is applied
+    address: str | None = flags.pop("address")
     wait: bool = flags.pop("wait")
     parallel: int = flags.pop("parallel")
     provider: str | None = flags.pop("provider")
@@ -132,7 +138,7 @@ def apply(**flags: Any) -> None:
     create_namespace: bool = flags.pop("create_namespace")
     force_conflicts: bool = flags.pop("force_conflicts")
     recreate: bool = flags.pop("recreate")
-    wait_seconds = parse_duration(flags.pop("timeout"), "--timeout")
+    wait_seconds: float = flags.pop("timeout")
     policy = {key: flags.pop(key) for key in POLICY_PARAMS}
     record: bool = flags.pop("record")
     settings, jwks_bytes, jwks_path = load_render_inputs(flags, kubeconfig, context)
@@ -327,7 +333,7 @@ def status(
     "what would be deleted."
 )
 @vocab_option("wait", default=False, help="Wait until the objects are gone (a watch).")
-@vocab_option("timeout", default="2m", show_default=True, metavar="DURATION")
+@vocab_option("timeout", type=Duration(), default="2m", show_default=True, metavar="DURATION")
 @PARALLEL
 @kubectl_output()
 @cluster_options
@@ -336,7 +342,7 @@ def delete(
     name: str,
     dry_run: str,
     wait: bool,
-    timeout: str,
+    timeout: float,
     parallel: int,
     output: str,
     kubeconfig: str | None,
@@ -346,13 +352,11 @@ def delete(
     """Delete the objects jwksdeploy manages (matched by name and managed-by label)."""
     from ..delete import DeleteOptions, run
     from ..inspect import instance_names
-    from ..settings import parse_duration
 
-    seconds = parse_duration(timeout, "--timeout")
     instance_names(name)
     cluster = connect_from_flags(kubeconfig, context, request_timeout)
     chosen = tuple(_namespaces(namespace, kubeconfig, context))
-    options = DeleteOptions(chosen, name, dry_run, wait and dry_run == "none", seconds, parallel)
+    options = DeleteOptions(chosen, name, dry_run, wait and dry_run == "none", timeout, parallel)
     result = run(cluster, options)
     results: list[dict[str, Any]] = []
     for item in result.namespaces:

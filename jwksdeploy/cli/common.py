@@ -125,6 +125,36 @@ class _PlainInteger(click.ParamType[Any, Any]):
 _PLAIN: dict[type, type] = {}
 
 
+class Duration(click.ParamType[Any, Any]):
+    """A duration flag (`90s`, `2m`, `1h30m`) as seconds; a bad one is refused with the words
+    `parse_duration` uses for any duration flag (exit 3, not a usage error)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        from ..settings import parse_duration
+
+        return parse_duration(value, _flag(param))
+
+
+class Host(click.ParamType[Any, Any]):
+    """An IP address or a DNS name, to print in a URL (`checks.check_address`)."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..checks import check_address
+
+        return check_address(value)
+
+
+def _flag(param: click.Parameter | None) -> str:
+    opts = [o for o in (param.opts if param is not None else []) if o.startswith("--")]
+    return opts[0] if opts else "--timeout"
+
+
 def strict_numbers(command: click.Command) -> None:
     """Give every integer flag of `command` (and of its subcommands) the _PlainInteger check,
     in place and once; the type stays an instance of its class, so ranges still show."""
