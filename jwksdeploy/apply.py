@@ -15,15 +15,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JwksDeployError, WaitTimeout
+from .errors import JwksDeployError, NamespacesFailed, WaitTimeout
 from .kube.rollout import Verdict
 
 if TYPE_CHECKING:
     from .adopt import NamespacePlan
-    from .cluster import AppliedObject, Endpoint
+    from .apply_plan import AppliedObject
+    from .gateway_record import CacheWindowRecord
+    from .inspect import Endpoint
     from .kube.client import Cluster
 
 DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class GatewayRequest:
+    """apply --provider: each namespace's gateway configuration for its URL, once known, and
+    (record) its cache window on the instance's ConfigMap for `rotate`."""
+
+    provider: str
+    name: str  # provider/name is the record's key; "-<namespace>" is added with several
+    build: Callable[[str, str], Any]  # (name, url) -> GatewayConfig, from the gateway flags
+    configmap: str
+    record: bool = True
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class ApplyOptions:
     timeout: float = 120.0
     parallel: int = DEFAULT_PARALLEL
     address: str | None = None
+    field_manager: str | None = None  # None: the cluster's (jwksdeploy)
+    gateway: GatewayRequest | None = None
 
 
 @dataclass
@@ -63,15 +79,50 @@ class NamespaceResult:
     down_for: float | None = None  # --recreate: seconds the endpoint was down (with wait)
     down_since: float | None = None
     dry_run: bool = False
+    gateway: Any = None  # the GatewayConfig (with --provider, once the URL is known)
+    gateway_missing: bool = False  # --provider, but the URL is not known
+    cache_window: CacheWindowRecord | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The namespace for `-o json`: its URL, objects, whether it failed and why, the
+        rollout, what was pruned and (--provider) the gateway's objects."""
+        from .inspect import Endpoint
+
+        endpoint = self.endpoint or Endpoint(None, None, None, None, "")
+        verdict = self.verdict
+        return {
+            **endpoint.as_dict(self.namespace),
+            "addressSource": endpoint.source if self.endpoint else None,
+            "dryRun": self.dry_run,
+            "objects": [
+                {"kind": o.kind, "name": o.name, "namespace": o.namespace, "outcome": o.outcome}
+                for o in self.objects
+            ],
+            "ok": self.ok,
+            "exitCode": self.error.exit_code if self.error is not None else 0,
+            "error": self.error.report() if self.error is not None else None,
+            "rollout": None
+            if verdict is None
+            else {
+                "status": verdict.status,
+                "ready": verdict.ready,
+                "desired": verdict.desired,
+                "reason": verdict.reason or None,
+                "object": verdict.subject or None,
+            },
+            "pruned": [f"{o.kind.lower()}/{o.name}" for o in self.objects if o.outcome == "pruned"],
+            "gateway": self.gateway.objects if self.gateway is not None else None,
+        }
+
 
 @dataclass
 class ApplyResult:
     results: list[NamespaceResult]
+    api_warnings: list[str] = field(default_factory=list)  # the API server's Warning headers
 
     @property
     def failed(self) -> list[NamespaceResult]:
@@ -83,24 +134,10 @@ class ApplyResult:
         failed = self.failed
         if not failed:
             return None
-        first = failed[0].error
-        assert first is not None
+        errors = [(r.namespace, r.error) for r in failed if r.error is not None]
         if len(self.results) == 1:
-            return first
-        names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
-        return NamespacesFailed(
-            f"{len(failed)} of {len(self.results)} namespaces failed "
-            f"({', '.join(r.namespace for r in failed)}); the others succeeded. {names}",
-            first.exit_code,
-        )
-
-
-class NamespacesFailed(JwksDeployError):
-    """Some namespaces of a multi-namespace run failed; exits with the first one's code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+            return errors[0][1]
+        return NamespacesFailed(errors, len(self.results), "the others succeeded")
 
 
 def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
@@ -109,9 +146,11 @@ def _pool(parallel: int, count: int) -> ThreadPoolExecutor:
 
 def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None) -> ApplyResult:
     """Apply options.objects; raise only when the pre-flight refuses (nothing changed)."""
-    from .cluster import plan_apply, preflight
+    from .apply_plan import plan_apply, preflight
 
     listen = listen or Listener()
+    if options.field_manager is not None:
+        cluster.field_manager = options.field_manager
     by_namespace: dict[str, list[dict[str, Any]]] = {}
     for obj in options.objects:
         by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj)
@@ -141,9 +180,7 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             )
         except JwksDeployError as exc:
             left = undo_namespaces(cluster, [namespace] if created else [])
-            raise exc.add_context(
-                "Nothing was changed: a dry run found this before any write." + _left_behind(left)
-            ) from None
+            raise exc.refused_before_writes(tuple(left)) from None
         if created is not None:
             answers[("Namespace", namespace, None)] = created
         return plans[0], answers
@@ -183,7 +220,39 @@ def run(cluster: Cluster, options: ApplyOptions, listen: Listener | None = None)
             CANCELLED.set()  # the pool's waiters stop within 0.25 s
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return ApplyResult(results)
+    if options.gateway is not None:
+        _gateways(cluster, options, options.gateway, results)
+    return ApplyResult(results, list(cluster.warnings))
+
+
+def _gateways(
+    cluster: Cluster, options: ApplyOptions, gateway: GatewayRequest, results: list[NamespaceResult]
+) -> None:
+    """Each namespace's gateway configuration for its URL, then the records of their cache
+    windows where the namespace succeeded."""
+    from .gateway_record import record_cache_window
+
+    def suffix(result: NamespaceResult) -> str:
+        return f"-{result.namespace}" if len(results) > 1 else ""
+
+    for result in results:
+        url = result.endpoint.url if result.endpoint is not None else None
+        if url is None:
+            result.gateway_missing = True
+        else:
+            result.gateway = gateway.build(f"{gateway.name}{suffix(result)}", url)
+    if not gateway.record:
+        return
+    for result in results:
+        if result.gateway is not None and result.error is None:
+            result.cache_window = record_cache_window(
+                cluster,
+                result.namespace,
+                gateway.configmap,
+                f"{gateway.provider}/{gateway.name}{suffix(result)}",
+                result.gateway,
+                options.dry_run,
+            )
 
 
 def create_missing_namespace(
@@ -208,16 +277,6 @@ def undo_namespaces(cluster: Cluster, namespaces: list[str]) -> list[str]:
     return left
 
 
-def _left_behind(namespaces: list[str]) -> str:
-    if not namespaces:
-        return ""
-    names = ", ".join(repr(n) for n in namespaces)
-    return (
-        f" Except: namespace {names}, created for the dry run, could not be deleted again; "
-        "delete it yourself (kubectl delete namespace NAME)."
-    )
-
-
 def _one_namespace(
     cluster: Cluster,
     options: ApplyOptions,
@@ -225,7 +284,8 @@ def _one_namespace(
     plan: NamespacePlan,
     answers: dict[tuple[str, str, str | None], dict[str, Any]],
 ) -> NamespaceResult:
-    from .cluster import apply_plan, endpoint_for, partial_failure, prune
+    from .apply_plan import apply_plan, partial_failure, prune
+    from .inspect import endpoint_for
 
     namespace = plan.namespace
     result = NamespaceResult(namespace, dry_run=options.dry_run)
@@ -310,62 +370,3 @@ def _wait(
             cluster, namespace, service["metadata"]["name"], remaining, options.timeout
         )
     return service
-
-
-@dataclass
-class DeleteResult:
-    namespace: str
-    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # kind, name, outcome
-    error: JwksDeployError | None = None
-
-
-def delete(
-    cluster: Cluster,
-    namespaces: list[str],
-    names: dict[str, str],
-    *,
-    wait: bool,
-    timeout: float,
-    parallel: int = DEFAULT_PARALLEL,
-    dry_run: bool = False,
-) -> list[DeleteResult]:
-    """Delete one instance's objects in each namespace (a bounded pool); a namespace that
-    fails does not stop the others."""
-    from .cluster import delete_objects
-
-    def one(namespace: str) -> DeleteResult:
-        result = DeleteResult(namespace)
-        try:
-            result.outcomes = delete_objects(
-                cluster, namespace, names, wait and not dry_run, timeout, dry_run=dry_run
-            )
-        except JwksDeployError as exc:
-            result.error = exc
-        return result
-
-    with _pool(parallel, len(namespaces)) as pool:
-        try:
-            return list(pool.map(one, namespaces))
-        except KeyboardInterrupt:
-            from .kube.wait import CANCELLED
-
-            CANCELLED.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def delete_error(results: list[DeleteResult]) -> JwksDeployError | None:
-    """The error to exit with after a delete (see ApplyResult.error)."""
-    failed = [r for r in results if r.error is not None]
-    if not failed:
-        return None
-    first = failed[0].error
-    assert first is not None
-    if len(results) == 1:
-        return first
-    names = " ".join(f"[{r.namespace}] {r.error}" for r in failed)
-    return NamespacesFailed(
-        f"{len(failed)} of {len(results)} namespaces failed "
-        f"({', '.join(r.namespace for r in failed)}); the others were deleted. {names}",
-        first.exit_code,
-    )

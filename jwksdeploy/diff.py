@@ -1,5 +1,6 @@
 """What `apply` would change, decided as data: live objects against the API server's dry run
-of the apply, normalised and shown as a unified YAML diff. No I/O here.
+of the apply, normalised and shown as a unified YAML diff; `run` (DiffOptions -> DiffResult)
+reads and dry-runs through the cluster, everything else here is pure.
 
 Both sides come from the same API server, so the defaults it fills in appear on both and
 cancel out; what is left is what apply would change. Fields the server writes on every
@@ -15,8 +16,8 @@ import copy
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,6 +25,9 @@ from .kube.resources import VOLATILE_METADATA
 from .members import PEM_PRIVATE_MARKER, is_private_name, parse_embedded_json
 from .safeyaml import string_style
 
+if TYPE_CHECKING:
+    from .adopt import NamespacePlan
+    from .kube.client import Cluster
 VOLATILE_ANNOTATIONS = (
     "deployment.kubernetes.io/revision",
     "kubectl.kubernetes.io/last-applied-configuration",
@@ -222,3 +226,81 @@ def summary(diffs: list[ObjectDiff]) -> str:
         return "no changes: apply would leave every object as it is."
     parts = [f"{d.namespace}: {d.ref} ({d.action})" for d in changed]
     return f"apply would change {len(changed)} object(s): {', '.join(parts)}."
+
+
+@dataclass(frozen=True)
+class DiffOptions:
+    objects: list[dict[str, Any]]  # rendered, every namespace
+    instance: str
+    recreate: bool = False
+    force: bool = False
+    field_manager: str | None = None  # None: the cluster's (jwksdeploy)
+
+
+@dataclass
+class DiffResult:
+    diffs: list[ObjectDiff]
+    api_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(d.changes for d in self.diffs)
+
+    def summary(self) -> str:
+        return summary(self.diffs)
+
+
+def run(cluster: Cluster, options: DiffOptions) -> DiffResult:
+    """Plan as apply does, dry-run each namespace, and compare with what is live; then what
+    apply would prune. Cluster reads and dry runs only: nothing is stored."""
+    from .apply_plan import plan_apply
+    from .kube.resources import instance_selector
+    from .prune import prunable_kinds, prune_candidates
+
+    if options.field_manager is not None:
+        cluster.field_manager = options.field_manager
+    objects, instance, recreate = options.objects, options.instance, options.recreate
+    plans = plan_apply(cluster, objects, instance=instance, recreate=recreate, force=options.force)
+    diffs = []
+    for plan in plans:
+        answers = _dry_run_plan(cluster, plan, options.force)
+        namespace_key = ("Namespace", plan.namespace, None)
+        if namespace_key in answers:
+            diffs.append(compare("Namespace", plan.namespace, None, None, answers[namespace_key]))
+        for item in plan.objects:
+            planned = answers.get((item.kind, item.name, item.namespace), item.obj)
+            diffs.append(
+                compare(
+                    item.kind, item.name, item.namespace, item.live, planned, recreate=item.recreate
+                )
+            )
+        if namespace_key in answers:
+            continue  # nothing lives in a namespace that does not exist yet
+        group = [o for o in objects if o["metadata"]["namespace"] == plan.namespace]
+        for kind in prunable_kinds(group):
+            live = {
+                str(o.get("metadata", {}).get("name")): o
+                for o in cluster.list(kind, plan.namespace, instance_selector(instance))
+            }
+            for name in prune_candidates(list(live.values()), group, instance):
+                diffs.append(
+                    compare(kind, name, plan.namespace, {"kind": kind, **live[name]}, None)
+                )
+    return DiffResult(diffs, list(cluster.warnings))
+
+
+def _dry_run_plan(
+    cluster: Cluster, plan: NamespacePlan, force: bool
+) -> dict[tuple[str, str, str | None], dict[str, Any]]:
+    """apply's pre-flight for one namespace. A missing namespace is part of the diff, not an
+    error (everything in it is a create); the Namespace is read only when the dry run says so,
+    so a user whose RBAC stops at the namespace can still diff."""
+    from .apply_plan import preflight
+    from .errors import ClusterRejected
+
+    try:
+        return preflight(cluster, [plan], create_namespace=False, force=force)
+    except ClusterRejected:
+        if cluster.get("Namespace", None, plan.namespace) is not None:
+            raise
+        return preflight(cluster, [plan], create_namespace=True, force=force)

@@ -119,7 +119,7 @@ def spec_like(key: dict[str, Any]) -> KeySpec:
 def generate(spec: KeySpec, kid: str | None = None, use: str = "sig") -> dict[str, Any]:
     """A new private JWK with kty, use, alg and kid; kid defaults to the RFC 7638 thumbprint."""
     if kid is not None:
-        from .settings import check_text
+        from .checks import check_text
 
         if any(not ch.isprintable() for ch in kid):
             raise InputError(

@@ -40,7 +40,7 @@ class ServerUrls:
 
 def server_urls(url: str) -> ServerUrls:
     """`http://h:p/jwks` (what apply prints), `http://h:p` and `http://h:p/prefix/` all work."""
-    from .settings import check_http_url
+    from .checks import check_http_url
 
     parsed = check_http_url(url)
     path = parsed.path or "/"

@@ -19,7 +19,7 @@ from .rotation_record import mirror_text
 from .rotation_record import to_json as state_json
 
 if TYPE_CHECKING:
-    from .cluster import AppliedObject
+    from .apply_plan import AppliedObject
     from .keys import KeySpec
     from .writes import OutputFile
 

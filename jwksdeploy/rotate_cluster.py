@@ -16,16 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ClusterRejected
+from .gateway_record import apply_annotations
 from .kube.client import APPLY_CONTENT_TYPE, Cluster
-from .rotation import GatewayWindow
 from .rotation_record import GATEWAYS_ANNOTATION, STATE_ANNOTATION
 
 # The state annotation has its own field manager, so a later `jwksdeploy apply` (manager
 # `jwksdeploy`, which never sends it) leaves it alone.
 ROTATION_MANAGER = "jwksdeploy-rotation"
-# The gateway record's own manager, for the same reason: neither a plain `apply` (which never
-# sends it) nor GitOps applying `render`'s output removes it or reports it as drift.
-GATEWAY_MANAGER = "jwksdeploy-gateway"
 
 
 @dataclass(frozen=True)
@@ -65,71 +62,7 @@ def record_state(
     """Server-side apply of the one annotation, as ROTATION_MANAGER."""
     metadata = {"name": configmap, "namespace": namespace}
     annotations = {STATE_ANNOTATION: state_text}
-    _apply_annotations(cluster, metadata, annotations, ROTATION_MANAGER, dry_run)
-
-
-def _apply_annotations(
-    cluster: Cluster,
-    metadata: dict[str, Any],
-    annotations: dict[str, str],
-    manager: str,
-    dry_run: bool,
-) -> None:
-    """Server-side apply of annotations on the instance ConfigMap under their own field
-    manager, so a later `apply` (another manager) neither owns nor drops them."""
-    from .kube.resources import resource_path
-
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {**metadata, "annotations": annotations},
-    }
-    query = {"fieldManager": manager, "fieldValidation": "Strict", "force": "true"}
-    if dry_run:
-        query["dryRun"] = "All"
-    namespace, name = metadata["namespace"], metadata["name"]
-    cluster.request(
-        "PATCH",
-        resource_path("ConfigMap", namespace, name),
-        query=query,
-        body=body,
-        content_type=APPLY_CONTENT_TYPE,
-        what=f"ConfigMap {name!r} in {namespace!r}",
-    )
-
-
-def record_gateway(
-    cluster: Cluster,
-    namespace: str,
-    configmap: str,
-    key: str,
-    window: GatewayWindow,
-    dry_run: bool,
-) -> bool:
-    """Merge one gateway's cache window into the instance ConfigMap's gateway record (an
-    annotation on its metadata: the served bytes and the pods stay as they are). False when
-    the ConfigMap does not exist (yet), so there is nothing to record on."""
-    from .rotation_record import gateway_windows_json, parse_gateway_windows
-
-    obj = cluster.get("ConfigMap", namespace, configmap)
-    if obj is None:
-        return False
-    metadata = obj.get("metadata") or {}
-    where = f"ConfigMap {configmap!r} in {namespace!r}"
-    windows = parse_gateway_windows(
-        (metadata.get("annotations") or {}).get(GATEWAYS_ANNOTATION), where
-    )
-    if windows.get(key) == window:
-        return True  # already recorded: no write, no new resourceVersion
-    windows[key] = window
-    fields: dict[str, Any] = {"name": configmap, "namespace": namespace}
-    if isinstance(metadata.get("resourceVersion"), str):
-        # Makes the apply conditional: a record merged by someone else since the read is a
-        # 409, never silently overwritten.
-        fields["resourceVersion"] = metadata["resourceVersion"]
-    annotations = {GATEWAYS_ANNOTATION: gateway_windows_json(windows)}
-    _apply_annotations(cluster, fields, annotations, GATEWAY_MANAGER, dry_run)
-    return True
+    apply_annotations(cluster, metadata, annotations, ROTATION_MANAGER, dry_run)
 
 
 def publish(

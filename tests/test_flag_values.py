@@ -280,7 +280,7 @@ def test_set_takes_ascii_digits_only(tmp_path: Path) -> None:
     ],
 )
 def test_is_host(host: str, ok: bool) -> None:
-    from jwksdeploy.settings import is_host
+    from jwksdeploy.checks import is_host
 
     assert is_host(host) is ok
 

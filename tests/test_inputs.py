@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
+from jwksdeploy.checks import check_image
 from jwksdeploy.durations import parse_duration
 from jwksdeploy.errors import InputError, JwksRejected, VerificationFailed
 from jwksdeploy.files import read_bounded
 from jwksdeploy.jwks import enforce, lint_jwks, public_members
 from jwksdeploy.safeyaml import load_yaml
-from jwksdeploy.settings import build_settings, check_image
+from jwksdeploy.settings import build_settings
 from jwksdeploy.tokens import verify
 
 from .helpers import EXAMPLES, b64, ec_key, jwks_bytes, oct_key, run

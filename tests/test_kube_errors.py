@@ -219,22 +219,22 @@ def test_managers_come_from_the_status_causes_never_from_its_message(document: A
     assert conflicting_fields(document) == []
 
 
-def test_context_is_added_without_rebuilding_the_error() -> None:
-    """An error said again with what already changed keeps its class and data (rebuilding it
+def test_what_already_changed_is_data_on_the_error_not_a_rebuilt_one() -> None:
+    """An error that says what already changed keeps its class and data (rebuilding it
     with type(exc)(text) dropped managers/fields and could not rebuild a RolloutFailed)."""
     conflict = FieldConflict("ConfigMap 'c'", ["helm"], [".data.x"], "conflict")
     before = str(conflict)
-    same = conflict.add_context("Already applied: configmap/c configured.")
-    assert same is conflict
+    same = conflict.after_writes((("ConfigMap", "c", "configured"),))
+    assert same is conflict and str(same) == before
     assert (same.managers, same.fields) == (["helm"], [".data.x"])
-    assert str(same) == before + " Already applied: configmap/c configured."
+    assert same.report().startswith(before + " Already applied: configmap/c configured. ")
     failed = RolloutFailed("d", "ns", "ImagePullBackOff", "pod p", [], 3.2)
-    said = failed.add_context("Already applied: x.")
+    said = failed.after_writes((("Deployment", "d", "configured"),))
     assert isinstance(said, WaitTimeout)
-    assert str(said) == (
+    assert said.report().startswith(
         "the rollout of Deployment 'd' in 'ns' cannot succeed: pod p: ImagePullBackOff (after "
         "3s). Fix the cause (image, quota, ConfigMap, ...) and run apply again. Already "
-        "applied: x."
+        "applied: deployment/d configured."
     )
     assert (failed.namespace, failed.reason) == ("ns", "ImagePullBackOff")
 

@@ -452,7 +452,7 @@ def test_an_annotation_with_nel_reads_back_from_render_and_diff(tmp_path: Path) 
 
 
 def test_print_data_writes_yaml_that_reads_back(capsys: pytest.CaptureFixture[str]) -> None:
-    from jwksdeploy.cli.cluster import print_data
+    from jwksdeploy.cli.cluster_output import print_data
 
     print_data({"node": "a\x85b", "plain": "x"}, "yaml")
     text = capsys.readouterr().out

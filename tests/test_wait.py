@@ -332,7 +332,7 @@ def test_an_image_that_cannot_be_pulled_fails_fast_with_its_reason(kube: Kube) -
 
 
 def test_in_a_terminal_progress_is_one_updating_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from jwksdeploy.cli.cluster import ApplyPrinter
+    from jwksdeploy.cli.cluster_output import ApplyPrinter
     from jwksdeploy.kube.rollout import Verdict
 
     printer = ApplyPrinter(output="text", dry_run=False, multi=False, tty=True)
@@ -706,7 +706,7 @@ from .refusals import assert_refused, invoke  # noqa: E402
 @pytest.mark.emulator_only
 def test_rollout_progress_escapes_the_cluster_s_text(kube: Kube, tmp_path: Path) -> None:
     """apply's rollout line escapes a pod's waiting reason and message like every error
-    (errors.printable): printed verbatim, a pod could set the terminal's title, clear the screen
+    (terminal.printable): printed verbatim, a pod could set the terminal's title, clear the screen
     or forge an `error:` line (issue 9, second campaign)."""
     hostile = "\x1b]0;pwned\x07\x1b[2J\r\nerror: forged"
     assert kube.emulator is not None

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import INTERNAL_ERROR, Differences, JwksDeployError, printable
+from ..errors import INTERNAL_ERROR, Differences, JwksDeployError
+from ..terminal import printable
 from .common import SuggestingGroup, echo
 from .render import render_command
 
@@ -116,7 +117,8 @@ def _message(exc: BaseException) -> str:
     (ours or a library's) carried them."""
     from ..kubeconfig import scrub
 
-    return printable(scrub(str(exc)))
+    text = exc.report() if isinstance(exc, JwksDeployError) else str(exc)
+    return printable(scrub(text))
 
 
 @click.group(

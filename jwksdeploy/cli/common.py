@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import terminal_text
+from ..terminal import terminal_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,6 +123,36 @@ class _PlainInteger(click.ParamType[Any, Any]):
 
 
 _PLAIN: dict[type, type] = {}
+
+
+class Duration(click.ParamType[Any, Any]):
+    """A duration flag (`90s`, `2m`, `1h30m`) as seconds; a bad one is refused with the words
+    `parse_duration` uses for any duration flag (exit 3, not a usage error)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        from ..durations import parse_duration
+
+        return parse_duration(value, _flag(param))
+
+
+class Host(click.ParamType[Any, Any]):
+    """An IP address or a DNS name, to print in a URL (`checks.check_address`)."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..checks import check_address
+
+        return check_address(value)
+
+
+def _flag(param: click.Parameter | None) -> str:
+    opts = [o for o in (param.opts if param is not None else []) if o.startswith("--")]
+    return opts[0] if opts else "--timeout"
 
 
 def strict_numbers(command: click.Command) -> None:
@@ -241,8 +271,8 @@ def resolve_url(
         )
     if url is not None:
         return url
-    from ..cluster import deployed_url
-    from ..settings import check_dns1123_label, check_object_name
+    from ..checks import check_dns1123_label, check_object_name
+    from ..inspect import deployed_url
 
     check_dns1123_label("--namespace", str(namespace))
     check_object_name(instance)
@@ -262,6 +292,9 @@ def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout
             "time to be answered. Pass a duration like 30s."
         )
     cluster = connect(kubeconfig, context, request_timeout)
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.call_on_close(cluster.close)
     if cluster.insecure:
         echo(
             f"warning: the kubeconfig sets insecure-skip-tls-verify for {cluster.server}: its "

@@ -41,40 +41,30 @@ def record_option(command: F) -> F:
     )(command)
 
 
-def record_cache_window(
-    cluster: Any, namespace: str, configmap: str, key: str, config: Any, dry_run: bool
-) -> None:
-    """Record config's cache window on the instance; a failure is a warning, never the
-    command's failure (the configuration was printed; rotate falls back to 20m or a flag)."""
-    from ..errors import JwksDeployError
-    from ..rotate_cluster import record_gateway
-    from ..rotation import GatewayWindow
-
-    window = GatewayWindow(config.cache_window, config.cache_window_why)
-    text = f"{config.cache_window_text} ({window.why})"
-    try:
-        recorded = record_gateway(cluster, namespace, configmap, key, window, dry_run)
-    except JwksDeployError as exc:
+def print_record(record: Any) -> None:
+    """What `record_cache_window` did, on stderr."""
+    text = f"{record.window} ({record.why})"
+    if record.error is not None:
         echo(
-            f"warning: {namespace}: the gateway's cache window of {text} was not recorded: "
-            f"{exc} Pass `--cache-window {config.cache_window_text}` to `jwksdeploy "
-            "rotate` (or more, if another gateway caches longer).",
+            f"warning: {record.namespace}: the gateway's cache window of {text} was not "
+            f"recorded: {record.error.report()} Pass `--cache-window {record.window}` "
+            "to `jwksdeploy rotate` (or more, if another gateway caches longer).",
             err=True,
         )
-        return
-    if not recorded:
+    elif not record.recorded:
         echo(
-            f"note: {namespace}: the gateway's cache window of {text} was not recorded: there is "
-            f"no ConfigMap {configmap!r} yet{' (dry run)' if dry_run else ''}.",
+            f"note: {record.namespace}: the gateway's cache window of {text} was not recorded: "
+            f"there is no ConfigMap {record.configmap!r} yet"
+            f"{' (dry run)' if record.dry_run else ''}.",
             err=True,
         )
-        return
-    would = "would record" if dry_run else "recorded"
-    echo(
-        f"{namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: {key} "
-        f"caches the key set for {text}, on configmap/{configmap}",
-        err=True,
-    )
+    else:
+        would = "would record" if record.dry_run else "recorded"
+        echo(
+            f"{record.namespace}: {would} the gateway's cache window for `jwksdeploy rotate`: "
+            f"{record.key} caches the key set for {text}, on configmap/{record.configmap}",
+            err=True,
+        )
 
 
 def policy_options(command: F) -> F:
@@ -340,17 +330,20 @@ def gateway_command(
         echo(f"warning: {warning}", err=True)
     print_gateway(config, provider, output, output_dir, force)
     if namespace is not None and record and dry_run != "client":
+        from ..gateway_record import record_cache_window
         from ..kube.client import connect
         from ..settings import Settings
 
         configmap = Settings(namespaces=(namespace,), name=instance).configmap_name
-        record_cache_window(
-            connect(kubeconfig, context),
-            namespace,
-            configmap,
-            f"{provider}/{name}",
-            config,
-            dry_run == "server",
+        print_record(
+            record_cache_window(
+                connect(kubeconfig, context),
+                namespace,
+                configmap,
+                f"{provider}/{name}",
+                config,
+                dry_run == "server",
+            )
         )
     elif record and dry_run == "none":
         _say_unrecorded(config)
@@ -388,8 +381,8 @@ def url_from_flags(
     node_port: int | None,
 ) -> str:
     """The JWKS URL `render`'s objects will have, from flags alone (no cluster read)."""
+    from ..checks import check_dns1123_label, check_object_name
     from ..errors import InputError
-    from ..settings import check_dns1123_label, check_object_name
 
     if url is not None:
         raise InputError("--url-from builds the URL, so --url cannot be given with it. Drop one.")
@@ -412,7 +405,7 @@ def url_from_flags(
         )
     if not 1 <= node_port <= 65535:
         raise InputError(f"--node-port {node_port} is not a port (1-65535).")
-    from ..settings import check_address
+    from ..checks import check_address
 
     check_address(address)  # "x/y" would make http://x/y:PORT/jwks, another URL
     host = f"[{address}]" if ":" in address else address

@@ -160,7 +160,8 @@ def load_render_inputs(
     from ..files import read_input, read_values, relative_to_file
     from ..settings import build_settings, merge_layers, normalize_values
 
-    apply_set_values(click.get_current_context(), params, params.pop("set", ()))
+    if "set" in params:  # the command did not apply --set itself (rotate)
+        apply_set_values(click.get_current_context(), params, params.pop("set"))
     values_files = list(params.pop("values_file", ()) or ())
     if values_files.count("-") + (params.get("jwks") == "-") > 1:
         raise InputError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import check_http_url
+from ..checks import check_http_url
 from .options import (
     DEFAULT_TRUSTED_CA,
     ENVOY_DEFAULT_TIMEOUT_NS,

@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..durations import exact_seconds, read_seconds
-from ..errors import InputError
-from ..kube.resources import MANAGED_BY, MANAGED_BY_VALUE
-from ..settings import (
+from ..checks import (
     check_dns1123_label,
     check_dns1123_subdomain,
     check_http_url,
@@ -26,6 +23,9 @@ from ..settings import (
     check_text,
     is_dns1035_label,
 )
+from ..durations import exact_seconds, read_seconds
+from ..errors import InputError
+from ..kube.resources import MANAGED_BY, MANAGED_BY_VALUE
 
 PROVIDERS = ("contour", "envoy", "istio", "envoy-gateway")
 TARGET_FLAGS = {

@@ -28,8 +28,8 @@ from ..errors import (
     RequestTimedOut,
     WatchExpired,
     WatchRefused,
-    printable,
 )
+from ..terminal import printable
 from .errors import api_error, malformed, not_an_api
 from .resources import FIELD_MANAGER, resource_path
 from .stream import WatchStream
@@ -75,7 +75,12 @@ class Cluster:
             response = self._send(
                 method, path, query, self.request_timeout, body=body, content_type=content_type
             )
-            data = response.response.read(MAX_ANSWER_BYTES + 1)
+            try:
+                data = response.response.read(MAX_ANSWER_BYTES + 1)
+            finally:
+                # Back to the pool: an answer left checked out holds its socket until the
+                # garbage collector finds it (a ResourceWarning, mid-command).
+                response.response.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or (
@@ -157,6 +162,10 @@ class Cluster:
         sent = [str(v) for v in self.api_client.configuration.api_key.values() if v]
         lines = str(problem).splitlines()
         return scrub(lines[0] if lines else type(problem).__name__, sent)
+
+    def close(self) -> None:
+        """Close the pooled connections now, not when the garbage collector gets to them."""
+        self.api_client.rest_client.pool_manager.clear()
 
     def malformed_answer(self, method: str, path: str, reason: str) -> ClusterUnreachable:
         return malformed(self.server, method, path, reason)

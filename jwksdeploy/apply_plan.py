@@ -1,34 +1,21 @@
-"""The apply engine, URL discovery and delete, over `kube.client.Cluster`."""
+"""apply's engine: read what is live and plan each namespace, dry-run every object before the
+first write, apply a plan (taking fields over from kubectl), prune what is no longer rendered.
+`apply.run` drives it over namespaces; this module never prints.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adopt import NamespacePlan, migrated_managed_fields, plan_namespace
-from .errors import (
-    ApplyConflict,
-    ClusterRejected,
-    ClusterUnreachable,
-    Conflict,
-    Forbidden,
-    JwksDeployError,
-    WaitTimeout,
-)
-from .kube.client import Cluster
-from .kube.resources import (
-    DELETE_ORDER,
-    OURS,
-    VOLATILE_METADATA,
-    instance_selector,
-    ownership,
-    resource_path,
-)
-from .settings import check_address, is_host
+from .errors import ApplyConflict, Conflict, JwksDeployError
+from .kube.resources import VOLATILE_METADATA, resource_path
 
-# --- apply and what it prints ---------------------------------------------------------------
+if TYPE_CHECKING:
+    from .kube.client import Cluster
 
 
 @dataclass(frozen=True)
@@ -39,23 +26,11 @@ class AppliedObject:
     outcome: str  # created, configured, unchanged, deleted (--recreate's first step)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the JWKS can be fetched, and how we found out."""
-
-    url: str | None
-    address: str | None
-    node_port: int | None
-    port: int | None
-    source: str  # one human sentence: which node / which address kind / why unknown
-
-
 @dataclass
 class ApplyReport:
     namespace: str
     objects: list[AppliedObject]
     service: dict[str, Any] | None = None  # the server's answer for the Service
-    endpoint: Endpoint | None = None
     dry_run: bool = False
     plan: NamespacePlan | None = None
     down_since: float | None = None  # monotonic time --recreate deleted the Deployment
@@ -223,7 +198,8 @@ def prune(
 ) -> list[AppliedObject]:
     """Delete what an earlier apply of this instance made and this one no longer renders
     (the PodDisruptionBudget after scaling to one replica), found by our labels only and
-    checked again by `kube.resources.ownership` before each delete."""
+    checked again by `adopt.ownership` before each delete."""
+    from .kube.resources import instance_selector
     from .prune import prunable_kinds, prune_candidates
 
     pruned = []
@@ -316,176 +292,8 @@ def _now() -> str:
 
 
 def partial_failure(exc: JwksDeployError, landed: list[AppliedObject]) -> JwksDeployError:
-    """The same error, saying what already changed and whether running again converges."""
+    """The same error, carrying what already changed (the CLI says whether running again
+    converges)."""
     if not landed:
         return exc
-    done = ", ".join(f"{o.kind.lower()}/{o.name} {o.outcome}" for o in landed)
-    down = [o for o in landed if o.outcome == "deleted"]
-    recreated = {(o.kind, o.name) for o in landed if o.outcome != "deleted"}
-    gone = [o for o in down if (o.kind, o.name) not in recreated]
-    if gone:
-        tail = (
-            f"The endpoint is down: {gone[0].kind.lower()}/{gone[0].name} was deleted and not "
-            "created again; run the command again (without --recreate) to create it."
-        )
-    elif isinstance(exc, (ClusterUnreachable, WaitTimeout)):
-        tail = "Running the command again converges once the API server answers."
-    elif isinstance(exc, Forbidden):
-        tail = "Running the command again converges once that permission is granted."
-    else:
-        tail = (
-            "Fix the cause above, then run the command again; the objects already applied "
-            "keep serving as before."
-        )
-    return exc.add_context(f"Already applied: {done}. {tail}")
-
-
-# --- the URL ----------------------------------------------------------------------------------
-
-
-def node_address(nodes: list[dict[str, Any]]) -> tuple[str, str, str] | None:
-    """(address, kind, node name): a Ready node's ExternalIP, else its InternalIP; nodes in
-    name order so the answer is stable."""
-
-    def ready(node: dict[str, Any]) -> bool:
-        conditions = node.get("status", {}).get("conditions") or []
-        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-    ordered = sorted(nodes, key=lambda n: (not ready(n), n.get("metadata", {}).get("name", "")))
-    for kind in ("ExternalIP", "InternalIP"):
-        for node in ordered:
-            for address in node.get("status", {}).get("addresses") or []:
-                if address.get("type") == kind and address.get("address"):
-                    return address["address"], kind, node["metadata"]["name"]
-    return None
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
-def endpoint_for(cluster: Cluster, service: dict[str, Any], address: str | None = None) -> Endpoint:
-    """The JWKS URL of a Service: NodePort on a node (or --address), a LoadBalancer's ingress,
-    or the in-cluster name for ClusterIP."""
-    spec = service.get("spec", {})
-    meta = service.get("metadata", {})
-    port_spec: dict[str, Any] = next(iter(spec.get("ports") or []), {})
-    port = port_spec.get("port")
-    node_port = port_spec.get("nodePort")
-    kind = spec.get("type", "ClusterIP")
-    if kind == "ClusterIP":
-        host = f"{meta.get('name')}.{meta.get('namespace')}.svc.cluster.local"
-        return Endpoint(
-            f"http://{host}:{port}/jwks", host, None, port, "in-cluster DNS name (ClusterIP)"
-        )
-    check_address(address)
-    if kind == "LoadBalancer" and not address:
-        status = service.get("status", {}).get("loadBalancer", {})
-        ingress: dict[str, Any] = next(iter(status.get("ingress") or []), {})
-        lb = ingress.get("ip") or ingress.get("hostname")
-        if lb and not is_host(lb):
-            where = resource_path("Service", str(meta.get("namespace")), str(meta.get("name")))
-            raise cluster.malformed_answer("GET", where, f"a load balancer address {lb!r}")
-        if lb:
-            return Endpoint(
-                f"http://{_host(lb)}:{port}/jwks", lb, node_port, port, "load balancer ingress"
-            )
-    if node_port is None:
-        return Endpoint(None, None, None, port, "the Service has no nodePort yet")
-    if address:
-        return Endpoint(
-            f"http://{_host(address)}:{node_port}/jwks", address, node_port, port, "--address"
-        )
-    try:
-        nodes = cluster.nodes()
-    except Forbidden:
-        return Endpoint(
-            None,
-            None,
-            node_port,
-            port,
-            f"nodes cannot be listed (RBAC); the URL is http://<any node or gateway "
-            f"address>:{node_port}/jwks, or pass --address",
-        )
-    found = node_address(nodes)
-    if found is None:
-        return Endpoint(None, None, node_port, port, "no node reports an address; pass --address")
-    host, address_kind, node = found
-    if not is_host(host):
-        raise cluster.malformed_answer("GET", "/api/v1/nodes", f"a node address {host!r}")
-    waiting = " (load balancer pending; NodePort used)" if kind == "LoadBalancer" else ""
-    return Endpoint(
-        f"http://{_host(host)}:{node_port}/jwks",
-        host,
-        node_port,
-        port,
-        f"{address_kind} of node {node}{waiting}",
-    )
-
-
-def deployed_endpoint(
-    cluster: Cluster, namespace: str, service_name: str, address: str | None = None
-) -> Endpoint:
-    """The endpoint of a Service `apply` created, or ClusterRejected naming the fix."""
-    service = cluster.get("Service", namespace, service_name)
-    if service is None:
-        raise ClusterRejected(
-            f"there is no Service {service_name!r} in namespace {namespace!r}. Deploy it with "
-            f"`jwksdeploy apply --namespace {namespace}`, or pass the --name you used."
-        )
-    return endpoint_for(cluster, service, address)
-
-
-def deployed_url(cluster: Cluster, namespace: str, name: str, address: str | None) -> str:
-    """The URL `apply` printed for the instance `name` in `namespace`, read from the cluster."""
-    endpoint = deployed_endpoint(cluster, namespace, name, address)
-    if endpoint.url is None:
-        raise ClusterRejected(
-            f"the JWKS URL in namespace {namespace!r} is not known: {endpoint.source}. Pass "
-            "--address or --url."
-        )
-    return str(endpoint.url)
-
-
-# --- lifecycle ---------------------------------------------------------------------------------
-
-MANAGED_KINDS = DELETE_ORDER
-
-
-def managed_objects(
-    cluster: Cluster, namespace: str, names: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    """The live objects of one instance that are ours (managed-by and instance labels), by
-    kind: the same ownership test apply uses to decide what it adopts."""
-    found = {}
-    for kind in MANAGED_KINDS:
-        obj = cluster.get(kind, namespace, names[kind])
-        if obj is not None and ownership(obj, names["Deployment"]) == OURS:
-            found[kind] = obj
-    return found
-
-
-def delete_objects(
-    cluster: Cluster,
-    namespace: str,
-    names: dict[str, str],
-    wait: bool,
-    timeout: float,
-    *,
-    dry_run: bool = False,
-) -> list[tuple[str, str, str]]:
-    """Delete what jwksdeploy manages (by name and managed-by label); (kind, name, outcome)."""
-    results = []
-    live = managed_objects(cluster, namespace, names)
-    for kind in MANAGED_KINDS:
-        if kind not in live:
-            results.append((kind, names[kind], "not found"))
-            continue
-        gone = cluster.delete(kind, namespace, names[kind], dry_run=dry_run)
-        outcome = ("deleted (dry run)" if dry_run else "deleted") if gone else "not found"
-        results.append((kind, names[kind], outcome))
-    if wait and live:
-        from .kube.wait import wait_until_gone
-
-        wait_until_gone(cluster, namespace, [(kind, names[kind]) for kind in live], timeout)
-    return results
+    return exc.after_writes(tuple((o.kind, o.name, o.outcome) for o in landed))
