@@ -217,7 +217,7 @@ def rotate(
         if not has_private_half(key):
             raise InputError(
                 f"the private set's {key_subject(key, index)} has no private half. Pass the "
-                "private key set (the file `jwks generate --private-out` wrote)."
+                "private key set (the file `jwksdeploy jwks generate --private PATH` wrote)."
             )
     if public is not None:
         expected = [ordered(public_members(key)) for key in keys]
@@ -226,7 +226,8 @@ def rotate(
             raise InputError(
                 "the public and private key sets are out of step: they must hold the same keys "
                 f"in the same order (public: {_kids(public['keys'])}; private: {_kids(keys)}). "
-                "Regenerate the public set with `jwksdeploy jwks public PRIVATE --out PUBLIC`."
+                "Regenerate the public set with "
+                "`jwksdeploy jwks public --private PRIVATE --jwks PUBLIC`."
             )
     if new_key.get("kid") in {key.get("kid") for key in keys}:
         raise InputError(

@@ -116,7 +116,8 @@ def _message(exc: BaseException) -> str:
     (ours or a library's) carried them."""
     from ..kubeconfig import scrub
 
-    return printable(scrub(str(exc)))
+    notes = getattr(exc, "__notes__", ())  # the fix a caller added (e.g. what works offline)
+    return printable(scrub(" ".join([str(exc), *map(str, notes)])))
 
 
 @click.group(

@@ -242,12 +242,28 @@ def resolve_url(
     if url is not None:
         return url
     from ..cluster import deployed_url
+    from ..errors import ClusterUnreachable
     from ..settings import check_dns1123_label, check_object_name
 
     check_dns1123_label("--namespace", str(namespace))
     check_object_name(instance)
-    cluster = connect_cluster(kubeconfig, context, timeout)
-    return deployed_url(cluster, str(namespace), instance, address)
+    try:
+        cluster = connect_cluster(kubeconfig, context, timeout)
+        return deployed_url(cluster, str(namespace), instance, address)
+    except ClusterUnreachable as exc:
+        ctx = click.get_current_context(silent=True)
+        exc.add_note(_OFFLINE_HINTS.get(ctx.info_name if ctx else None, _OFFLINE_HINTS[None]))
+        raise
+
+
+# What works without a cluster, said when -n could not reach one.
+_OFFLINE_HINTS: dict[str | None, str] = {
+    "gateway": "Without a cluster, --url URL or --url-from service -n NS (the in-cluster URL "
+    "the gateway will use) work offline.",
+    "verify": "Without a cluster, --url URL checks any JWKS server (e.g. `jwksdeploy serve`), "
+    "and --jwks FILE --token TOKEN verifies a token offline.",
+    None: "Without a cluster, pass --url URL instead of --namespace.",
+}
 
 
 def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout: float) -> Any:

@@ -1,4 +1,4 @@
-"""`jwksdeploy gateway`, and the gateway flags `apply --gateway` shares with it.
+"""`jwksdeploy gateway`, and the gateway flags `apply --provider` shares with it.
 
 Parses, calls `gateway.build`, prints; warnings go to stderr, the configuration to stdout.
 """

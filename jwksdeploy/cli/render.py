@@ -194,7 +194,7 @@ def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
 
     namespace = default_namespace(kubeconfig, context)
     if not os.environ.get("JWKSDEPLOY_NAMESPACE") and namespace_of(kubeconfig, context):
-        which = f"context {context!r}" if context else "the current context"
+        which = f"context {context!r}" if context else "current context"
         echo(
             f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
             "make the output independent of it.",

@@ -1,0 +1,201 @@
+"""A new user's first ten minutes: installing, the first keys, the messages they read, the
+habits they bring from kubectl and Helm, and the README tutorial run end to end."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+
+from jwksdeploy.cli import cli
+from jwksdeploy.cli.common import VOCABULARY
+
+from .helpers import REPO, run
+
+# Old spellings that still parse but are never shown: no flag of any concept spells them.
+VISIBLE = {flag for concept in VOCABULARY.values() for flag in concept.flags}
+HIDDEN = sorted({alias for concept in VOCABULARY.values() for alias in concept.aliases} - VISIBLE)
+HIDDEN_FLAG = re.compile(
+    r"(?<![\w-])(" + "|".join(re.escape(flag) for flag in HIDDEN) + r")(?![\w-])"
+)
+
+
+def _all_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
+        if isinstance(command, click.Group):
+            found.extend(_all_commands(command, (*path, name)))
+        else:
+            found.append((*path, name))
+    return found
+
+
+def _string_literals(source: str) -> list[str]:
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_the_hidden_spellings_come_from_the_vocabulary() -> None:
+    assert "--out" in HIDDEN and "--private-out" in HIDDEN and "--iss" in HIDDEN
+    assert "--timeout" not in HIDDEN  # an old spelling of one concept, the flag of another
+
+
+def test_no_message_of_the_package_names_a_hidden_spelling() -> None:
+    package = REPO / "jwksdeploy"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if "compiled_templates" in path.parts:
+            continue
+        for text in _string_literals(path.read_text()):
+            if text in HIDDEN:
+                continue  # the declaration of the hidden alias itself
+            found += [f"{path.relative_to(REPO)}: {text!r}" for _ in HIDDEN_FLAG.finditer(text)]
+    assert found == []
+
+
+@pytest.mark.parametrize("path", _all_commands(cli), ids=" ".join)
+def test_no_help_names_a_hidden_spelling(path: tuple[str, ...]) -> None:
+    result = run(*path, "--help")
+    assert result.exit_code == 0, result.output
+    assert HIDDEN_FLAG.findall(result.output) == []
+
+
+def _documented_commands() -> list[tuple[str, str]]:
+    """Every `jwksdeploy ...` command in the README, docs/ and examples/."""
+    sources = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    sources += sorted(p for p in (REPO / "examples").rglob("*") if p.suffix in (".yaml", ".sh"))
+    found = []
+    for source in sources:
+        for line in source.read_text().splitlines():
+            for command in re.findall(r"(jwksdeploy [^`|)]*)", line):
+                found.append((source.name, command))
+    return found
+
+
+def test_no_documented_command_uses_a_hidden_spelling() -> None:
+    commands = _documented_commands()
+    assert len(commands) > 50
+    assert [c for c in commands if HIDDEN_FLAG.search(c[1])] == []
+
+
+# --- a private key never lands in git -------------------------------------------------------
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def _git_init(folder: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+
+
+@needs_git
+def test_generate_refuses_a_private_set_git_would_track(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _git_init(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    refused = run("jwks", "generate")
+    assert refused.exit_code == 5 and refused.stdout == ""
+    assert "git work tree" in refused.stderr and "echo 'jwks.private.json' >> .gitignore" in (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git"]  # nothing half-written
+    (tmp_path / "keys").mkdir()
+    nested = run("jwks", "generate", "--private", "keys/signing.json", "--jwks", "pub.json")
+    assert nested.exit_code == 5 and not (tmp_path / "keys" / "signing.json").exists()
+    # An oct "public" set is the shared secret itself.
+    oct_set = run("jwks", "generate", "--kty", "oct", "--private", str(tmp_path.parent / "x"))
+    assert oct_set.exit_code == 5 and "jwks.json" in oct_set.stderr
+
+
+@needs_git
+def test_generate_writes_where_git_ignores_it_or_outside_a_work_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clone = tmp_path / "clone"
+    _git_init(clone)
+    (clone / ".gitignore").write_text("*.private.json\n")
+    monkeypatch.chdir(clone)
+    assert run("jwks", "generate").exit_code == 0
+    assert (clone / "jwks.private.json").stat().st_mode & 0o777 == 0o600
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
+    )
+    assert "private" not in status.stdout  # `git add -A` would not commit it
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    elsewhere = run("jwks", "generate", "--private", str(outside / "p.json"), "--force")
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+
+
+def test_the_repositorys_own_gitignore_ignores_private_sets() -> None:
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert "jwks.private.json" in ignored and "*.private.json" in ignored
+
+
+# --- messages that say the fix ----------------------------------------------------------------
+
+
+def test_the_kubeconfig_namespace_note_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "current-context: gw\n"
+        "contexts:\n- name: gw\n  context: {cluster: c, namespace: envoy-yang}\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("JWKSDEPLOY_NAMESPACE", raising=False)
+    result = run("render", "--jwks", str(REPO / "examples" / "jwks-rsa.json"))
+    assert result.exit_code == 0
+    assert (
+        "note: namespace 'envoy-yang' comes from the kubeconfig's current context; pass -n"
+        in result.stderr
+    )
+
+
+def test_a_missing_key_file_says_generate_makes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (["token"], ["render", "-n", "a"], ["jwks", "public"]):
+        result = run(*args)
+        assert result.exit_code == 3, args
+        assert "does not exist" in result.stderr and "`jwksdeploy jwks generate`" in (
+            result.stderr
+        ), args
+
+
+@pytest.mark.parametrize(
+    ("args", "offline"),
+    [
+        (["gateway", "--provider", "envoy", "-n", "gw"], "--url-from service"),
+        (["verify", "-n", "gw"], "--jwks FILE --token TOKEN verifies a token offline"),
+    ],
+)
+def test_no_cluster_says_what_works_offline(
+    args: list[str], offline: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    result = run(*args)
+    assert result.exit_code == 6 and result.stdout == ""
+    assert "--url URL" in result.stderr and offline in result.stderr
+
+
+@pytest.mark.parametrize("text", ["500us", "500µs", "10ns"])
+def test_a_sub_millisecond_duration_says_the_rule(text: str) -> None:
+    url = "http://127.0.0.1:31456/jwks"
+    result = run("gateway", "--provider", "envoy", "--url", url, "--cache-duration", text)
+    assert result.exit_code == 3
+    assert "at least 1ms, in whole milliseconds" in result.stderr
