@@ -199,3 +199,132 @@ def test_a_sub_millisecond_duration_says_the_rule(text: str) -> None:
     result = run("gateway", "--provider", "envoy", "--url", url, "--cache-duration", text)
     assert result.exit_code == 3
     assert "at least 1ms, in whole milliseconds" in result.stderr
+
+
+# --- habits of kubectl and Helm users ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "ours"),
+    [
+        ("template", "render"),
+        ("install", "apply"),
+        ("upgrade", "apply"),
+        ("uninstall", "delete"),
+        ("gatway", "gateway"),
+    ],
+)
+def test_another_tools_command_names_ours(typed: str, ours: str) -> None:
+    result = run(typed)
+    assert result.exit_code == 2
+    assert f"No such command {typed!r}. Did you mean {ours!r}?" in result.stderr
+
+
+def test_version_without_a_cluster_reports_and_succeeds() -> None:
+    import json
+    import platform
+
+    from jwksdeploy import __version__
+
+    text = run("version")
+    assert text.exit_code == 0, text.stderr
+    assert f"jwksdeploy: {__version__}\n" in text.stdout
+    assert "Server: not reachable (no kubeconfig found" in text.stdout
+    document = json.loads(run("version", "-o", "json").stdout)
+    assert document["jwksdeploy"] == __version__
+    assert document["python"] == platform.python_version()
+    assert document["kubernetesClient"].startswith("37.")
+    assert document["server"] is None
+    assert "server" not in json.loads(run("version", "--client", "-o", "json").stdout)
+
+
+@pytest.mark.cluster
+def test_version_names_a_reachable_server(kube: object) -> None:
+    import json
+
+    kubeconfig = str(kube.kubeconfig)
+    result = run("version", "-o", "json", "--kubeconfig", kubeconfig)
+    assert result.exit_code == 0, result.stderr
+    server = json.loads(result.stdout)["server"]
+    assert isinstance(server, dict) and "gitVersion" in server
+    text = run("version", "--kubeconfig", kubeconfig)
+    assert f"Server: {server['gitVersion']}\n" in text.stdout
+
+
+def test_version_against_a_dead_server_still_succeeds(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    result = run("version", "--kubeconfig", str(kubeconfig))
+    assert result.exit_code == 0 and "Server: not reachable (cannot reach" in result.stdout
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_drive_click_completion(shell: str) -> None:
+    result = run("completion", shell)
+    assert result.exit_code == 0
+    assert "_JWKSDEPLOY_COMPLETE" in result.stdout
+    assert run("completion", "tcsh").exit_code == 2
+
+
+def test_completion_completes_lazy_commands() -> None:
+    import os
+    import sys
+
+    env = {
+        **os.environ,
+        "_JWKSDEPLOY_COMPLETE": "bash_complete",
+        "COMP_WORDS": "jwksdeploy ver",
+        "COMP_CWORD": "1",
+    }
+    script = "from jwksdeploy.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["plain,verify", "plain,version"]
+
+
+RSA = str(REPO / "examples" / "jwks-rsa.json")
+
+
+def test_a_values_key_typo_names_the_nearest_key(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("replicaz: 2\n")
+    result = run("render", "-n", "a", "--jwks", RSA, "-f", str(values))
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "unknown key 'replicaz'" in result.stderr
+    assert result.stderr.rstrip().endswith("Did you mean 'replicas'?")
+
+
+def test_a_set_name_typo_names_the_nearest_flag() -> None:
+    result = run("render", "-n", "a", "--jwks", RSA, "--set", "replicaz=2")
+    assert result.exit_code == 3
+    assert result.stderr.rstrip().endswith("Did you mean 'replicas'?")
+
+
+def test_set_takes_commas_as_helm_does() -> None:
+    import yaml
+
+    result = run("render", "-n", "a", "--jwks", RSA, "--set", "replicas=3,port=9000")
+    assert result.exit_code == 0, result.stderr
+    objects = {o["kind"]: o for o in yaml.safe_load_all(result.stdout)}
+    assert objects["Deployment"]["spec"]["replicas"] == 3
+    assert objects["Service"]["spec"]["ports"][0]["port"] == 9000
+    escaped = run("render", "-n", "a", "--jwks", RSA, "--set", r"annotation=a=x\,y")
+    objects = {o["kind"]: o for o in yaml.safe_load_all(escaped.stdout)}
+    assert objects["Deployment"]["metadata"]["annotations"]["a"] == "x,y"
+    assert run("render", "-n", "a", "--jwks", RSA, "--set", "replicas=3,9").exit_code == 3
+
+
+def test_render_f_with_a_jwks_hints_at_jwks() -> None:
+    result = run("render", "-n", "a", "-f", RSA)
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "is a JWKS" in result.stderr and "--jwks" in result.stderr

@@ -93,7 +93,10 @@ VOCABULARY: dict[str, Concept] = {
 
 
 class SuggestingGroup(click.Group):
-    """A group that answers a mistyped command with the nearest one (`gatway` -> `gateway`)."""
+    """A group that answers a mistyped command with the nearest one (`gatway` -> `gateway`),
+    or with ours for another tool's name of it (`habits`: Helm's `template` -> `render`)."""
+
+    habits: dict[str, str] = {}  # noqa: RUF012 - read only
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -103,6 +106,8 @@ class SuggestingGroup(click.Group):
             import difflib
 
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if name in self.habits:
+                close = [self.habits[name]]
             hint = f" Did you mean {close[0]!r}?" if close else ""
             ctx.fail(f"No such command {name!r}.{hint} `{ctx.command_path} --help` lists them.")
         found = super().resolve_command(ctx, args)
@@ -333,7 +338,7 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
         for opt in [*param.opts, *param.secondary_opts]
         if opt.startswith("--") and param.name not in ("set", "values_file")
     }
-    for item in sets:
+    for item in (one for given in sets for one in split_set(given)):
         key, sep, value = item.partition("=")
         flag = "--" + key.strip().replace("_", "-")
         param = by_flag.get(flag)
@@ -342,6 +347,7 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
             raise InputError(
                 f"--set {item!r}: expected NAME=VALUE with NAME a long flag of this command "
                 f"({', '.join(names)})."
+                + (nearest_hint(key.strip().replace("_", "-"), names) if sep else "")
             )
         if param.name not in params:
             continue
@@ -365,6 +371,20 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
                 f"{flag} was given both as a flag and as --set {key}=...; keep one of the two."
             )
         params[param.name] = converted
+
+
+def split_set(given: str) -> list[str]:
+    """One --set as Helm reads it: `a=1,b=2` is two values; `\\,` is a comma in a value."""
+    parts = re.split(r"(?<!\\),", given)
+    return [part.replace("\\,", ",") for part in parts]
+
+
+def nearest_hint(name: str, known: Sequence[str]) -> str:
+    """` Did you mean 'replicas'?` for a typo'd name, else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def cluster_options(command: F) -> F:
