@@ -20,6 +20,7 @@ from .common import (
     url_lookup_options,
     vocab_option,
 )
+from .through import through_options
 
 
 class TokenGroup(SuggestingGroup):
@@ -240,6 +241,7 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     metavar="PEM",
     help="Trust only this CA for an https URL.  [default: the system trust store]",
 )
+@through_options
 @vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(
     url: str | None,
@@ -255,6 +257,8 @@ def verify_command(
     leeway: str,
     timeout: str,
     ca_file: str | None,
+    through: str | None,
+    through_private: str,
     output: str,
 ) -> None:
     """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
@@ -272,6 +276,14 @@ def verify_command(
 
     seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
+    if through is not None:
+        from .through import check_through
+
+        given = {"--url": url, "--namespace": namespace, "--token": token, "--jwks": local_path}
+        others = [flag for flag, value in given.items() if value is not None]
+        trust = tls_context(ca_file) if through.startswith("https:") or ca_file else None
+        check_through(through, through_private, iss, aud, seconds, trust, output, others)
+        return
     if token == "-":
         token = sys.stdin.buffer.readline(MAX_TOKEN_CHARS + 1).decode("utf-8", "replace").strip()
         if not token:
