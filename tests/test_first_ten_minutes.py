@@ -328,3 +328,46 @@ def test_render_f_with_a_jwks_hints_at_jwks() -> None:
     result = run("render", "-n", "a", "-f", RSA)
     assert result.exit_code == 3 and result.stdout == ""
     assert "is a JWKS" in result.stderr and "--jwks" in result.stderr
+
+
+# --- examples in --help -----------------------------------------------------------------------
+
+EXAMPLED = ["render", "apply", "gateway", "token", "verify", "jwks generate", "serve", "rotate"]
+
+
+def _parse(line: str) -> None:
+    """Parse a `jwksdeploy ...` command line with Click (not run: some need a cluster)."""
+    import shlex
+
+    args = shlex.split(line)[1:]
+    group: click.Command = cli
+    context = click.Context(cli, info_name="jwksdeploy")
+    while isinstance(group, click.Group) and args and not args[0].startswith("-"):
+        found = group.get_command(context, args[0])
+        assert found is not None, line
+        context = click.Context(found, parent=context, info_name=args[0])
+        group, args = found, args[1:]
+    group.make_context(str(context.info_name), list(args), parent=context.parent)
+
+
+@pytest.mark.parametrize("name", EXAMPLED)
+def test_help_ends_with_examples_that_parse(name: str) -> None:
+    result = run(*name.split(), "--help")
+    assert result.exit_code == 0
+    examples = result.stdout.split("\n  Examples:\n")[1].splitlines()
+    commands = [re.sub(r"^.*\$\(|\)$", "", line.strip()) for line in examples]
+    commands = [c for c in commands if c.startswith("jwksdeploy ")]
+    assert len(commands) >= 2, result.stdout
+    for command in commands:
+        assert command.startswith(f"jwksdeploy {name.split()[0]}"), command
+        _parse(command)
+
+
+def test_serve_does_not_default_to_kubectls_port() -> None:
+    help_text = run("serve", "--help").stdout
+    assert "Not 8080" in " ".join(help_text.split())  # says why not kubectl's port
+    context = click.Context(cli)
+    serve = cli.get_command(context, "serve")
+    assert serve is not None
+    port = next(p for p in serve.params if p.name == "port")
+    assert port.default == 8099

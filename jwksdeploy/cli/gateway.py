@@ -18,6 +18,7 @@ from .common import (
     url_lookup_options,
     vocab_option,
 )
+from .examples import EPILOGS
 
 # What `gateway.build` knows; kept here so --help need not import the gateway module
 # (tests/test_gateway.py checks the two agree).
@@ -255,7 +256,7 @@ POLICY_PARAMS = (
 URL_FROM = ("service", "node-port")
 
 
-@click.command("gateway")
+@click.command("gateway", epilog=EPILOGS["gateway"])
 @vocab_option(
     "provider", required=True, type=click.Choice(PROVIDERS), help="The gateway to configure."
 )

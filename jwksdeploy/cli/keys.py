@@ -21,6 +21,7 @@ from .common import (
     stack_options,
     vocab_option,
 )
+from .examples import EPILOGS
 
 
 @click.group("jwks", cls=SuggestingGroup)
@@ -107,7 +108,7 @@ def _oct_notice(public_path: str) -> None:
     )
 
 
-@jwks_group.command("generate")
+@jwks_group.command("generate", epilog=EPILOGS["jwks generate"])
 @key_type_options
 @click.option(
     "--use", type=click.Choice(["sig"]), default="sig", show_default=True, help="Key use."

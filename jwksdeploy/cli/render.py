@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .common import F, apply_set_values, echo, stack_options, vocab_option
+from .examples import EPILOGS
 
 
 class ShortOptionsCommand(click.Command):
@@ -203,7 +204,7 @@ def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
     return namespace
 
 
-@click.command("render", cls=ShortOptionsCommand)
+@click.command("render", cls=ShortOptionsCommand, epilog=EPILOGS["render"])
 @render_options
 @vocab_option(
     "output",

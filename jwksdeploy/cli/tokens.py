@@ -20,6 +20,7 @@ from .common import (
     url_lookup_options,
     vocab_option,
 )
+from .examples import EPILOGS
 from .through import through_options
 
 
@@ -37,6 +38,7 @@ class TokenGroup(SuggestingGroup):
     cls=TokenGroup,
     invoke_without_command=True,
     subcommand_metavar="[inspect TOKEN]",
+    epilog=EPILOGS["token"],
 )
 @vocab_option(
     "private",
@@ -194,7 +196,7 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     )
 
 
-@click.command("verify")
+@click.command("verify", epilog=EPILOGS["verify"])
 @url_lookup_options()
 @vocab_option(
     "jwks",
