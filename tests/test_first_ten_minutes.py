@@ -371,3 +371,51 @@ def test_serve_does_not_default_to_kubectls_port() -> None:
     assert serve is not None
     port = next(p for p in serve.params if p.name == "port")
     assert port.default == 8099
+
+
+# --- the README tutorial, run as written ------------------------------------------------------
+
+
+def _tutorial_script() -> str:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- tutorial: no cluster -->\n```sh\n")[1].split("```")[0]
+    return block
+
+
+@needs_git
+def test_the_readme_tutorial_runs_without_a_cluster(tmp_path: Path) -> None:
+    """In a fresh clone's shape (a git work tree with the repository's .gitignore), with the
+    venv's bin on PATH as `source .venv/bin/activate` puts it; everything on 127.0.0.1."""
+    import os
+    import sys
+
+    script = _tutorial_script()
+    for step in (
+        "jwks generate",
+        "serve --port 0",
+        "token inspect",
+        "verify --jwks",
+        "verify --through",
+        "gateway --provider istio --url-from service",
+    ):
+        assert f"jwksdeploy {step}" in script, step
+    clone = tmp_path / "clone"
+    _git_init(clone)
+    shutil.copy(REPO / ".gitignore", clone / ".gitignore")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    guarded = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
+    done = subprocess.run(
+        ["bash", "-c", guarded], cwd=clone, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "unverified" in done.stdout  # token inspect
+    assert "ok: token verified" in done.stdout
+    assert "ok: valid token: expected passed (2xx), got 200" in done.stdout
+    assert "127.0.0.1" in (clone / "serve.log").read_text()
+    policy = (clone / "jwt.yaml").read_text()
+    assert "kind: RequestAuthentication" in policy
+    assert "remote-jwks-go.envoy-yang.svc.cluster.local" in policy
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert "private" not in status.stdout  # the key stays out of `git add -A`
