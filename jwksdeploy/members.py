@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +48,8 @@ def _go_fold(text: str) -> str:
 
 
 def _nfkc(text: str) -> str:
+    import unicodedata  # only for member names that are not plain ASCII
+
     return unicodedata.normalize("NFKC", text)
 
 

@@ -193,7 +193,7 @@ def from_json(text: str, source: str) -> State:
     windows = {}
     for name in ("cacheWindowSeconds", "maxTokenTtlSeconds"):
         value = document.get(name)
-        # The flags' bound (settings.MAX_DURATION_SECONDS): a longer window overflows a date.
+        # The flags' bound (durations.MAX_DURATION_SECONDS): a longer window overflows a date.
         if (
             not isinstance(value, int | float)
             or isinstance(value, bool)

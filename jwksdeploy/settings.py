@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .durations import MAX_DURATION_SECONDS as MAX_DURATION_SECONDS
-from .durations import parse_duration as parse_duration
 from .errors import InputError
 
 DEFAULT_NAME = "remote-jwks-go"
@@ -575,3 +573,11 @@ def _node_port_range(value: object) -> tuple[int, int]:
     if not 1 <= low <= high <= 65535:
         raise _fail("--node-port-range", value, "it must be an ascending range of ports", "")
     return low, high
+
+
+def parse_duration(text: str, what: str) -> float:
+    """durations.parse_duration, imported when a duration is read: `render` reads none, and
+    the exact reader's fractions/decimal are not worth loading for it."""
+    from .durations import parse_duration as exact
+
+    return exact(text, what)

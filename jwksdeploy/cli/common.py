@@ -30,6 +30,11 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True, data: str | None
 _JSON_CONTROLS = re.compile(r"[\x7f-\x9f]")  # JSON escapes C0 itself; these only sit in strings
 
 
+def examples(*lines: str) -> str:
+    """A click epilog of examples: `\\b` keeps the lines as typed; comments start with '#'."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def echo_status(line: str | None) -> None:
     """On a terminal: rewrite the one status line in place (None: erase it)."""
     shown = "" if line is None else terminal_text(line)

@@ -1,25 +1,12 @@
-"""The examples each command's --help ends with (kubectl's and Helm's habit). A test parses
-every line, so an example can never name a flag that does not exist."""
+"""The examples each command's --help ends with (kubectl's and Helm's habit); render's sit in
+cli/render.py, so `--help` imports nothing more. A test parses every line, so an example can
+never name a flag that does not exist."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-
-def examples(*lines: str | Sequence[str]) -> str:
-    """A click epilog: `\\b` keeps the lines as typed; a comment line starts with '#'."""
-    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
-
+from .common import examples
 
 EPILOGS = {
-    "render": examples(
-        "# the manifests for namespace envoy-yang, from jwks.json",
-        "jwksdeploy render -n envoy-yang --jwks jwks.json",
-        "# from a values file, one value overridden, Helm's way",
-        "jwksdeploy render -f values.yaml --set replicas=2,port=9000",
-        "# one file per object under a folder, for GitOps",
-        "jwksdeploy render -n envoy-yang --jwks jwks.json --output-dir deploy --strict",
-    ),
     "apply": examples(
         "jwksdeploy apply -n envoy-yang --jwks jwks.json",
         "# what would change, without changing it",

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from .common import F, apply_set_values, echo, stack_options, vocab_option
-from .examples import EPILOGS
+from .common import F, apply_set_values, echo, examples, stack_options, vocab_option
 
 
 class ShortOptionsCommand(click.Command):
@@ -204,7 +203,17 @@ def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
     return namespace
 
 
-@click.command("render", cls=ShortOptionsCommand, epilog=EPILOGS["render"])
+RENDER_EXAMPLES = examples(
+    "# the manifests for namespace envoy-yang, from jwks.json",
+    "jwksdeploy render -n envoy-yang --jwks jwks.json",
+    "# from a values file, one value overridden, Helm's way",
+    "jwksdeploy render -f values.yaml --set replicas=2,port=9000",
+    "# one file per object under a folder, for GitOps",
+    "jwksdeploy render -n envoy-yang --jwks jwks.json --output-dir deploy --strict",
+)
+
+
+@click.command("render", cls=ShortOptionsCommand, epilog=RENDER_EXAMPLES)
 @render_options
 @vocab_option(
     "output",
