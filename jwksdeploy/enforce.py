@@ -11,11 +11,11 @@ from __future__ import annotations
 import http.client
 import ssl
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError, VerificationFailed
+from .errors import VerificationFailed
 
 REFUSED = (401, 403)
 # Far enough past exp for any gateway's clock skew allowance (Envoy's default is 60s).
@@ -183,13 +183,3 @@ def send_request(url: str, token: str | None, timeout: float, trust: ssl.SSLCont
         raise VerificationFailed(f"no answer from {url}: {text}") from None
     finally:
         connection.close()
-
-
-def refuse_mixed(given: Sequence[str]) -> None:
-    """--through mints and sends its own tokens; the flags of the other checks do not apply."""
-    if given:
-        raise InputError(
-            f"--through checks the gateway with tokens it mints itself, so {', '.join(given)} "
-            "does not apply. Run `jwksdeploy verify --through URL --private jwks.private.json` "
-            "alone, and the JWKS server check separately."
-        )

@@ -44,7 +44,7 @@ def check_through(
     11) naming every failing case unless all are right."""
     import time
 
-    from ..enforce import ThroughOptions, failure_message, refuse_mixed, run
+    from ..enforce import ThroughOptions, failure_message, run
     from ..errors import VerificationFailed
     from ..files import read_input
     from ..keys import parse_key_file
@@ -66,3 +66,15 @@ def check_through(
             echo(f"{verdict} {outcome.case}: expected {outcome.expected}, got {outcome.got}")
     if result.failing:
         raise VerificationFailed(failure_message(result))
+
+
+def refuse_mixed(given: list[str]) -> None:
+    """--through mints and sends its own tokens; the flags of the other checks do not apply."""
+    if given:
+        from ..errors import InputError
+
+        raise InputError(
+            f"--through checks the gateway with tokens it mints itself, so {', '.join(given)} "
+            "does not apply. Run `jwksdeploy verify --through URL --private jwks.private.json` "
+            "alone, and the JWKS server check separately."
+        )
