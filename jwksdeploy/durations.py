@@ -17,6 +17,8 @@ _NUMBER = r"[0-9]{1,12}(?:\.[0-9]{1,9})?"
 _PIECE = re.compile(rf"({_NUMBER})\s*(ms|s|m|h)")
 # A plain number of seconds, or one to four NUMBER UNIT pieces (1h30m15s500ms).
 _DURATION = re.compile(rf"\s*(?:({_NUMBER})|((?:{_NUMBER}\s*(?:ms|s|m|h)\s*){{1,4}}))\s*")
+# Go's time.ParseDuration also takes these; none of our targets goes below a millisecond.
+_BELOW_MILLISECONDS = re.compile(rf"\s*{_NUMBER}\s*(?:us|µs|μs|ns)\s*")
 _UNIT_SECONDS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 
 
@@ -24,6 +26,11 @@ def read_seconds(text: str, what: str) -> Fraction:
     """The duration `text` in seconds, exactly, before any bound; InputError naming `what`
     when it is not one."""
     match = _DURATION.fullmatch(text)
+    if not match and _BELOW_MILLISECONDS.fullmatch(text):
+        raise InputError(
+            f"{what} {text!r} is below a millisecond: durations here are at least 1ms, in "
+            "whole milliseconds (the finest unit is ms). Use a form like 1ms, 500ms or 2s."
+        )
     if not match:
         raise InputError(f"{what} {text!r} is not a duration. Use a form like 90s, 2m or 1h.")
     if match.group(1) is not None:

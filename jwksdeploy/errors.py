@@ -1,6 +1,6 @@
 """One exception tree; each class carries the exit code the CLI turns it into.
 
-The table in README.md ("Exit codes") is generated from EXIT_CODES below and checked
+The table in docs/reference.md ("Exit codes") is generated from EXIT_CODES below and checked
 by a test, so the two never drift.
 """
 

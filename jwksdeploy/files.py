@@ -6,9 +6,11 @@ import os
 import sys
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 MAX_INPUT_BYTES = 1 << 20  # a JWKS must fit a ConfigMap (1 MiB); no input of ours is larger
+# Inputs `jwksdeploy jwks generate` makes: a missing one says so.
+_KEY_FILES = ("JWKS file", "key file", "private key set")
 
 
 def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -29,8 +31,8 @@ def read_bounded(path: str, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     except FileNotFoundError:
         raise InputError(
             f"{what} {path!r} does not exist. Pass the right path, or create one with "
-            "`jwksdeploy jwks generate --out jwks.json`."
-            if what == "JWKS file"
+            "`jwksdeploy jwks generate` (it writes jwks.json and jwks.private.json)."
+            if what in _KEY_FILES
             else f"{what} {path!r} does not exist. Check the path."
         ) from None
     except IsADirectoryError:
@@ -65,3 +67,45 @@ def read_values(path: str) -> Any:
     from .safeyaml import load_yaml
 
     return load_yaml(read_input(path, "values file"), f"values file {path!r}", mode="values")
+
+
+def refuse_tracked_secret(path: str) -> None:
+    """Refuse to write a secret where git would track it (`git add -A` would commit it).
+
+    Asks git itself (`git check-ignore`), so every .gitignore, info/exclude and core.excludesFile
+    counts. No git, or not inside a work tree: nothing to refuse.
+    """
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None or path == "-":
+        return
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    while folder and not os.path.isdir(folder):  # the writer creates missing folders
+        folder = os.path.dirname(folder)
+    try:
+        inside = subprocess.run(
+            [git, "-C", folder, "rev-parse", "--is-inside-work-tree"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            return
+        ignored = subprocess.run(
+            [git, "-C", folder, "check-ignore", "-q", "--", target],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return  # git cannot answer; writing stays as safe as without git
+    if ignored.returncode == 1:  # 0: ignored; 128: git could not decide (outside the tree)
+        name = os.path.basename(target)
+        raise OutputError(
+            f"refusing to write {path!r}, which holds a private key: it is inside a git work "
+            "tree and not ignored, so `git add -A` would commit it. Ignore it first (`echo "
+            f"'{name}' >> .gitignore`), or write it outside the work tree (--private PATH; "
+            "--jwks PATH for an oct set). Nothing was written."
+        )

@@ -300,3 +300,22 @@ def run_status(cluster: Cluster, options: StatusOptions) -> StatusResult:
             )
         )
     return StatusResult(found, options.local_jwks_path)
+
+
+def server_version(
+    kubeconfig: str | None, context: str | None, timeout: float
+) -> tuple[Any, str | None]:
+    """The API server's /version document, or None and why not; never raises."""
+    from .errors import JwksDeployError
+    from .kube.client import connect
+
+    try:
+        cluster = connect(kubeconfig, context, timeout)
+    except JwksDeployError as exc:
+        return None, str(exc)
+    try:
+        return cluster.request("GET", "/version", what="the server version"), None
+    except JwksDeployError as exc:
+        return None, str(exc)
+    finally:
+        cluster.close()

@@ -163,7 +163,7 @@ def _lint_key(key: dict[str, Any], subject: str) -> list[Finding]:
                 subject,
                 f"contains private key material ({', '.join(map(shown, private))}). A JWKS "
                 "endpoint is public: publishing these lets anyone sign tokens. Deploy only the "
-                "public set: `jwksdeploy jwks public FILE --out public.json`.",
+                "public set: `jwksdeploy jwks public --private FILE --jwks public.json`.",
             )
         )
     ambiguous = [

@@ -217,7 +217,7 @@ def refuse_out_of_step(
         if not has_private_half(key):
             raise InputError(
                 f"the private set's {key_subject(key, index)} has no private half. Pass the "
-                "private key set (the file `jwks generate --private-out` wrote)."
+                "private key set (the file `jwksdeploy jwks generate --private PATH` wrote)."
             )
     if [public_members(key) for key in keys] == public["keys"]:
         return

@@ -187,13 +187,22 @@ def normalize_values(raw: object, source: str) -> dict[str, Any]:
             f"{source} must be a YAML mapping of flag names to values "
             "(for example `namespace: envoy-yang`)."
         )
+    if "keys" in raw and "keys" not in VALUE_KEYS:
+        raise InputError(
+            f"{source} is a JWKS (it has `keys`), not a values file: -f/--values takes Helm-style "
+            "values; pass the key set with --jwks instead (e.g. `jwksdeploy render --jwks "
+            "jwks.json -n NS`)."
+        )
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("_", "-")
         if name not in VALUE_KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(VALUE_KEYS), n=1)
             raise InputError(
                 f"{source} has an unknown key {key!r}. Allowed keys are the long flag names: "
-                f"{', '.join(VALUE_KEYS)}."
+                f"{', '.join(VALUE_KEYS)}." + (f" Did you mean {close[0]!r}?" if close else "")
             )
         values[name] = value
     return values

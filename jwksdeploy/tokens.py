@@ -108,7 +108,7 @@ def pick_signing_key(document: dict[str, Any], kid: str | None, source: str) -> 
     if not has_private_half(key):
         raise InputError(
             f"{key_subject(key, keys.index(key))} in {source} is a public key and cannot sign. "
-            "Pass the private key set (the file `jwksdeploy jwks generate --private-out` wrote)."
+            "Pass the private key set (the file `jwksdeploy jwks generate --private PATH` wrote)."
         )
     return key
 

@@ -12,7 +12,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite golden files (examples/rendered.yaml, tests/golden/*) from current output",
+        help="rewrite golden files (examples/rendered*.yaml, tests/golden/*) from current output",
     )
 
 

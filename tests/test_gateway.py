@@ -1203,7 +1203,7 @@ def test_envoy_gateway_is_not_said_to_check_the_jwks_host() -> None:
 
 
 def test_the_readme_shows_how_to_pin_envoy_gateway_s_jwks_server() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "reference.md").read_text()
     section = readme.split("### Who serves the keys")[1].split("\n### ")[0]
     envoy_gateway = section.split("- **Envoy Gateway**")[1]
     assert "no SAN matcher" in envoy_gateway or "checks no name" in envoy_gateway

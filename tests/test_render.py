@@ -71,13 +71,13 @@ def test_defaults_match_the_source_document() -> None:
 
 
 def test_golden_file_matches(update_golden: bool) -> None:
-    golden = EXAMPLES / "rendered.yaml"
+    golden = EXAMPLES / "rendered-source.yaml"
     result = run(*GOLDEN_ARGS)
     assert result.exit_code == 0
     if update_golden:
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text(), (
-        "examples/rendered.yaml drifted; review and regenerate with "
+        "examples/rendered-source.yaml drifted; review and regenerate with "
         "`python -m pytest tests/test_render.py -k golden --update-golden`"
     )
 

@@ -57,7 +57,7 @@ def test_golden_file_per_preset(server: str, update_golden: bool) -> None:
 def test_the_default_preset_is_the_source_output_unchanged() -> None:
     args = ["render", "--jwks", str(EXAMPLES / "jwks.json"), "-n", "envoy-yang"]
     explicit = run(*args, "--server", "remote-jwks-go")
-    assert explicit.stdout == (EXAMPLES / "rendered.yaml").read_text()
+    assert explicit.stdout == (EXAMPLES / "rendered-source.yaml").read_text()
 
 
 @pytest.mark.parametrize("replicas", ["1", "2"])

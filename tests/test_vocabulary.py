@@ -298,7 +298,7 @@ def test_url_from_node_port_needs_the_port_and_an_address() -> None:
 
 
 def test_the_readme_concept_table_is_the_vocabulary() -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text()
+    readme = (EXAMPLES.parent / "docs" / "reference.md").read_text()
     block = readme.split("<!-- vocabulary:")[1].split("<!-- /vocabulary -->")[0]
     rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == len(VOCABULARY) + 1

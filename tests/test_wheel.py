@@ -37,7 +37,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (EXAMPLES / "rendered.yaml").read_text()
+    assert result.stdout == (EXAMPLES / "rendered-source.yaml").read_text()
     probe = subprocess.run(
         [str(python), "-c", "import jwksdeploy.render as r; print(r.template_dir())"],
         cwd=elsewhere,

@@ -23,6 +23,7 @@ from .render import render_command
 # cluster, key, token, gateway and rotate commands (nor their imports).
 LAZY_COMMANDS = {
     "apply": ("cluster", "apply"),
+    "completion": ("about", "completion_command"),
     "delete": ("cluster", "delete"),
     "diff": ("cluster", "diff_command"),
     "gateway": ("gateway", "gateway_command"),
@@ -33,12 +34,14 @@ LAZY_COMMANDS = {
     "token": ("tokens", "token_command"),
     "url": ("cluster", "url"),
     "verify": ("tokens", "verify_command"),
+    "version": ("about", "version_command"),
 }
 
 # What `jwksdeploy --help` lists for them, so listing does not import every command module
 # (the rotation and gateway code among them). A test holds these to the commands' own help.
 LAZY_HELP = {
     "apply": "Apply the rendered objects with server-side apply and print the JWKS URL.",
+    "completion": "Print the shell completion script for bash, zsh or fish (click's completion).",
     "delete": "Delete the objects jwksdeploy manages (matched by name and managed-by label).",
     "diff": "Show what `apply` would change: the API server's dry run against the live objects.",
     "gateway": "Print the gateway's JWT provider configuration, pointed at the deployed JWKS.",
@@ -51,6 +54,8 @@ LAZY_HELP = {
     "token": "Sign a test JWT with a private key and print it (stdout holds the token and "
     "nothing else).",
     "url": "Print the JWKS URL of what apply deployed.",
+    "version": "Print the versions of jwksdeploy, Python, the Kubernetes client and (when "
+    "reachable, within 3s) the API server. An unreachable cluster is reported, never an error.",
     "verify": "Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, "
     "optionally equal to a local file, and optionally that a token verifies against it as "
     "Envoy would.",
@@ -61,6 +66,8 @@ class _Cli(SuggestingGroup):
     """Maps the error tree to stderr and exit codes, and loads LAZY_COMMANDS on demand."""
 
     listing_help = False
+    # What Helm and kubectl users type, answered with ours.
+    habits = {"template": "render", "install": "apply", "upgrade": "apply", "uninstall": "delete"}  # noqa: RUF012
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self.listing_help = True  # click's own layout, over stand-ins that carry LAZY_HELP
@@ -118,7 +125,8 @@ def _message(exc: BaseException) -> str:
     from ..kubeconfig import scrub
 
     text = exc.report() if isinstance(exc, JwksDeployError) else str(exc)
-    return printable(scrub(text))
+    notes = getattr(exc, "__notes__", ())  # the fix a caller added (e.g. what works offline)
+    return printable(scrub(" ".join([text, *map(str, notes)])))
 
 
 @click.group(

@@ -31,6 +31,7 @@ from .common import (
     stack_options,
     vocab_option,
 )
+from .examples import EPILOGS
 from .gateway import PROVIDERS, policy_options, record_option
 from .render import load_render_inputs, print_findings, render_options
 
@@ -67,7 +68,7 @@ RECREATE = click.option(
 )
 
 
-@click.command("apply")
+@click.command("apply", epilog=EPILOGS["apply"])
 @render_options
 @cluster_options
 @click.option("--create-namespace", is_flag=True, help="Create the namespace if it is missing.")

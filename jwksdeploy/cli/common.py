@@ -30,6 +30,11 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True, data: str | None
 _JSON_CONTROLS = re.compile(r"[\x7f-\x9f]")  # JSON escapes C0 itself; these only sit in strings
 
 
+def examples(*lines: str) -> str:
+    """A click epilog of examples: `\\b` keeps the lines as typed; comments start with '#'."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def echo_status(line: str | None) -> None:
     """On a terminal: rewrite the one status line in place (None: erase it)."""
     shown = "" if line is None else terminal_text(line)
@@ -93,7 +98,10 @@ VOCABULARY: dict[str, Concept] = {
 
 
 class SuggestingGroup(click.Group):
-    """A group that answers a mistyped command with the nearest one (`gatway` -> `gateway`)."""
+    """A group that answers a mistyped command with the nearest one (`gatway` -> `gateway`),
+    or with ours for another tool's name of it (`habits`: Helm's `template` -> `render`)."""
+
+    habits: dict[str, str] = {}  # noqa: RUF012 - read only
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -103,6 +111,8 @@ class SuggestingGroup(click.Group):
             import difflib
 
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if name in self.habits:
+                close = [self.habits[name]]
             hint = f" Did you mean {close[0]!r}?" if close else ""
             ctx.fail(f"No such command {name!r}.{hint} `{ctx.command_path} --help` lists them.")
         found = super().resolve_command(ctx, args)
@@ -272,12 +282,28 @@ def resolve_url(
     if url is not None:
         return url
     from ..checks import check_dns1123_label, check_object_name
+    from ..errors import ClusterUnreachable
     from ..inspect import deployed_url
 
     check_dns1123_label("--namespace", str(namespace))
     check_object_name(instance)
-    cluster = connect_cluster(kubeconfig, context, timeout)
-    return deployed_url(cluster, str(namespace), instance, address)
+    try:
+        cluster = connect_cluster(kubeconfig, context, timeout)
+        return deployed_url(cluster, str(namespace), instance, address)
+    except ClusterUnreachable as exc:
+        ctx = click.get_current_context(silent=True)
+        exc.add_note(_OFFLINE_HINTS.get(ctx.info_name if ctx else None, _OFFLINE_HINTS[None]))
+        raise
+
+
+# What works without a cluster, said when -n could not reach one.
+_OFFLINE_HINTS: dict[str | None, str] = {
+    "gateway": "Without a cluster, --url URL or --url-from service -n NS (the in-cluster URL "
+    "the gateway will use) work offline.",
+    "verify": "Without a cluster, --url URL checks any JWKS server (e.g. `jwksdeploy serve`), "
+    "and --jwks FILE --token TOKEN verifies a token offline.",
+    None: "Without a cluster, pass --url URL instead of --namespace.",
+}
 
 
 def connect_cluster(kubeconfig: str | None, context: str | None, request_timeout: float) -> Any:
@@ -356,7 +382,7 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
         for opt in [*param.opts, *param.secondary_opts]
         if opt.startswith("--") and param.name not in ("set", "values_file")
     }
-    for item in sets:
+    for item in (one for given in sets for one in split_set(given)):
         key, sep, value = item.partition("=")
         flag = "--" + key.strip().replace("_", "-")
         param = by_flag.get(flag)
@@ -365,6 +391,7 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
             raise InputError(
                 f"--set {item!r}: expected NAME=VALUE with NAME a long flag of this command "
                 f"({', '.join(names)})."
+                + (nearest_hint(key.strip().replace("_", "-"), names) if sep else "")
             )
         if param.name not in params:
             continue
@@ -388,6 +415,20 @@ def apply_set_values(ctx: click.Context, params: dict[str, Any], sets: Sequence[
                 f"{flag} was given both as a flag and as --set {key}=...; keep one of the two."
             )
         params[param.name] = converted
+
+
+def split_set(given: str) -> list[str]:
+    """One --set as Helm reads it: `a=1,b=2` is two values; `\\,` is a comma in a value."""
+    parts = re.split(r"(?<!\\),", given)
+    return [part.replace("\\,", ",") for part in parts]
+
+
+def nearest_hint(name: str, known: Sequence[str]) -> str:
+    """` Did you mean 'replicas'?` for a typo'd name, else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def cluster_options(command: F) -> F:

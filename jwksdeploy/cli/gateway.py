@@ -1,4 +1,4 @@
-"""`jwksdeploy gateway`, and the gateway flags `apply --gateway` shares with it.
+"""`jwksdeploy gateway`, and the gateway flags `apply --provider` shares with it.
 
 Parses, calls `gateway.build`, prints; warnings go to stderr, the configuration to stdout.
 """
@@ -18,6 +18,7 @@ from .common import (
     url_lookup_options,
     vocab_option,
 )
+from .examples import EPILOGS
 
 # What `gateway.build` knows; kept here so --help need not import the gateway module
 # (tests/test_gateway.py checks the two agree).
@@ -245,7 +246,7 @@ POLICY_PARAMS = (
 URL_FROM = ("service", "node-port")
 
 
-@click.command("gateway")
+@click.command("gateway", epilog=EPILOGS["gateway"])
 @vocab_option(
     "provider", required=True, type=click.Choice(PROVIDERS), help="The gateway to configure."
 )

@@ -20,6 +20,7 @@ from .common import (
     stack_options,
     vocab_option,
 )
+from .examples import EPILOGS
 
 
 @click.group("jwks", cls=SuggestingGroup)
@@ -81,7 +82,7 @@ def _oct_notice(public_path: str) -> None:
     )
 
 
-@jwks_group.command("generate")
+@jwks_group.command("generate", epilog=EPILOGS["jwks generate"])
 @key_type_options
 @click.option(
     "--use", type=click.Choice(["sig"]), default="sig", show_default=True, help="Key use."
@@ -172,7 +173,7 @@ def _rotate(
     keep: int | None,
     force: bool,
 ) -> None:
-    """`jwks rotate` and `generate --add-to`: `rotate start --local`, with --keep and --out."""
+    """`jwks rotate` and `generate --add-to`: `rotate start --local`, with --keep and --jwks."""
     from ..rotate import StepOptions, run
     from ..rotate_session import RotateOptions
 

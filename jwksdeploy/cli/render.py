@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import F, apply_set_values, echo, stack_options, vocab_option
+from .common import F, apply_set_values, echo, examples, stack_options, vocab_option
 
 
 class ShortOptionsCommand(click.Command):
@@ -195,7 +195,7 @@ def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
 
     namespace = default_namespace(kubeconfig, context)
     if not os.environ.get("JWKSDEPLOY_NAMESPACE") and namespace_of(kubeconfig, context):
-        which = f"context {context!r}" if context else "the current context"
+        which = f"context {context!r}" if context else "current context"
         echo(
             f"note: namespace {namespace!r} comes from the kubeconfig's {which}; pass -n to "
             "make the output independent of it.",
@@ -204,7 +204,17 @@ def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
     return namespace
 
 
-@click.command("render", cls=ShortOptionsCommand)
+RENDER_EXAMPLES = examples(
+    "# the manifests for namespace envoy-yang, from jwks.json",
+    "jwksdeploy render -n envoy-yang --jwks jwks.json",
+    "# from a values file, one value overridden, Helm's way",
+    "jwksdeploy render -f values.yaml --set replicas=2,port=9000",
+    "# one file per object under a folder, for GitOps",
+    "jwksdeploy render -n envoy-yang --jwks jwks.json --output-dir deploy --strict",
+)
+
+
+@click.command("render", cls=ShortOptionsCommand, epilog=RENDER_EXAMPLES)
 @render_options
 @vocab_option(
     "output",

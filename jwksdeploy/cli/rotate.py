@@ -24,6 +24,7 @@ from .common import (
     stack_options,
     vocab_option,
 )
+from .examples import EPILOGS
 from .keys import key_type_options
 from .render import render_options
 
@@ -101,7 +102,7 @@ def step_options(command: Any) -> Any:
     return shared_options(stack_options(command, options))
 
 
-@click.group("rotate")
+@click.group("rotate", epilog=EPILOGS["rotate"])
 def rotate_group() -> None:
     """Rotate signing keys without an outage: start, promote, finish (or `run` from a CronJob).
 

@@ -10,9 +10,14 @@ import sys
 import click
 
 from .common import DEFAULT_PUBLIC, echo, vocab_option
+from .examples import EPILOGS
+
+# Off 8080 (kubectl's address when it has no kubeconfig) and off well-known ports (8089:
+# Splunk, 8090: Confluence), so a local `serve &` never answers another tool.
+SERVE_PORT = 8099
 
 
-@click.command("serve")
+@click.command("serve", epilog=EPILOGS["serve"])
 @vocab_option("jwks", "path", default=DEFAULT_PUBLIC, show_default=True, metavar="PATH")
 @vocab_option(
     "listen",
@@ -25,11 +30,11 @@ from .common import DEFAULT_PUBLIC, echo, vocab_option
 )
 @vocab_option(
     "port",
-    default=8080,
+    default=SERVE_PORT,
     show_default=True,
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="0 picks a free port.",
+    help="0 picks a free port. Not 8080: that is where kubectl looks without a kubeconfig.",
 )
 @click.option(
     "--max-age",

@@ -21,6 +21,8 @@ from .common import (
     url_lookup_options,
     vocab_option,
 )
+from .examples import EPILOGS
+from .through import through_options
 
 
 class TokenGroup(SuggestingGroup):
@@ -37,6 +39,7 @@ class TokenGroup(SuggestingGroup):
     cls=TokenGroup,
     invoke_without_command=True,
     subcommand_metavar="[inspect TOKEN]",
+    epilog=EPILOGS["token"],
 )
 @vocab_option(
     "private",
@@ -183,7 +186,7 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     )
 
 
-@click.command("verify")
+@click.command("verify", epilog=EPILOGS["verify"])
 @url_lookup_options()
 @vocab_option(
     "jwks",
@@ -230,6 +233,7 @@ def token_inspect(token: str, local_path: str | None, output: str) -> None:
     metavar="PEM",
     help="Trust only this CA for an https URL.  [default: the system trust store]",
 )
+@through_options
 @vocab_option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(
     url: str | None,
@@ -245,6 +249,8 @@ def verify_command(
     leeway: str,
     timeout: str,
     ca_file: str | None,
+    through: str | None,
+    through_private: str,
     output: str,
 ) -> None:
     """Check a live JWKS server: `/` answers success, `/jwks` is a clean JWKS, optionally equal
@@ -256,6 +262,15 @@ def verify_command(
 
     seconds = parse_duration(timeout, "--request-timeout")
     skew = int(parse_duration(leeway, "--leeway"))
+    if through is not None:
+        from ..probe import tls_context
+        from .through import check_through
+
+        given = {"--url": url, "--namespace": namespace, "--token": token, "--jwks": local_path}
+        others = [flag for flag, value in given.items() if value is not None]
+        trust = tls_context(ca_file) if through.startswith("https:") or ca_file else None
+        check_through(through, through_private, iss, aud, seconds, trust, output, others)
+        return
     if token == "-":
         token = token_from_stdin(sys.stdin.buffer)
     options = VerifyOptions(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..errors import OutputError
+from ..files import refuse_tracked_secret
 from .atomic import DIR_FLAGS, Change, ChangeFailed, apply_changes, check_path_text, locked
 
 
@@ -84,6 +85,8 @@ def write_files(outputs: Sequence[OutputFile], force: bool) -> None:
                     + ". Pass --force to overwrite it, or choose another path. Nothing was "
                     "written."
                 )
+            if output.secret:
+                refuse_tracked_secret(output.path)
         changes = [
             Change(
                 os.path.abspath(output.path),
