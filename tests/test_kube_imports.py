@@ -142,3 +142,31 @@ def test_the_deferred_package_is_whole_for_whoever_asks_it_for_more(tmp_path: Pa
     first, second = result.stdout.splitlines()
     assert first.startswith("37.") and first.endswith(" True Watch"), first
     assert second == "ApiClient http://127.0.0.1:9"
+
+
+@pytest.mark.cluster
+@pytest.mark.emulator_only
+def test_an_auth_provider_user_still_goes_through_the_official_loader(
+    kube: Kube, tmp_path: Path
+) -> None:
+    """gcp and oidc need the client's OAuth code: such a user is loaded by the official
+    loader, whose oidc id-token is what reaches the server."""
+    import base64
+
+    assert kube.emulator is not None
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": 4102444800}).encode()).decode()
+    id_token = f"eyJhbGciOiJub25lIn0.{payload.rstrip('=')}.c2ln"
+    document = json.loads(Path(kube.kubeconfig).read_text())
+    provider = {"name": "oidc", "config": {"id-token": id_token, "idp-issuer-url": "x"}}
+    document["users"][0]["user"] = {"auth-provider": provider}
+    path = tmp_path / "kubeconfig-oidc"
+    path.write_text(json.dumps(document))
+    previous, kube.emulator.token = kube.emulator.token, id_token
+    try:
+        modules, result = loaded_by(
+            "url", "-n", kube.namespace, "--kubeconfig", str(path), cwd=tmp_path
+        )
+    finally:
+        kube.emulator.token = previous
+    assert "Unauthorized" not in result.stderr, result.stderr
+    assert "kubernetes.config.kube_config" in modules
