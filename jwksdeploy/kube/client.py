@@ -1,22 +1,19 @@
 """The only module that talks to Kubernetes, through the official `kubernetes` client.
 
-The client is imported lazily (it costs more than everything else together), and we call
-its ApiClient directly with the typed API paths instead of importing the generated
-CoreV1Api/AppsV1Api modules: those take another ~1.3 s to import, and server-side apply is
-just a PATCH with `application/apply-patch+yaml`. Config loading, auth plugins, TLS and the
-connection pool are the client's own. Every answer that is not a success becomes one of our
-errors through `kube.errors.api_error`, one readable paragraph instead of headers and bodies.
+Only the client's Configuration, REST transport (urllib3, TLS, proxies) and exec plugin
+runner are imported, lazily and without the package's __init__ (which imports all of it):
+requests are plain JSON over typed API paths, server-side apply is a PATCH with
+`application/apply-patch+yaml`, and `kube.access` fills the Configuration from our own
+kubeconfig reader. Every answer that is not a success becomes one of our errors through
+`kube.errors.api_error`, one readable paragraph instead of headers and bodies.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +26,16 @@ from ..errors import (
     WatchExpired,
     WatchRefused,
 )
+from ..kubeconfig import Kubeconfig
 from ..terminal import printable
+from .access import (
+    PluginNode,
+    access_of,
+    configure,
+    defer_init,
+    private_folder,
+    route_client_logs,
+)
 from .errors import api_error, malformed, not_an_api
 from .resources import FIELD_MANAGER, resource_path
 from .stream import WatchStream
@@ -47,12 +53,14 @@ _Items = list[dict[str, Any]]  # a name of its own: Cluster.list shadows `list` 
 class Cluster:
     """A connection to one API server."""
 
-    api_client: Any
+    rest: Any  # kubernetes.client.rest.RESTClientObject
+    configuration: Any  # kubernetes.client.configuration.Configuration
     server: str
     request_timeout: float = 30.0
     warnings: list[str] = field(default_factory=list)
     insecure: bool = False  # the kubeconfig skips TLS verification
     field_manager: str = FIELD_MANAGER  # apply --field-manager
+    user_agent: str = "jwksdeploy"
     _nodes: _Items | None = field(default=None, repr=False)
     _nodes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -93,7 +101,7 @@ class Cluster:
                 "Check that the cluster is running and that --kubeconfig/--context point at it."
             ) from None
         except JwksDeployError:
-            raise  # no credentials to send (_serialize)
+            raise  # no credentials to send (_authorization)
         except Exception as exc:  # the client wraps TLS failures in ApiException(status=0)
             raise ClusterUnreachable(
                 f"cannot talk to the API server at {self.server}: "
@@ -127,45 +135,45 @@ class Cluster:
         body: Any = None,
         content_type: str | None = None,
     ) -> Any:
-        """The one HTTP call through the client: its response, unread; the transport's
-        failures are raised as they come, for the caller to name."""
-        headers = {"Accept": "application/json"}
+        """The one HTTP call through the client's REST transport: its response, unread; the
+        transport's failures are raised as they come, for the caller to name."""
+        from urllib.parse import quote
+
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if content_type:
             headers["Content-Type"] = content_type
-        _, url, header_params, serialized, _ = self._serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-        )
-        return self.api_client.call_api(
-            method, url, header_params=header_params, body=serialized, _request_timeout=timeout
-        )
+        authorization = self._authorization()
+        if authorization:
+            headers["authorization"] = authorization
+        url = self.configuration.host + path
+        if query:
+            url += "?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
+        return self.rest.request(method, url, headers=headers, body=body, _request_timeout=timeout)
 
-    def _serialize(self, **request: Any) -> Any:
-        """The client's request parts; building them may run an exec plugin or refresh a
-        token (the client's refresh hook), which raises whatever it meets."""
+    def _authorization(self) -> str | None:
+        """The credential to send; getting it may run an exec plugin again (the refresh
+        hook, when its token expires), which raises whatever it meets."""
         try:
-            return self.api_client.param_serialize(**request, auth_settings=["BearerToken"])
+            value = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         except Exception as exc:
             raise ClusterUnreachable(
                 f"cannot get credentials for the API server at {self.server}: "
                 f"{self._client_text(exc)}. Check the user of the kubeconfig's context."
             ) from None
+        return str(value) if value else None
 
     def _client_text(self, problem: object) -> str:
         """The first line of a client exception's text, scrubbed of the kubeconfig's secrets
         and of the credentials the client sends (an exec plugin's token is in no file)."""
         from ..kubeconfig import scrub
 
-        sent = [str(v) for v in self.api_client.configuration.api_key.values() if v]
+        sent = [str(v) for v in self.configuration.api_key.values() if v]
         lines = str(problem).splitlines()
         return scrub(lines[0] if lines else type(problem).__name__, sent)
 
     def close(self) -> None:
         """Close the pooled connections now, not when the garbage collector gets to them."""
-        self.api_client.rest_client.pool_manager.clear()
+        self.rest.pool_manager.clear()
 
     def malformed_answer(self, method: str, path: str, reason: str) -> ClusterUnreachable:
         return malformed(self.server, method, path, reason)
@@ -331,61 +339,13 @@ class Cluster:
         return True
 
 
-class _ClientLog(logging.Handler):
-    """The client logs exec-plugin failures with logging.error(), whose first call would
-    install a root handler printing every library's records raw (with the plugin's stderr,
-    arguments and tokens). This handler is installed first: it shows the client's own errors
-    as one scrubbed line and drops everything else."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name != "root" or record.levelno < logging.ERROR:
-            return
-        from ..kubeconfig import scrub
-
-        text = printable(scrub(record.getMessage()))
-        sys.stderr.write(f"warning: the Kubernetes client says: {text}\n")
-
-
-def _route_client_logs() -> None:
-    root = logging.getLogger()
-    if not any(isinstance(handler, _ClientLog) for handler in root.handlers):
-        root.addHandler(_ClientLog())
-
-
-@contextlib.contextmanager
-def _private_folder() -> Iterator[str]:
-    """A folder only we can read, for the files the client writes from the kubeconfig's
-    inlined data (the client key among them); removed when the block ends, also on SIGTERM
-    (a CI timeout), which Python would otherwise end without running this `finally`."""
-    import shutil
-    import signal
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="jwksdeploy-kubeconfig-")
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main else None
-
-    def terminated(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    if in_main:
-        signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def _context_shown(loaded: Any) -> str:
     return repr(loaded.context) if loaded is not None else "(service account)"
 
 
-def _tls_in_memory(api_client: Any, configuration: Any) -> None:
-    """Load the CA, client certificate and key the client wrote into files into one SSL
-    context now, so the files can go at once: urllib3 would re-read them at every new
-    connection, and the client removes them only at a normal exit."""
+def _tls_in_memory(rest: Any, configuration: Any) -> None:
+    """Load the CA, client certificate and key written into files into one SSL context now,
+    so the files can go at once: urllib3 would re-read them at every new connection."""
     if not (configuration.cert_file or configuration.ssl_ca_cert):
         return
     from urllib3.util.ssl_ import create_urllib3_context
@@ -398,40 +358,73 @@ def _tls_in_memory(api_client: Any, configuration: Any) -> None:
             tls.load_default_certs()
     if configuration.cert_file:
         tls.load_cert_chain(configuration.cert_file, configuration.key_file)
-    api_client.rest_client.pool_manager.connection_pool_kw.update(
+    rest.pool_manager.connection_pool_kw.update(
         ssl_context=tls, ca_certs=None, cert_file=None, key_file=None
+    )
+
+
+def _client_modules() -> tuple[Any, Any]:
+    """The official client's Configuration and REST transport modules, and nothing else of
+    it (no generated API or model, no pydantic: answers are read as plain JSON)."""
+    defer_init("kubernetes")
+    import kubernetes.client.configuration as configuration
+    import kubernetes.client.rest as rest
+
+    return configuration, rest
+
+
+def _run_exec_plugin(exec_config: dict[str, Any], cluster: dict[str, Any]) -> Any:
+    """The status an exec credential plugin returns, through the client's own ExecProvider."""
+    defer_init("kubernetes")
+    defer_init("kubernetes.config")
+    from kubernetes.config.exec_provider import ExecProvider
+
+    return ExecProvider(PluginNode(exec_config), None, PluginNode(cluster)).run()
+
+
+def _load_with_official_loader(configuration: Any, loaded: Kubeconfig, folder: str) -> None:
+    """An auth-provider (gcp, oidc) user: the official loader, which speaks OAuth."""
+    from kubernetes import config
+
+    config.load_kube_config_from_dict(
+        loaded.document,
+        context=loaded.context,
+        client_configuration=configuration,
+        persist_config=False,
+        temp_file_path=folder,
     )
 
 
 def connect(
     kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0
 ) -> Cluster:
-    """An ApiClient from --kubeconfig, $KUBECONFIG (merged like kubectl) or ~/.kube/config, or
-    the in-cluster service account when none of those exist and we run in a pod.
+    """The client's transport from --kubeconfig, $KUBECONFIG (merged like kubectl) or
+    ~/.kube/config, or the in-cluster service account when none of those exist and we run in
+    a pod.
 
     The kubeconfig files are read and checked by `kubeconfig.load` (bounded, safe YAML, the
     files they name inlined); whatever the client still raises while loading becomes one
     ClusterUnreachable sentence with no token or key in it."""
-    from kubernetes import client, config
-
     from .. import kubeconfig as kubeconfigs
 
     loaded = kubeconfigs.load(kubeconfig, context)
-    _route_client_logs()
-    configuration = client.Configuration()
+    route_client_logs()
+    configuration_module, rest_module = _client_modules()
+    configuration = configuration_module.Configuration()
     secrets = loaded.secrets() if loaded else []
-    with _private_folder() as folder:
+    with private_folder() as folder:
         try:
             if loaded is not None:
-                config.load_kube_config_from_dict(
-                    loaded.document,
-                    context=loaded.context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                    temp_file_path=folder,
-                )
+                access = access_of(loaded)
+                if access.auth_provider:
+                    _load_with_official_loader(configuration, loaded, folder)
+                else:
+                    configure(configuration, access, folder, _run_exec_plugin)
             elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_incluster_config(client_configuration=configuration)
+                defer_init("kubernetes.config")
+                from kubernetes.config.incluster_config import load_incluster_config
+
+                load_incluster_config(client_configuration=configuration)
             else:
                 looked = os.environ.get("KUBECONFIG") or "~/.kube/config"
                 raise ClusterUnreachable(
@@ -440,13 +433,13 @@ def connect(
                 )
         except JwksDeployError:
             raise
-        except config.ConfigException as exc:
-            text = kubeconfigs.scrub(str(exc).splitlines()[0] if str(exc) else "", secrets)
-            raise ClusterUnreachable(
-                f"cannot use the kubeconfig: {text}. Check --kubeconfig and --context "
-                "(`kubectl config get-contexts` lists them)."
-            ) from None
         except Exception as exc:  # the client's parsing raises whatever it meets
+            if type(exc).__name__ == "ConfigException":
+                text = kubeconfigs.scrub(str(exc).splitlines()[0] if str(exc) else "", secrets)
+                raise ClusterUnreachable(
+                    f"cannot use the kubeconfig: {text}. Check --kubeconfig and --context "
+                    "(`kubectl config get-contexts` lists them)."
+                ) from None
             raise ClusterUnreachable(
                 f"cannot use the kubeconfig ({type(exc).__name__} while reading its "
                 f"{'context ' + repr(loaded.context) if loaded else 'service account'}). Check the "
@@ -470,9 +463,9 @@ def connect(
 
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         try:
-            api_client = client.ApiClient(configuration)
+            rest = rest_module.RESTClientObject(configuration)
             if loaded is not None:
-                _tls_in_memory(api_client, configuration)
+                _tls_in_memory(rest, configuration)
         except Exception as exc:  # ssl.SSLError on a bad key or CA, urllib3's on a proxy
             raise ClusterUnreachable(
                 f"cannot use the certificates or proxy of the kubeconfig's context "
@@ -480,8 +473,11 @@ def connect(
                 "Check its certificate-authority, client-certificate, client-key and proxy-url."
             ) from None
     return Cluster(
-        api_client=api_client,
+        rest=rest,
+        configuration=configuration,
         server=kubeconfigs.scrub(host),  # shown in messages: no userinfo
         request_timeout=request_timeout,
         insecure=insecure,
+        # the official client's own User-Agent, as its ApiClient sends it
+        user_agent=f"OpenAPI-Generator/{sys.modules['kubernetes.client'].__version__}/python",
     )
