@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..terminal import printable
 from ..kubeconfig import Kubeconfig
+from ..terminal import printable
 
 # An exec plugin's run: (its kubeconfig entry, the cluster entry) -> its ExecCredential status.
 RunPlugin = Callable[[dict[str, Any], dict[str, Any]], Any]
