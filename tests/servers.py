@@ -103,11 +103,10 @@ def jwks_server(jwks_answer: bytes | Callable[[socket.socket], None]) -> Any:
     return raw_server(handler)
 
 
-def self_signed_tls() -> ssl.SSLContext:
-    """A server-side TLS context with a throwaway certificate for 127.0.0.1."""
+def self_signed_certificate(name: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a throwaway self-signed certificate for 127.0.0.1."""
     import datetime
     import ipaddress
-    import tempfile
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -115,12 +114,12 @@ def self_signed_tls() -> ssl.SSLContext:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
@@ -131,16 +130,21 @@ def self_signed_tls() -> ssl.SSLContext:
         )
         .sign(key, hashes.SHA256())
     )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def self_signed_tls() -> ssl.SSLContext:
+    """A server-side TLS context with a throwaway certificate for 127.0.0.1."""
+    import tempfile
+
+    certificate, key = self_signed_certificate("127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as folder:
         cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
-        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        cert_path.write_bytes(certificate)
+        key_path.write_bytes(key)
         context.load_cert_chain(cert_path, key_path)
     return context

@@ -23,6 +23,7 @@ from jwksdeploy.kube.views import check_object
 from .helpers import corrupt, key_pair_files, kubeconfig
 from .kube import Kube
 from .refusals import assert_clean_stderr, assert_refused, invoke
+from .servers import self_signed_certificate
 
 # ---------------------------------------------------------------------------------------------
 # 22.9: crashes where a clean error is due
@@ -466,39 +467,6 @@ def test_data_output_is_unchanged_and_json_stays_json() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _certificate(name: str, signer: Any = None) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) for 127.0.0.1, self-signed."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 class _MutualTls:
     """An API server stand-in on 127.0.0.1 that requires a client certificate, and a
     kubeconfig that inlines that certificate and its key as data (as `kind` and most cloud
@@ -508,8 +476,8 @@ class _MutualTls:
         import base64
         import ssl
 
-        self.server_cert, server_key = _certificate("127.0.0.1")
-        self.client_cert, self.client_key = _certificate("jwksdeploy-test-client")
+        self.server_cert, server_key = self_signed_certificate("127.0.0.1")
+        self.client_cert, self.client_key = self_signed_certificate("jwksdeploy-test-client")
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         (folder / "server.pem").write_bytes(self.server_cert)
         (folder / "server-key.pem").write_bytes(server_key)
