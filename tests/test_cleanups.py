@@ -14,7 +14,7 @@ import pytest
 
 from jwksdeploy import adopt
 from jwksdeploy.cli import cli
-from jwksdeploy.cli.common import VocabOption
+from jwksdeploy.cli.common import VocabOption, strict_numbers
 
 from .helpers import EXAMPLES, jwks_bytes, oct_key, run
 from .kube import Kube
@@ -31,6 +31,7 @@ def _option(path: str, flag: str) -> click.Option:
         assert isinstance(command, click.Group)
         found = command.get_command(context, part)
         assert found is not None, part
+        strict_numbers(found)  # as resolving it for a run does, whatever ran before this test
         command = found
     [option] = [p for p in command.params if isinstance(p, click.Option) and flag in p.opts]
     return option
