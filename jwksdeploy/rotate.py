@@ -271,20 +271,22 @@ def _write_local(
 ) -> str | None:
     """The private set first (the source of truth), the record, and the public set, derived
     from it, last: killed in between, the next step refuses the sets as out of step, naming
-    the repair. Returns the public set's text when its target is '-' (not written)."""
+    the repair. The public set beside the private one is always updated with it (a copy
+    elsewhere, or on stdout, is extra: the pair never goes out of step). Returns the public
+    set's text when `target` is '-'."""
     from .keys import public_set, to_json
     from .writes import OutputFile, write_files
 
     public = public_set(step.private, include_symmetric=True)
     symmetric = any(k.get("kty") == "oct" for k in public["keys"])
-    private_path = session.options.private_path
+    options = session.options
     outputs = [
-        OutputFile(private_path, to_json(step.private), True, True),
+        OutputFile(options.private_path, to_json(step.private), True, True),
         OutputFile(session.mirror, mirror_text(step.state, pending_from), False, True),
     ]
-    if target != "-":
-        replaces = target == session.options.public_path
-        outputs.append(OutputFile(target, to_json(public), symmetric, replaces))
+    if target not in ("-", options.public_path):
+        outputs.append(OutputFile(target, to_json(public), symmetric, False))
+    outputs.append(OutputFile(options.public_path, to_json(public), symmetric, True))
     write_files(outputs, force=force)
     return to_json(public) if target == "-" else None
 

@@ -1026,10 +1026,13 @@ def test_jwks_rotate_and_rotate_start_local_write_the_same_record(
         assert promote.exit_code == 12 and "too early to promote" in promote.stderr
 
 
-def test_add_to_with_out_dash_prints_the_public_set_and_keeps_the_file(tmp_path: Path) -> None:
+def test_add_to_with_out_dash_prints_the_public_set_and_keeps_the_pair_in_step(
+    tmp_path: Path,
+) -> None:
+    """Fixed: the public set on stdout left the --add-to file behind the private set, so the
+    next step refused the pair as out of step."""
     private, public = tmp_path / "jwks.private.json", tmp_path / "jwks.json"
     assert run("jwks", "generate", "--private", str(private), "--jwks", str(public)).exit_code == 0
-    before = public.read_bytes()
     result = run(
         "jwks", "generate", "--add-to", str(public), "--private", str(private), "--out", "-"
     )
@@ -1039,8 +1042,10 @@ def test_add_to_with_out_dash_prints_the_public_set_and_keeps_the_file(tmp_path:
         k["kid"] for k in json.loads(private.read_text())["keys"]
     ]
     assert len(printed["keys"]) == 2 and all("d" not in k for k in printed["keys"])
-    assert public.read_bytes() == before
+    assert json.loads(public.read_text()) == printed
     assert "updated" in result.stderr and "stdout" not in result.stderr
+    status = run("rotate", "status", "--local", "--private", str(private), "--jwks", str(public))
+    assert "out of step" not in status.stderr, status.stderr
 
 
 def test_a_private_set_with_a_public_only_key_is_refused_by_every_step(files: Files) -> None:

@@ -178,6 +178,7 @@ def _rotate(
     from ..rotate_session import RotateOptions
 
     target = out or public_path
+    copy = f" (and {target})" if target not in ("-", public_path) else ""
     step = StepOptions("start", key_spec=spec, kid=kid, keep=keep, public_out=out, force=force)
     result = run(RotateOptions(private_path, public_path), step)
     if result.public_text is not None:
@@ -193,7 +194,8 @@ def _rotate(
             f"dropped the oldest: {', '.join(json.dumps(d) for d in result.step.dropped)}", err=True
         )
     echo(
-        f"updated {private_path} and {target}; the new key is `next`: `token` keeps signing with "
+        f"updated {private_path} and {public_path}{copy}; the new key is `next`: `token` keeps "
+        "signing with "
         f"the active key. Deploy the public set now (`jwksdeploy apply`), then `jwksdeploy rotate "
         f"promote --local --private {private_path}` once gateways can have fetched it. (`jwks "
         "rotate` is `jwksdeploy rotate start --local`, which the cluster steps build on.)",
