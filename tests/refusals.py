@@ -23,10 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from hypothesis import HealthCheck, settings
 
 from jwksdeploy.cli import cli
 
 from .helpers import b64
+
+# Hostile-input properties spawn processes or servers per example: few examples, no deadline,
+# and function-scoped fixtures (tmp_path) are fine to share across them.
+HYPOTHESIS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 MARKER_TEXT = "SECRET-MARKER"
 # Any printed secret of ours starts with this (base64url of b"SECRET-MARKER-...").

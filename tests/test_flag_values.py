@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .helpers import key_pair_files, kubeconfig
 from .kube import Kube
 from .refusals import (
+    HYPOTHESIS,
     Outcome,
     assert_clean_stderr,
     assert_refused,
@@ -32,11 +33,6 @@ from .servers import closed_port
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-HYPOTHESIS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 VERIFY_TIMEOUT = flag("verify", "--request-timeout", "--timeout")
 FETCH_TIMEOUT = flag("gateway", "--fetch-timeout", "--timeout")
 

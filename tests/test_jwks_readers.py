@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .helpers import (
@@ -30,6 +30,7 @@ from .helpers import (
     valid_jwks,
 )
 from .refusals import (
+    HYPOTHESIS,
     Outcome,
     Snapshot,
     assert_clean_stderr,
@@ -48,11 +49,6 @@ from .servers import http_answer, jwks_server
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-HYPOTHESIS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 REFUSED_JWKS = (3, 4)  # malformed (InputError) or failed its checks (JwksRejected)
 
 

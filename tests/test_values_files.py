@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .helpers import REPO, billion_laughs, valid_jwks
 from .refusals import (
+    HYPOTHESIS,
     Outcome,
     Snapshot,
     assert_clean_stderr,
@@ -31,11 +32,6 @@ from .refusals import (
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-HYPOTHESIS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 DIGITS_5000 = "7" * 5000
 
 
