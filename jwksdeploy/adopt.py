@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ClusterRejected
-from .kube.resources import FIELD_MANAGER, FOREIGN, RECREATE_ORDER, ownership
+from .kube.resources import FIELD_MANAGER, FOREIGN, RECREATE_ORDER, Ownership, ownership
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # `kubectl apply` (client-side) records its fields as kubectl-client-side-apply (Update);
@@ -212,7 +212,7 @@ class ObjectPlan:
 
     obj: dict[str, Any]  # what we send
     live: dict[str, Any] | None
-    ownership: str
+    ownership: Ownership
     kubectl: list[str] = field(default_factory=list)  # kubectl managers whose fields move to us
     others: list[str] = field(default_factory=list)  # other tools' managers on a foreign object
     recreate: bool = False  # delete and create again (the Deployment under --recreate)
@@ -240,7 +240,7 @@ class NamespacePlan:
 
     @property
     def adopted(self) -> list[ObjectPlan]:
-        return [p for p in self.objects if p.ownership == FOREIGN]
+        return [p for p in self.objects if p.ownership.state == FOREIGN]
 
     @property
     def recreating(self) -> bool:
@@ -281,7 +281,7 @@ def plan_namespace(
                 live=current,
                 ownership=state,
                 kubectl=kubectl_managers(current),
-                others=other_managers(current, field_manager) if state == FOREIGN else [],
+                others=other_managers(current, field_manager) if state.state == FOREIGN else [],
                 recreate=obj["kind"] == "Deployment" and plan.old_selector is not None,
             )
         )

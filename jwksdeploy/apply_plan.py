@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .adopt import NamespacePlan, migrated_managed_fields, plan_namespace
-from .errors import ApplyConflict, Conflict, JwksDeployError
+from .errors import ApplyConflict, Conflict, ForeignObject, JwksDeployError
 from .kube.resources import VOLATILE_METADATA, resource_path
 
 if TYPE_CHECKING:
@@ -92,12 +92,13 @@ def plan_apply(
         plan = plan_namespace(namespace, group, live, instance, recreate, cluster.field_manager)
         for item in plan.objects:
             if item.others and not force:
-                raise ApplyConflict(
-                    f"{item.kind} {item.name!r} in {namespace!r} exists and is managed by "
-                    f"{', '.join(item.others)}, not by {cluster.field_manager} or kubectl. "
-                    "Nothing was changed. Re-run with --force-conflicts to take its fields "
-                    "over, or remove it from the other tool first.",
-                    managers=item.others,
+                raise ForeignObject(
+                    item.kind,
+                    item.name,
+                    namespace,
+                    item.others,
+                    cluster.field_manager,
+                    item.ownership.why,
                 )
         plans.append(plan)
     return plans

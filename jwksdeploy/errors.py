@@ -262,6 +262,37 @@ class FieldConflict(ApplyConflict):
         )
 
 
+class ForeignObject(ApplyConflict):
+    """A live object that is not ours (`why`: the label that decided) and that another tool
+    manages: refused before any write unless its fields are taken over (`flag`)."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        namespace: str,
+        managers: list[str],
+        field_manager: str,
+        why: str,
+        flag: str = "--force-conflicts",
+    ) -> None:
+        self.kind, self.name, self.namespace = kind, name, namespace
+        self.field_manager = field_manager
+        self.why = why
+        self.flag = flag
+        self.managers = managers
+        self.fields: list[str] = []
+        Conflict.__init__(self, self.format_message())
+
+    def format_message(self) -> str:
+        return (
+            f"{self.kind} {self.name!r} in {self.namespace!r} exists and is not ours ({self.why}): "
+            f"it is managed by {', '.join(self.managers)}, not by {self.field_manager} or "
+            f"kubectl. Nothing was changed. Re-run with {self.flag} to take its fields over, "
+            "or remove it from the other tool first."
+        )
+
+
 class AccessDenied(Forbidden):
     """A 403 for `verb` on `resource`, in `namespace` or at cluster scope."""
 

@@ -169,7 +169,7 @@ def managed_objects(
     found = {}
     for kind in MANAGED_KINDS:
         obj = cluster.get(kind, namespace, names[kind])
-        if obj is not None and ownership(obj, names["Deployment"]) == OURS:
+        if obj is not None and ownership(obj, names["Deployment"]).state == OURS:
             found[kind] = obj
     return found
 

@@ -31,6 +31,6 @@ def prune_candidates(
     for obj in live:
         meta = obj.get("metadata") or {}
         key = (obj.get("kind"), meta.get("name"))
-        if ownership(obj, instance) == OURS and key not in sent:
+        if ownership(obj, instance).state == OURS and key not in sent:
             out.append(str(meta.get("name")))
     return sorted(out)

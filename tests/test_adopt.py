@@ -232,6 +232,8 @@ def test_another_tool_is_refused_before_any_change_naming_it(kube: Kube) -> None
     result = kube.jwksdeploy("apply", "--jwks", JWKS, "-n", kube.namespace, "--no-wait")
     assert result.exit_code == 8
     assert "managed by helm, not by jwksdeploy or kubectl" in result.stderr
+    # the refusal says which label made it someone else's
+    assert "is not ours (it has no app.kubernetes.io/managed-by label)" in result.stderr
     assert "Nothing was changed" in result.stderr
     assert "--force-conflicts" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -533,10 +535,45 @@ def test_a_taken_over_service_keeps_its_node_port() -> None:
     # A nodePort the server allocated is owned by nobody: sending it would take it over.
     allocated = {**live, "metadata": {"managedFields": []}}
     assert "nodePort" not in adopt.keep_node_port(service, allocated)["spec"]["ports"][0]
-    assert ownership(None, NAME) == ABSENT
-    assert ownership({"metadata": {"labels": {"app": NAME}}}, NAME) == FOREIGN
+    assert ownership(None, NAME).state == ABSENT
+    assert ownership({"metadata": {"labels": {"app": NAME}}}, NAME).state == FOREIGN
     ours = {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": NAME}
-    assert ownership({"metadata": {"labels": ours}}, NAME) == OURS
+    assert ownership({"metadata": {"labels": ours}}, NAME).state == OURS
+
+
+@pytest.mark.parametrize(
+    ("labels", "state", "why"),
+    [
+        (None, ABSENT, "it does not exist"),
+        ({"app": NAME}, FOREIGN, "it has no app.kubernetes.io/managed-by label"),
+        (
+            {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": NAME},
+            FOREIGN,
+            "its app.kubernetes.io/managed-by label is 'Helm', not 'jwksdeploy'",
+        ),
+        (
+            {"app.kubernetes.io/managed-by": "jwksdeploy"},
+            FOREIGN,
+            "it has no app.kubernetes.io/instance label",
+        ),
+        (
+            {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": "other"},
+            FOREIGN,
+            f"its app.kubernetes.io/instance label is 'other', not {NAME!r}",
+        ),
+        (
+            {"app.kubernetes.io/managed-by": "jwksdeploy", "app.kubernetes.io/instance": NAME},
+            OURS,
+            "its app.kubernetes.io/managed-by and app.kubernetes.io/instance labels are ours",
+        ),
+    ],
+)
+def test_ownership_says_which_label_decided(
+    labels: dict[str, str] | None, state: str, why: str
+) -> None:
+    live = None if labels is None else {"metadata": {"labels": labels}}
+    decided = ownership(live, NAME)
+    assert (decided.state, decided.why) == (state, why)
 
 
 def test_recreate_flag_is_documented_in_help() -> None:

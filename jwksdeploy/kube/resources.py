@@ -3,6 +3,7 @@ paths, our labels and whether a live object is ours. No I/O here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 # kind -> (API path prefix, plural); namespaced unless the prefix has no {namespace}.
@@ -68,12 +69,34 @@ def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
     return labels
 
 
-def ownership(live: dict[str, Any] | None, instance: str) -> str:
-    """ours (our managed-by label and instance), absent, or foreign: the one test behind
-    adoption, prune and delete."""
+@dataclass(frozen=True)
+class Ownership:
+    """Whose a live object is, and the label (or its absence) that decided it."""
+
+    state: str  # OURS, ABSENT or FOREIGN
+    why: str
+
+
+def ownership(live: dict[str, Any] | None, instance: str) -> Ownership:
+    """ours (our managed-by label and instance), absent, or foreign, with why: the one test
+    behind adoption, prune and delete."""
     if live is None:
-        return ABSENT
+        return Ownership(ABSENT, "it does not exist")
     labels = labels_of(live)
-    if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE) == instance:
-        return OURS
-    return FOREIGN
+    managed_by = labels.get(MANAGED_BY)
+    if managed_by != MANAGED_BY_VALUE:
+        why = (
+            f"it has no {MANAGED_BY} label"
+            if managed_by is None
+            else f"its {MANAGED_BY} label is {managed_by!r}, not {MANAGED_BY_VALUE!r}"
+        )
+        return Ownership(FOREIGN, why)
+    found = labels.get(INSTANCE)
+    if found != instance:
+        why = (
+            f"it has no {INSTANCE} label"
+            if found is None
+            else f"its {INSTANCE} label is {found!r}, not {instance!r}"
+        )
+        return Ownership(FOREIGN, why)
+    return Ownership(OURS, f"its {MANAGED_BY} and {INSTANCE} labels are ours")
