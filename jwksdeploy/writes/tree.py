@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from ..errors import OutputError
 from .atomic import (
     DIR_FLAGS,
-    Change,
-    ChangeFailed,
-    apply_changes,
     check_path_text,
+    drop,
     locked,
+    put,
     read_small,
     sha256_of,
+    stage,
     sweep,
 )
 from .plan import (
@@ -110,10 +110,6 @@ class _Root:
         with contextlib.suppress(OSError):
             fd, name = self.at(path)
             os.rmdir(name, dir_fd=fd)
-
-    def change(self, path: str, data: bytes | None) -> Change:
-        fd, name = self.at(path)
-        return Change(name, data, 0o644, fd)
 
 
 @dataclass(frozen=True)
@@ -212,46 +208,56 @@ def _read_failure(directory: str, exc: OSError) -> OutputError:
 
 
 def _write(root: _Root, directory: str, plan: TreePlan, old: bytes | None) -> None:
-    """The interim manifest, the directories, the files and removals, the final manifest;
-    a failure before the final one puts everything back."""
-    current, made = MANIFEST, []
+    """The interim manifest and the directories, every file staged, then each put in place,
+    then the final manifest. A failure before the first file lands puts the manifest back and
+    removes the new directories; after it there is no undo: the interim manifest proves the
+    tree ours, and a rerun finishes it."""
+    current, made, landed = MANIFEST, [], 0
     paths = [*plan.writes, *plan.removes]
+    staged: list[tuple[str, int | None]] = []
     try:
         if plan.interim != plan.manifest and paths:
-            apply_changes([root.change(MANIFEST, manifest_json(plan.interim).encode())])
+            _replace(root, MANIFEST, manifest_json(plan.interim).encode())
         for current in plan.mkdirs:
             fd, name = root.at(current)
             os.mkdir(name, 0o755, dir_fd=fd)
             made.append(current)
-        current = MANIFEST
-        apply_changes(
-            [root.change(path, content.encode()) for path, content in plan.writes.items()]
-            + [root.change(path, None) for path in plan.removes]
-        )
-    except (OSError, ChangeFailed) as exc:
-        error = exc.error if isinstance(exc, ChangeFailed) else exc
-        outcome = "Nothing was changed."
-        if isinstance(exc, ChangeFailed) and current == MANIFEST and paths:
-            current = paths[exc.index]
-        if isinstance(exc, ChangeFailed) and not exc.undone:
-            outcome = "Some files were replaced and could not be put back; rerun once it is fixed."
-        else:
+        for current, content in plan.writes.items():
+            fd, name = root.at(current)
+            staged.append((stage(name, content.encode(), 0o644, fd), fd))
+        for landed, current in enumerate(paths):
+            fd, name = root.at(current)
+            put(staged[landed][0] if landed < len(staged) else None, name, fd)
+        landed = len(paths)
+    except OSError as exc:
+        drop(staged[landed:])
+        outcome = "Some files were replaced; rerun once it is fixed."
+        if not landed:
+            outcome = "Nothing was changed."
             for made_dir in reversed(made):
                 root.rmdir(made_dir)
-            with contextlib.suppress(ChangeFailed):
-                apply_changes([root.change(MANIFEST, old)])
-        assert isinstance(error, OSError)
+            with contextlib.suppress(OSError):
+                _replace(root, MANIFEST, old)
         raise OutputError(
-            f"cannot write {shown_path(directory, current)}: {error.strerror}. {outcome} Check "
+            f"cannot write {shown_path(directory, current)}: {exc.strerror}. {outcome} Check "
             "that the directory is writable and its files are not immutable (lsattr)."
         ) from None
     for path in plan.rmdirs:
         root.rmdir(path)
     if plan.manifest_changed or plan.interim != plan.manifest:
         try:
-            apply_changes([root.change(MANIFEST, manifest_json(plan.manifest).encode())])
-        except ChangeFailed as exc:
+            _replace(root, MANIFEST, manifest_json(plan.manifest).encode())
+        except OSError as exc:
             raise OutputError(
-                f"cannot write {shown_path(directory, MANIFEST)}: {exc.error.strerror}. The "
+                f"cannot write {shown_path(directory, MANIFEST)}: {exc.strerror}. The "
                 "files are written; rerun once it is fixed to record them."
             ) from None
+
+
+def _replace(root: _Root, path: str, data: bytes | None) -> None:
+    """Replace a file at the top of the tree (data None: remove it if there)."""
+    try:
+        put(None if data is None else stage(path, data, 0o644, root.fd), path, root.fd)
+    except FileNotFoundError:
+        if data is not None:
+            raise
