@@ -23,9 +23,9 @@ from click.testing import Result
 from jwksdeploy import writes
 from jwksdeploy.errors import OutputError
 from jwksdeploy.writes import MANIFEST, OutputFile
-from jwksdeploy.writes import plan as trees
+from jwksdeploy.writes import tree as trees
 from jwksdeploy.writes.atomic import sha256_of
-from jwksdeploy.writes.plan import MISSING, Manifest, OnDisk, Owned, plan_tree
+from jwksdeploy.writes.tree import MISSING, Manifest, OnDisk, Owned, plan_tree
 
 from .helpers import EXAMPLES, REPO, run
 
