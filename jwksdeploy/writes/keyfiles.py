@@ -8,7 +8,6 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..errors import OutputError
 from ..files import refuse_tracked_secret
@@ -131,21 +130,3 @@ def _failure(outputs: Sequence[OutputFile], index: int, error: OSError, staged: 
         f"cannot replace {current!r}: {error.strerror}. Is it immutable or append-only "
         f"(lsattr), or its directory read-only? Nothing was written: {unchanged} unchanged too."
     )
-
-
-def out_of_step_detail(paths: Sequence[str]) -> str:
-    """Which of two files changed last, for an out-of-step refusal."""
-    stamps: list[tuple[float, str]] = []
-    for path in paths:
-        with contextlib.suppress(OSError):
-            stamps.append((os.stat(path).st_mtime, path))
-    if len(stamps) != 2:
-        return ""
-    (older_time, older), (newer_time, newer) = sorted(stamps)
-    if newer_time == older_time:
-        return f"{older} and {newer} were modified at the same time ({_when(newer_time)})."
-    return f"{newer} is the newer file (modified {_when(newer_time)}; {older} {_when(older_time)})."
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
