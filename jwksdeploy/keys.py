@@ -8,8 +8,12 @@ is generated, so `render`, `--help` and oct secrets never pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InputError, JwksRejected
@@ -210,8 +214,6 @@ def refuse_out_of_step(
     projection (the same keys in the same order), naming the newer file and the repair, so
     a rotation can never publish a key whose private half was lost, or sign with an
     unpublished one."""
-    from .writes import out_of_step_detail
-
     keys = [key for key in private["keys"] if isinstance(key, dict)]
     for index, key in enumerate(keys):
         if not has_private_half(key):
@@ -229,6 +231,24 @@ def refuse_out_of_step(
         f"--private {private_path} --jwks {public_path} --force` (add --include-symmetric for "
         "oct keys); otherwise restore the private set from your backup."
     )
+
+
+def out_of_step_detail(paths: Sequence[str]) -> str:
+    """Which of two files changed last, for an out-of-step refusal."""
+    stamps: list[tuple[float, str]] = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            stamps.append((os.stat(path).st_mtime, path))
+    if len(stamps) != 2:
+        return ""
+    (older_time, older), (newer_time, newer) = sorted(stamps)
+    if newer_time == older_time:
+        return f"{older} and {newer} were modified at the same time ({_when(newer_time)})."
+    return f"{newer} is the newer file (modified {_when(newer_time)}; {older} {_when(older_time)})."
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _kids(keys: list[Any]) -> str:

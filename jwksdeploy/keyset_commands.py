@@ -32,8 +32,9 @@ def write_sets(
     extra: Sequence[OutputFile] = (),
 ) -> str | None:
     """The private set first (the source of truth), then `extra`, then the public set; a
-    failure puts back what was written before it. Returns the public set's text when it goes
-    to stdout (public_path '-'), for the caller to print.
+    failure after the first leaves them out of step, refused by the next key command.
+    Returns the public set's text when it goes to stdout (public_path '-'), for the caller
+    to print.
 
     `replaces`: both files are updated in place."""
     from .keys import to_json

@@ -1,6 +1,7 @@
 """Owned writes: --output-dir replaces only what jwksdeploy wrote, key files are written
-private set first and put back together when one fails, and a run killed at any point leaves
-every file old or new (never torn), no private key behind, and a rerun that converges."""
+private set first (a failure after it is refused next time and repaired), and a run killed
+at any point leaves every file old or new (never torn), no private key behind, and a rerun
+that converges."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from click.testing import Result
 from jwksdeploy import writes
 from jwksdeploy.errors import OutputError
 from jwksdeploy.writes import MANIFEST, OutputFile
-from jwksdeploy.writes import plan as trees
+from jwksdeploy.writes import tree as trees
 from jwksdeploy.writes.atomic import sha256_of
-from jwksdeploy.writes.plan import MISSING, Manifest, OnDisk, Owned, plan_tree
+from jwksdeploy.writes.tree import MISSING, Manifest, OnDisk, Owned, plan_tree
 
 from .helpers import EXAMPLES, REPO, run
 
@@ -285,6 +286,34 @@ def test_an_immutable_file_stops_the_tree_before_anything_changes(tmp_path: Path
         error = the_error(result)
         assert "deployment-remote-jwks-go.yaml" in error and "Nothing was changed" in error
     assert snapshot(out) == before
+
+
+def test_a_replace_that_fails_after_others_landed_says_so_and_a_rerun_finishes(
+    tmp_path: Path,
+) -> None:
+    """No undo (dropped): the files before it stay new, the interim manifest proves them
+    ours, and rerunning once the cause is gone converges without --force."""
+    out = tmp_path / "out"
+    writes.write_tree(str(out), TREE_OLD, "render")
+    real = os.replace
+
+    def failing(source: Any, target: Any, **kwargs: Any) -> None:
+        if target == "w.yaml":
+            raise OSError(5, "Input/output error", target)
+        real(source, target, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "replace", failing)
+        with pytest.raises(OutputError) as failed:
+            writes.write_tree(str(out), {"a/x.yaml": "x: 2\n", "a/w.yaml": "w: 1\n"}, "render")
+    message = str(failed.value)
+    assert "w.yaml: Input/output error" in message and "Some files were replaced" in message
+    assert (out / "a" / "x.yaml").read_text() == "x: 2\n" and not (out / "a" / "w.yaml").exists()
+    assert staging_leftovers(snapshot(out)) == []
+    writes.write_tree(str(out), TREE_NEW, "render")
+    assert sorted(manifest_of(out)["files"]) == sorted(TREE_NEW)
+    for path, content in TREE_NEW.items():
+        assert (out / path).read_text() == content
 
 
 def test_a_failed_render_into_a_new_directory_leaves_no_directory(tmp_path: Path) -> None:
@@ -663,31 +692,49 @@ def kids(path: Path) -> list[str]:
     return [key["kid"] for key in json.loads(path.read_text())["keys"]]
 
 
-def test_generate_force_over_an_immutable_public_set_changes_neither(tmp_path: Path) -> None:
+def refused_then_repaired(private: Path, public: Path) -> None:
+    """The next key command refuses the sets as out of step and names `jwks public`, which
+    brings them back in step from the private set."""
+    files = ("--private", str(private), "--jwks", str(public))
+    refused = run("rotate", "status", "--local", *files)
+    assert refused.exit_code == 3
+    error = the_error(refused)
+    repair = f"jwksdeploy jwks public --private {private} --jwks {public} --force"
+    assert "out of step" in error and repair in error
+    assert run(*repair.split()[1:]).exit_code == 0
+    assert run("rotate", "status", "--local", *files).exit_code == 0
+    assert kids(private) == kids(public)
+
+
+def test_generate_force_over_an_immutable_public_set_keeps_the_new_private_set(
+    tmp_path: Path,
+) -> None:
+    """No undo (dropped): the private set and its record land first and stay; the public set
+    is left old, refused as out of step next time and re-derived by `jwks public`."""
     private, public = key_paths(tmp_path)
     assert generate(private, public).exit_code == 0
-    before = snapshot(tmp_path)
+    old_public = public.read_bytes()
     with immutable(public):
         result = generate(private, public, "--force")
         assert result.exit_code == 5
         error = the_error(result)
-        assert f"cannot replace {str(public)!r}" in error and "Nothing was written" in error
-        # The rotation record next to the private set is replaced with it, so listed too.
-        assert f"{str(private)!r} and " in error and "unchanged too" in error
-    assert snapshot(tmp_path) == before
+        assert f"cannot replace {str(public)!r}" in error
+        assert f"after {str(private)!r} and " in error and "were written" in error
+        assert "out of step" in error
+        assert public.read_bytes() == old_public and kids(private) != kids(public)
+    refused_then_repaired(private, public)
+    assert staging_leftovers(snapshot(tmp_path)) == []
 
 
-def test_rotate_with_an_immutable_public_set_changes_neither(tmp_path: Path) -> None:
+def test_rotate_with_an_immutable_public_set_is_refused_then_repaired(tmp_path: Path) -> None:
     private, public = key_paths(tmp_path)
     assert generate(private, public).exit_code == 0
-    before = snapshot(tmp_path)
     with immutable(public):
         result = rotate(private, public)
         assert result.exit_code == 5
-        assert "immutable" in the_error(result)
-    assert snapshot(tmp_path) == before
-    assert rotate(private, public).exit_code == 0
-    assert kids(private) == kids(public) and len(kids(public)) == 2
+        assert "out of step" in the_error(result)
+    assert len(kids(private)) == 2 and len(kids(public)) == 1  # the new key is never lost
+    refused_then_repaired(private, public)
 
 
 @pytest.mark.parametrize("blocker", ["directory", "parent-is-a-file"])
@@ -718,12 +765,13 @@ def test_a_public_target_that_cannot_be_written_changes_nothing(
     assert snapshot(tmp_path) == before
 
 
-def test_a_second_replace_that_fails_puts_the_first_back(tmp_path: Path) -> None:
+def test_a_failed_public_replace_keeps_the_private_set_and_says_so(tmp_path: Path) -> None:
     """os.replace failing on the public set after the private set was replaced (e.g. the
-    disk failing): the private set's backup is restored."""
+    disk failing): no undo (dropped), the error names what was written, the next command
+    refuses the pair and `jwks public` repairs it. Portable: works where chattr does not."""
     private, public = key_paths(tmp_path)
     assert generate(private, public).exit_code == 0
-    before = snapshot(tmp_path)
+    old_public = public.read_bytes()
     real = os.replace
 
     def failing(source: Any, target: Any, **kwargs: Any) -> None:
@@ -736,8 +784,10 @@ def test_a_second_replace_that_fails_puts_the_first_back(tmp_path: Path) -> None
         result = rotate(private, public)
     assert result.exit_code == 5
     error = the_error(result)
-    assert "Input/output error" in error and "Nothing was written" in error
-    assert snapshot(tmp_path) == before
+    assert "Input/output error" in error and f"after {str(private)!r}" in error
+    assert public.read_bytes() == old_public and len(kids(private)) == 2
+    assert staging_leftovers(snapshot(tmp_path)) == []
+    refused_then_repaired(private, public)
 
 
 def test_a_key_write_killed_at_any_step_leaves_each_file_old_or_new(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """What every owned write shares: a directory lock that also clears what a killed run left,
-and a group of files replaced one at a time, each atomically (a temp file beside it, fsync,
-rename, fsync the directory), put back from memory when one of them fails."""
+and files replaced each atomically (a temp file beside it, fsync, rename, fsync the directory).
+A group of files is staged first and then put in place in order, with no undo: a failure
+while putting one leaves the earlier ones new (docs/reference.md, "Output directories")."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from ..errors import OutputError
 
@@ -47,8 +47,8 @@ _HELD = _Held()
 @contextlib.contextmanager
 def locked(fd: int, directory: str) -> Iterator[None]:
     """An exclusive flock on a directory, so writers into it take turns; taking it removes
-    the temp files a killed writer left there (safe only under the lock, so no lock, no
-    write). Reentrant within a thread."""
+    the temp files a killed writer left there (safe only under the lock). Reentrant within
+    a thread."""
     import fcntl
 
     info = os.fstat(fd)
@@ -82,8 +82,8 @@ def locked(fd: int, directory: str) -> Iterator[None]:
 
 
 def sweep(fd: int) -> None:
-    """Remove our temp files (prefix and .tmp) from a directory whose lock we hold: a killed
-    run's, which may be a second hard link of a private set."""
+    """Remove our temp files from a directory whose lock we hold: a killed run's, which may
+    be a second hard link of a private set."""
     with contextlib.suppress(OSError):
         for name in os.listdir(fd):
             if name.startswith(STAGING_PREFIX) and name.endswith(".tmp"):
@@ -111,28 +111,7 @@ def read_small(fd: int | None, path: str) -> bytes | None:
     return data
 
 
-@dataclass(frozen=True)
-class Change:
-    """One file to write (or remove, data None); `path` is relative to `dir_fd` when given.
-    A file that must not exist yet (`clobber` False) is linked into place, never over one."""
-
-    path: str
-    data: bytes | None
-    mode: int = 0o644
-    dir_fd: int | None = None
-    clobber: bool = True
-
-
-class ChangeFailed(Exception):
-    """Change number `index` failed (`staged`: while putting it in place); `undone`: the
-    ones before it were put back."""
-
-    def __init__(self, index: int, error: OSError, staged: bool, undone: bool) -> None:
-        super().__init__(error.strerror)
-        self.index, self.error, self.staged, self.undone = index, error, staged, undone
-
-
-def stage(path: str, data: bytes, mode: int, dir_fd: int | None) -> str:
+def stage(path: str, data: bytes, mode: int, dir_fd: int | None = None) -> str:
     """A temp file beside path, complete and on disk; 0600 from creation whatever `mode`."""
     temp = os.path.join(os.path.dirname(path), f"{STAGING_PREFIX}{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -152,7 +131,18 @@ def stage(path: str, data: bytes, mode: int, dir_fd: int | None) -> str:
     return temp
 
 
-def _sync_dir(path: str, dir_fd: int | None) -> None:
+def put(temp: str | None, path: str, dir_fd: int | None = None, clobber: bool = True) -> None:
+    """Move a staged file into place (temp None: remove path), then fsync the directory.
+    Without `clobber` the file is linked in, so one that appeared meanwhile is never replaced
+    (FileExistsError)."""
+    fds = {"src_dir_fd": dir_fd, "dst_dir_fd": dir_fd}
+    if temp is None:
+        os.unlink(path, dir_fd=dir_fd)
+    elif clobber:
+        os.replace(temp, path, **fds)
+    else:
+        os.link(temp, path, follow_symlinks=False, **fds)
+        os.unlink(temp, dir_fd=dir_fd)
     with contextlib.suppress(OSError):
         handle = os.open(os.path.dirname(path) or ".", DIR_FLAGS, dir_fd=dir_fd)
         try:
@@ -161,68 +151,8 @@ def _sync_dir(path: str, dir_fd: int | None) -> None:
             os.close(handle)
 
 
-def _put(change: Change, temp: str | None) -> None:
-    fds = {"src_dir_fd": change.dir_fd, "dst_dir_fd": change.dir_fd}
-    if temp is None:
-        os.unlink(change.path, dir_fd=change.dir_fd)
-    elif change.clobber:
-        os.replace(temp, change.path, **fds)
-    else:
-        os.link(temp, change.path, follow_symlinks=False, **fds)  # EEXIST: never over a file
-        os.unlink(temp, dir_fd=change.dir_fd)
-    _sync_dir(change.path, change.dir_fd)
-
-
-def _before(change: Change) -> Change | None:
-    """The change that puts back what change.path holds now, kept in memory (never a second
-    link on disk); None for a symbolic link, which --force replaces for good."""
-    try:
-        info = os.stat(change.path, dir_fd=change.dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return Change(change.path, None, dir_fd=change.dir_fd)
-    if stat.S_ISLNK(info.st_mode):
-        return None
-    try:
-        data = read_small(change.dir_fd, change.path)
-    except ValueError:  # not a regular file, or huge: replaced for good, as --force asked
-        return None
-    return Change(change.path, data, stat.S_IMODE(info.st_mode), change.dir_fd)
-
-
-def apply_changes(changes: Sequence[Change]) -> None:
-    """Stage every file, then put each in place; when one fails, the earlier ones are put
-    back (ChangeFailed). Killed, each file is old or new, and the next lock of its directory
-    removes the temp files left."""
-    temps: list[str | None] = []
-    befores: list[Change | None] = []
-    for index, change in enumerate(changes):
-        try:
-            befores.append(_before(change))
-            temps.append(_stage(change))
-        except OSError as exc:
-            _drop(changes, temps)
-            raise ChangeFailed(index, exc, staged=False, undone=True) from None
-    for index, change in enumerate(changes):
-        try:
-            _put(change, temps[index])
-        except OSError as exc:
-            _drop(changes[index:], temps[index:])
-            try:
-                for back in reversed(befores[:index]):
-                    if back is not None:
-                        _put(back, _stage(back))
-            except OSError:
-                raise ChangeFailed(index, exc, staged=True, undone=False) from None
-            raise ChangeFailed(index, exc, staged=True, undone=True) from None
-
-
-def _stage(change: Change) -> str | None:
-    data = change.data
-    return None if data is None else stage(change.path, data, change.mode, change.dir_fd)
-
-
-def _drop(changes: Sequence[Change], temps: Sequence[str | None]) -> None:
-    for change, temp in zip(changes, temps, strict=False):
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=change.dir_fd)
+def drop(temps: list[tuple[str, int | None]]) -> None:
+    """Remove staged files that will not be put in place."""
+    for temp, dir_fd in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(temp, dir_fd=dir_fd)

@@ -8,11 +8,10 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..errors import OutputError
 from ..files import refuse_tracked_secret
-from .atomic import DIR_FLAGS, Change, ChangeFailed, apply_changes, check_path_text, locked
+from .atomic import DIR_FLAGS, check_path_text, drop, locked, put, stage
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,10 @@ def key_files_locked(paths: Sequence[str]) -> Iterator[None]:
 
 
 def write_files(outputs: Sequence[OutputFile], force: bool) -> None:
-    """Write several files in order (the private set first); when one fails the ones before
-    it are put back. Without force an existing target is refused, and a new file is linked
-    into place, so one created meanwhile is never overwritten either."""
+    """Write several files in order (the private set first): all staged, then each put in
+    place. A failure while staging changes nothing; one while putting a later file leaves the
+    earlier ones new (no undo). Without force an existing target is refused, and a new file
+    is linked into place, so one created meanwhile is never overwritten either."""
     for output in outputs:
         check_path_text("an output path", output.path)
     for index, output in enumerate(outputs):
@@ -87,61 +87,46 @@ def write_files(outputs: Sequence[OutputFile], force: bool) -> None:
                 )
             if output.secret:
                 refuse_tracked_secret(output.path)
-        changes = [
-            Change(
-                os.path.abspath(output.path),
-                output.content.encode("utf-8"),
-                0o600 if output.secret else 0o644,
-                clobber=force or output.replaces,
-            )
-            for output in outputs
-        ]
+        staged: list[tuple[str, int | None]] = []
         try:
-            apply_changes(changes)
-        except ChangeFailed as failed:
-            raise OutputError(_failure(outputs, failed)) from None
+            for output in outputs:
+                mode = 0o600 if output.secret else 0o644
+                data = output.content.encode("utf-8")
+                staged.append((stage(os.path.abspath(output.path), data, mode), None))
+        except OSError as exc:
+            drop(staged)
+            raise OutputError(_failure(outputs, len(staged), exc, staged=False)) from None
+        for index, output in enumerate(outputs):
+            try:
+                put(staged[index][0], os.path.abspath(output.path), None, force or output.replaces)
+            except OSError as exc:
+                drop(staged[index:])
+                raise OutputError(_failure(outputs, index, exc, staged=True)) from None
 
 
-def _failure(outputs: Sequence[OutputFile], failed: ChangeFailed) -> str:
-    current = outputs[failed.index].path
+def _failure(outputs: Sequence[OutputFile], index: int, error: OSError, staged: bool) -> str:
+    current = outputs[index].path
+    if staged and index:  # no undo: the ones before it are new (docs/reference.md, Key files)
+        written = " and ".join(repr(o.path) for o in outputs[:index])
+        return (
+            f"cannot replace {current!r}: {error.strerror}, after {written} "
+            f"{'was' if index == 1 else 'were'} written. The next key command refuses the "
+            "files as out of step and says how to bring them back in step."
+        )
     others = [repr(o.path) for o in outputs if o.path != current]
     verb = "is" if len(others) == 1 else "are"
     unchanged = f"{' and '.join(others)} {verb}" if others else "it is"
-    if isinstance(failed.error, FileExistsError):
+    if isinstance(error, FileExistsError):
         return (
             f"{current!r} appeared while writing. Pass --force to overwrite it, or choose "
             "another path. Nothing was written."
         )
-    if not failed.staged:
+    if not staged:
         return (
-            f"cannot write {current!r}: {failed.error.strerror}. Check that its directory exists "
+            f"cannot write {current!r}: {error.strerror}. Check that its directory exists "
             "and is writable. Nothing was written."
         )
-    if not failed.undone:
-        return (
-            f"cannot replace {current!r}: {failed.error.strerror}, and putting back the files "
-            f"written before it failed too. The next key command refuses the files as out of "
-            "step and says how to bring them back in step."
-        )
     return (
-        f"cannot replace {current!r}: {failed.error.strerror}. Is it immutable or append-only "
+        f"cannot replace {current!r}: {error.strerror}. Is it immutable or append-only "
         f"(lsattr), or its directory read-only? Nothing was written: {unchanged} unchanged too."
     )
-
-
-def out_of_step_detail(paths: Sequence[str]) -> str:
-    """Which of two files changed last, for an out-of-step refusal."""
-    stamps: list[tuple[float, str]] = []
-    for path in paths:
-        with contextlib.suppress(OSError):
-            stamps.append((os.stat(path).st_mtime, path))
-    if len(stamps) != 2:
-        return ""
-    (older_time, older), (newer_time, newer) = sorted(stamps)
-    if newer_time == older_time:
-        return f"{older} and {newer} were modified at the same time ({_when(newer_time)})."
-    return f"{newer} is the newer file (modified {_when(newer_time)}; {older} {_when(older_time)})."
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
